@@ -1,0 +1,3 @@
+"""backerd: the Danmere Backer VHS tape drive as a Linux st-like tape device."""
+
+__version__ = "0.1.0"

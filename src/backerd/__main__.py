@@ -1,0 +1,3 @@
+from backerd.cli import main
+
+raise SystemExit(main())

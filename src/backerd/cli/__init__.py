@@ -1,0 +1,61 @@
+"""Command-line entry point.
+
+Each subcommand lives in its own module ``backerd.cli.<name>`` exposing
+``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only when
+their command runs, so ``backerd decode`` never pays for trio or the daemon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from backerd import __version__
+from backerd.errors import BackerError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "encode": ("backerd.cli.encode", "encode user bytes (stdin) into a raw Backer stream (stdout)"),
+    "decode": ("backerd.cli.decode", "decode a raw Backer stream (stdin) into user bytes (stdout)"),
+    "serve": ("backerd.cli.serve", "run the tape device daemon in the foreground"),
+    "status": ("backerd.cli.status", "show the state of a running daemon's units"),
+    "cassette": ("backerd.cli.cassette", "create and inspect simulated cassette images"),
+    "demo": ("backerd.cli.demo", "a self-contained run of the main job on a simulated VCR"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="backerd", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"backerd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            p.set_defaults(_missing=True)
+            continue
+        module.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_missing", False):
+        parser.error(f"command {args.command!r} is not available in this build")
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.run(args) or 0)
+    except BackerError as exc:
+        print(f"backerd {args.command}: {exc.message}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print(f"backerd {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141

@@ -1,0 +1,70 @@
+"""One error tree for the whole product.
+
+Every error carries a one-line message for people, an errno for the kernel reply
+and an exit status for the command line, so the mapping lives in one place.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+
+
+class BackerError(Exception):
+    """Base of every error the product raises on purpose."""
+
+    errno: int = _errno.EIO
+    exit_status: int = 1
+
+    def __init__(self, message: str, *, errno: int | None = None) -> None:
+        super().__init__(message)
+        if errno is not None:
+            self.errno = errno
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class UsageError(BackerError):
+    """The caller asked for something that does not exist or makes no sense."""
+
+    errno = _errno.EINVAL
+    exit_status = 2
+
+
+class FormatError(BackerError):
+    """A stream is not a valid Backer stream in the requested mode/format."""
+
+    errno = _errno.EIO
+    exit_status = 3
+
+
+class MediumError(BackerError):
+    """Data on the medium could not be recovered (after all correction)."""
+
+    errno = _errno.EIO
+    exit_status = 4
+
+
+class TapeError(BackerError):
+    """An st operation failed; errno is what the device returns to the caller."""
+
+    exit_status = 5
+
+
+class ProtocolError(BackerError):
+    """The kernel sent a request that violates the FUSE/CUSE protocol."""
+
+    errno = _errno.EPROTO
+    exit_status = 6
+
+
+class HardwareUnavailable(BackerError):
+    """A hardware interface (card, port, /dev/cuse, LIRC) is missing or busy."""
+
+    errno = _errno.ENODEV
+    exit_status = 7
+
+
+class ConfigError(UsageError):
+    """The configuration file is invalid."""
