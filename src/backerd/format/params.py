@@ -157,10 +157,8 @@ def _formatted(name: str, fmt: str) -> ModeParams:
     else:
         ki, klen = _OLD_KEYS[name]
         key_first = False
-        if fmt == "3.101":
-            threshold = -(-21 * klen // 64)
-        else:
-            threshold = -(-3 * klen // 10)
+        # 3.101: weight floor(64m/K) >= 21; 3.3: 100m/K >= 30
+        threshold = -(-21 * klen // 64) if fmt == "3.101" else -(-3 * klen // 10)
         if codec == "sp":
             inter, n, k = _OLD_SP_RS[fmt][name]
     payload = active - klen

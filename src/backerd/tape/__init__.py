@@ -1,0 +1,1 @@
+"""tape package."""
