@@ -1,0 +1,219 @@
+"""The bkrenhanced outer code of releases 3.1-3.101 (spec 11.1).
+
+Theory of operation: a group is 255 sectors of C bytes. In memory it is a buffer
+G = parity area [0, 20C) + data area [20C, 255C); codeword b (0 <= b < C) owns data
+bytes [235b, 235b+235) and parity bytes [20b, 20b+20) and is RS(255,235) (spec 6.4).
+On tape the group is transposed: sector j carries symbol j of every codeword, parity
+symbols first. So sector j of a group *is* codeword position j: a lost sector is an
+erasure at position j, and a codeword that cannot be corrected loses exactly the 235
+contiguous user bytes it carries. The data area holds up to Cg = 235C - 4 user bytes,
+zero padded, then the group length as a little-endian signed 32-bit int. An input
+whose length is a multiple of Cg (including 0) ends with an extra group of length 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from backerd.format.rs import rs_code
+
+GROUP_SECTORS = 255
+DATA_SECTORS = 235
+PARITY_SECTORS = GROUP_SECTORS - DATA_SECTORS  # 20: the most erasures one group survives
+
+
+def group_capacity(capacity: int) -> int:
+    """User bytes per group for sectors of `capacity` bytes."""
+    return DATA_SECTORS * capacity - 4
+
+
+def encode_groups(data: bytes, capacity: int, lengths: list[int] | None = None) -> bytes:
+    """Encode whole groups: `data` is len(lengths) * Cg bytes (zero padded per group)."""
+    cg = group_capacity(capacity)
+    n_groups = len(data) // cg
+    if n_groups * cg != len(data):
+        raise ValueError("encode_groups needs whole groups")
+    if lengths is None:
+        lengths = [cg] * n_groups
+    area = np.zeros((n_groups, DATA_SECTORS * capacity), np.uint8)
+    area[:, :cg] = np.frombuffer(data, np.uint8).reshape(n_groups, cg)
+    area[:, cg:] = np.asarray(lengths, "<i4").view(np.uint8).reshape(n_groups, 4)
+    code = rs_code(GROUP_SECTORS, DATA_SECTORS)
+    parity = code.encode(area.reshape(n_groups * capacity, DATA_SECTORS))
+    # (groups, C codewords, 255 positions) -> (groups, 255 sectors, C bytes)
+    cw = np.concatenate(
+        [parity.reshape(n_groups, capacity, PARITY_SECTORS),
+         area.reshape(n_groups, capacity, DATA_SECTORS)],
+        axis=2,
+    )
+    return np.ascontiguousarray(cw.transpose(0, 2, 1)).tobytes()
+
+
+class BkrEnhancedEncoder:
+    """Streaming bkrenhanced encoder: `write(data) -> bytes` of whole groups, `close()`."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.group_capacity = group_capacity(capacity)
+        self._pending = bytearray()
+        self._closed = False
+
+    def write(self, data: bytes) -> bytes:
+        self._pending += data
+        cg = self.group_capacity
+        n_groups = len(self._pending) // cg
+        if not n_groups:
+            return b""
+        out = encode_groups(bytes(self._pending[: n_groups * cg]), self.capacity)
+        del self._pending[: n_groups * cg]
+        return out
+
+    def close(self) -> bytes:
+        """The last group: the remainder, or an empty group after a whole number."""
+        if self._closed:
+            return b""
+        self._closed = True
+        n = len(self._pending)
+        padded = bytes(self._pending) + bytes(self.group_capacity - n)
+        self._pending.clear()
+        return encode_groups(padded, self.capacity, [n])
+
+
+def encode(data: bytes, capacity: int) -> bytes:
+    """The whole bkrenhanced stream of `data` (what `bkrenhanced` wrote to the device)."""
+    enc = BkrEnhancedEncoder(capacity)
+    return enc.write(data) + enc.close()
+
+
+@dataclass
+class GroupReport:
+    """What decoding one group found (for statistics and lost-range reporting)."""
+
+    index: int
+    lost_sectors: int
+    corrected: int  # symbols corrected over all codewords
+    worst: int  # most symbols corrected in one codeword
+    failed_codewords: int
+    length_known: bool
+
+
+@dataclass
+class BkrEnhancedDecoder:
+    """Streaming group decoder for the reader.
+
+    `push(sector_bytes)` takes the next data sector of the recording in order (its C
+    bytes), or None for a sector the inner decoder lost; it returns the user bytes of
+    every group completed by it (usually b""). `finish()` decodes a trailing partial
+    group, treating its missing sectors as lost. User byte ranges that could not be
+    recovered are appended to `lost` as (offset, length) in the output stream; their
+    bytes are still delivered (as received) so offsets of later data stay right.
+    `reports` keeps one GroupReport per decoded group.
+    """
+
+    capacity: int
+    lost: list[tuple[int, int]] = field(default_factory=list)
+    reports: list[GroupReport] = field(default_factory=list)
+    bytes_out: int = 0
+
+    def __post_init__(self) -> None:
+        self.group_capacity = group_capacity(self.capacity)
+        self._sectors = np.zeros((GROUP_SECTORS, self.capacity), np.uint8)
+        self._missing = np.zeros(GROUP_SECTORS, bool)
+        self._count = 0
+        self._ended = False
+
+    def push(self, sector_bytes: bytes | None) -> bytes:
+        if sector_bytes is None:
+            self._missing[self._count] = True
+        else:
+            if len(sector_bytes) != self.capacity:
+                # A short sector cannot be part of a group (only the trailing extra
+                # empty sector of bkrencode is short): its bytes are unusable here.
+                self._missing[self._count] = True
+            else:
+                self._sectors[self._count] = np.frombuffer(sector_bytes, np.uint8)
+        self._count += 1
+        if self._count < GROUP_SECTORS:
+            return b""
+        return self._decode_group()
+
+    def finish(self) -> bytes:
+        if self._count == 0:
+            return b""
+        self._missing[self._count :] = True
+        self._count = GROUP_SECTORS
+        return self._decode_group()
+
+    def _decode_group(self) -> bytes:
+        cap = self.capacity
+        cw = np.ascontiguousarray(self._sectors.T)  # (C codewords, 255 positions)
+        lost = self._missing.copy()
+        result = decode_codewords(cw, lost)
+        data_area = result.corrected[:, PARITY_SECTORS:].reshape(-1)
+        failed = ~result.ok
+        cg = self.group_capacity
+        length_known = bool(result.ok[cap - 1])
+        length = int(data_area[cg : cg + 4].view("<i4")[0]) if length_known else cg
+        if not 0 <= length <= cg:
+            length, length_known = cg, False
+        base = self.bytes_out
+        for b in np.flatnonzero(failed):
+            start = int(b) * DATA_SECTORS
+            stop = min(start + DATA_SECTORS, length)
+            if start < stop:
+                self._add_lost(base + start, stop - start)
+        self.reports.append(
+            GroupReport(
+                index=len(self.reports), lost_sectors=int(lost.sum()),
+                corrected=int(result.n_corrected[result.ok].sum()),
+                worst=int(result.n_corrected[result.ok].max(initial=0)),
+                failed_codewords=int(failed.sum()), length_known=length_known,
+            )
+        )
+        self._sectors[:] = 0
+        self._missing[:] = False
+        self._count = 0
+        self.bytes_out += length
+        return data_area[:length].tobytes()
+
+    def _add_lost(self, offset: int, length: int) -> None:
+        if length == 0:
+            return
+        if self.lost and self.lost[-1][0] + self.lost[-1][1] == offset:
+            start, old = self.lost[-1]
+            self.lost[-1] = (start, old + length)
+        else:
+            self.lost.append((offset, length))
+
+
+@dataclass
+class _Decoded:
+    corrected: np.ndarray
+    ok: np.ndarray
+    n_corrected: np.ndarray
+
+
+def decode_codewords(cw: np.ndarray, lost: np.ndarray) -> _Decoded:
+    """RS(255,235)-decode the C codewords of a group with lost sectors as erasures.
+
+    Positions that successfully decoded codewords had to change point at sectors the
+    inner code let through damaged; codewords that failed are retried with those
+    positions erased too (one sector is one position in every codeword).
+    """
+    code = rs_code(GROUP_SECTORS, DATA_SECTORS)
+    erasures = np.broadcast_to(lost, cw.shape) if lost.any() else None
+    res = code.decode(cw, erasures)
+    corrected, ok = res.corrected.copy(), res.ok.copy()
+    n_corr = res.n_corrected.copy()
+    if not ok.all() and ok.any():
+        suspect = res.changed[ok].any(axis=0) & ~lost
+        retry_erasures = lost | suspect
+        if suspect.any() and retry_erasures.sum() <= PARITY_SECTORS:
+            rows = np.flatnonzero(~ok)
+            again = code.decode(cw[rows], np.broadcast_to(retry_erasures, (rows.size, 255)))
+            corrected[rows] = np.where(again.ok[:, None], again.corrected, corrected[rows])
+            n_corr[rows] = np.where(again.ok, again.n_corrected, n_corr[rows])
+            ok[rows] = again.ok
+    return _Decoded(corrected, ok, n_corr)
