@@ -1,0 +1,242 @@
+"""The daemon's configuration: a TOML file (tomllib) over built-in defaults.
+
+Example (every key is optional; this is the built-in default)::
+
+    state_dir = "/var/lib/backerd"       # or $BACKERD_STATE_DIR
+    runtime_dir = "/run/backerd"         # or $BACKERD_RUNTIME_DIR / $RUNTIME_DIRECTORY
+    fuse_root = "/run/backerd/dev"       # default: <runtime_dir>/dev
+    transport = "auto"                   # auto | cuse | fuse
+    fuse_max_pages = 32                  # 32 = CUSE's 128 KiB chunks; up to 256
+    unrestricted_ioctl = false           # CUSE only
+
+    [[unit]]
+    number = 0                           # nodes backer0 and nbacker0
+    name = "backer0"                     # a label for status and logs
+    deck = "sim"
+    cassette = "/var/lib/backerd/backer0.cassette"
+    mode = "nhs"                         # nls nhs pls phs nle nhe ple phe nlr nhr plr phr
+    length = "E-180"                     # for a cassette created on first start
+    realtime = false
+
+Errors name the offending key (``unit[1].mode: ...``) and are ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backerd.errors import ConfigError, UsageError
+from backerd.format.params import MODES
+
+DEFAULT_STATE_DIR = Path("/var/lib/backerd")
+DEFAULT_RUNTIME_DIR = Path("/run/backerd")
+DEFAULT_CONFIG_FILE = Path("/etc/backerd/backerd.toml")
+TRANSPORTS = ("auto", "cuse", "fuse")
+DECKS = ("sim",)
+DEFAULT_MODE = "nhs"
+DEFAULT_LENGTH = "E-180"
+_LENGTH_RE = re.compile(r"^[ET]-\d+$")
+_MAX_UNITS = 64
+
+
+@dataclass(frozen=True)
+class UnitConfig:
+    """One Backer unit: a deck, a cassette and the two nodes that serve it."""
+
+    number: int
+    cassette: Path
+    deck: str = "sim"
+    mode: str = DEFAULT_MODE
+    length: str = DEFAULT_LENGTH
+    realtime: bool = False
+    name: str = ""  # a label for people (status, logs); the nodes follow the number
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", f"backer{self.number}")
+
+    @property
+    def rewinding_node(self) -> str:
+        """Node name of the rewind-on-close device (st's /dev/st0 role)."""
+        return f"backer{self.number}"
+
+    @property
+    def non_rewinding_node(self) -> str:
+        """Node name of the no-rewind device (st's /dev/nst0 role)."""
+        return f"nbacker{self.number}"
+
+    @property
+    def standard(self) -> str:
+        """Video standard a new cassette gets: the one of the unit's mode."""
+        return "pal" if self.mode.startswith("p") else "ntsc"
+
+
+@dataclass(frozen=True)
+class Config:
+    state_dir: Path
+    runtime_dir: Path
+    fuse_root: Path
+    units: tuple[UnitConfig, ...]
+    transport: str = "auto"
+    fuse_max_pages: int = 32
+    unrestricted_ioctl: bool = False
+    source: Path | None = None  # the file it came from, None for built-in defaults
+
+    @property
+    def control_socket(self) -> Path:
+        return self.runtime_dir / "control.sock"
+
+    def with_overrides(
+        self,
+        *,
+        cassette: Path | None = None,
+        fuse_root: Path | None = None,
+        realtime: bool = False,
+    ) -> Config:
+        """Apply the command-line options of ``backerd serve``."""
+        units = self.units
+        if cassette is not None:
+            if len(units) != 1:
+                raise UsageError(
+                    f"--cassette needs a configuration with exactly one unit "
+                    f"(this one has {len(units)}); set unit cassettes in the config file"
+                )
+            units = (dataclasses.replace(units[0], cassette=cassette),)
+        if realtime:
+            units = tuple(dataclasses.replace(u, realtime=True) for u in units)
+        return dataclasses.replace(
+            self, units=units, fuse_root=fuse_root if fuse_root is not None else self.fuse_root
+        )
+
+
+_TOP_KEYS = {
+    "state_dir", "runtime_dir", "fuse_root", "transport", "fuse_max_pages",
+    "unrestricted_ioctl", "unit",
+}
+_UNIT_KEYS = {"number", "name", "deck", "cassette", "mode", "length", "realtime"}
+
+
+def _get(table: Mapping[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    # bool is an int subclass: do not accept true for a number
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(
+            f"{where}{key}: expected {kind.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(
+                f"{where}{key}: unknown key (known: {', '.join(sorted(allowed))})"
+            )
+
+
+def _unit(table: Any, index: int, state_dir: Path, taken: set[int]) -> UnitConfig:
+    where = f"unit[{index}]."
+    if not isinstance(table, dict):
+        raise ConfigError(f"unit[{index}]: expected a table ([[unit]]), got {table!r}")
+    _check_keys(table, _UNIT_KEYS, where)
+    number = _get(table, "number", int, where, index)
+    if not 0 <= number < _MAX_UNITS:
+        raise ConfigError(f"{where}number: must be 0..{_MAX_UNITS - 1}, got {number}")
+    if number in taken:
+        raise ConfigError(f"{where}number: unit {number} is configured twice")
+    taken.add(number)
+    name = _get(table, "name", str, where, f"backer{number}")
+    deck = _get(table, "deck", str, where, "sim")
+    if deck not in DECKS:
+        raise ConfigError(f"{where}deck: unknown deck {deck!r} (known: {', '.join(DECKS)})")
+    mode = _get(table, "mode", str, where, DEFAULT_MODE)
+    if mode not in MODES:
+        raise ConfigError(f"{where}mode: unknown mode {mode!r} (known: {' '.join(MODES)})")
+    length = _get(table, "length", str, where, DEFAULT_LENGTH)
+    if not _LENGTH_RE.match(length):
+        raise ConfigError(f"{where}length: expected a cassette length like E-180, got {length!r}")
+    default_cassette = str(state_dir / f"backer{number}.cassette")
+    cassette = Path(_get(table, "cassette", str, where, default_cassette))
+    if not cassette.is_absolute():
+        cassette = state_dir / cassette
+    realtime = _get(table, "realtime", bool, where, False)
+    return UnitConfig(number, cassette, deck, mode, length, realtime, name)
+
+
+def parse_config(
+    table: Mapping[str, Any], *, environ: Mapping[str, str], source: Path | None = None
+) -> Config:
+    """Validate a parsed TOML table and fill in defaults."""
+    _check_keys(table, _TOP_KEYS, "")
+    state_default = environ.get("BACKERD_STATE_DIR") or str(DEFAULT_STATE_DIR)
+    state_dir = Path(_get(table, "state_dir", str, "", state_default))
+    runtime_default = (
+        environ.get("BACKERD_RUNTIME_DIR")
+        or environ.get("RUNTIME_DIRECTORY")
+        or str(DEFAULT_RUNTIME_DIR)
+    )
+    runtime_dir = Path(_get(table, "runtime_dir", str, "", runtime_default))
+    fuse_root = Path(_get(table, "fuse_root", str, "", str(runtime_dir / "dev")))
+    transport = _get(table, "transport", str, "", "auto")
+    if transport not in TRANSPORTS:
+        raise ConfigError(
+            f"transport: expected one of {', '.join(TRANSPORTS)}, got {transport!r}"
+        )
+    max_pages = _get(table, "fuse_max_pages", int, "", 32)
+    if not 1 <= max_pages <= 256:
+        raise ConfigError(f"fuse_max_pages: must be 1..256, got {max_pages}")
+    unrestricted = _get(table, "unrestricted_ioctl", bool, "", False)
+    raw_units = table.get("unit", [{}])
+    if not isinstance(raw_units, list) or not raw_units:
+        raise ConfigError("unit: expected one or more [[unit]] tables")
+    taken: set[int] = set()
+    units = tuple(_unit(u, i, state_dir, taken) for i, u in enumerate(raw_units))
+    for path in (state_dir, runtime_dir, fuse_root):
+        if not path.is_absolute():
+            raise ConfigError(f"directories must be absolute paths, got {str(path)!r}")
+    return Config(
+        state_dir=state_dir,
+        runtime_dir=runtime_dir,
+        fuse_root=fuse_root,
+        units=units,
+        transport=transport,
+        fuse_max_pages=max_pages,
+        unrestricted_ioctl=unrestricted,
+        source=source,
+    )
+
+
+def load_config(path: Path | None = None, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (else $BACKERD_CONFIG, else /etc/backerd/backerd.toml if present).
+
+    Without any file the built-in default is one unit on the simulated VCR.
+    """
+    env = os.environ if environ is None else environ
+    if path is None and env.get("BACKERD_CONFIG"):
+        path = Path(env["BACKERD_CONFIG"])
+    elif path is None and DEFAULT_CONFIG_FILE.exists():
+        path = DEFAULT_CONFIG_FILE
+    if path is None:
+        return parse_config({}, environ=env)
+    try:
+        with open(path, "rb") as f:
+            table = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return parse_config(table, environ=env, source=path)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from None

@@ -1,0 +1,113 @@
+"""The status socket: a unix stream socket under the runtime directory, JSON replies.
+
+Protocol: the client sends one line (``status``), the daemon answers one JSON object
+followed by a newline and closes the connection. The server side is a trio task; the
+client side (``query``) is plain blocking sockets so ``backerd status`` needs no trio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from backerd.errors import BackerError, HardwareUnavailable
+
+REQUEST_LIMIT = 4096
+CLIENT_TIMEOUT = 10.0  # seconds
+_SERVER_READ_TIMEOUT = 5.0
+
+
+class NotRunning(BackerError):
+    """No daemon answers on the control socket."""
+
+
+def _socket_answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(1.0)
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+        return True
+
+
+async def _handle(stream: trio.SocketStream, status: Callable[[], dict[str, Any]]) -> None:
+    async with stream:
+        request = b""
+        with trio.move_on_after(_SERVER_READ_TIMEOUT):
+            while b"\n" not in request and len(request) < REQUEST_LIMIT:
+                chunk = await stream.receive_some(REQUEST_LIMIT)
+                if not chunk:
+                    break
+                request += chunk
+        command = request.split(b"\n", 1)[0].strip().decode("ascii", "replace")
+        if command in ("", "status"):
+            reply: dict[str, Any] = status()
+        else:
+            reply = {"error": f"unknown request {command!r} (known: status)"}
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.send_all(json.dumps(reply, default=str).encode() + b"\n")
+
+
+async def serve_control(
+    path: Path,
+    status: Callable[[], dict[str, Any]],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Answer status requests on ``path`` until cancelled; remove the socket on exit."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        if await trio.to_thread.run_sync(_socket_answers, path):
+            raise HardwareUnavailable(
+                f"another backerd is already running (its control socket {path} answers)",
+                errno=errno.EBUSY,
+            )
+        path.unlink()  # stale: left by a daemon that was killed
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        await sock.bind(str(path))
+        os.chmod(path, 0o666)  # status is read-only information: anyone may ask
+        sock.listen(16)
+    except OSError as exc:
+        sock.close()
+        raise HardwareUnavailable(f"cannot create control socket {path}: {exc.strerror}") from None
+    listener = trio.SocketListener(sock)
+    try:
+        task_status.started()
+        await trio.serve_listeners(lambda s: _handle(s, status), [listener])
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        sock.close()
+
+
+def query(path: Path, request: str = "status", *, timeout: float = CLIENT_TIMEOUT) -> Any:
+    """Ask the daemon behind ``path``; return its decoded JSON reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            raise NotRunning(f"no daemon is running (nothing answers on {path})") from None
+        except PermissionError:
+            raise NotRunning(f"not allowed to connect to {path}") from None
+        try:
+            s.sendall(request.encode() + b"\n")
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            raise NotRunning(f"the daemon did not answer on {path} within {timeout:g} s") from None
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError:
+        raise NotRunning(f"the daemon sent a malformed answer on {path}") from None

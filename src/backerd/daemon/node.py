@@ -1,0 +1,148 @@
+"""The NodeHandler of one node, and the per-unit runtime both nodes of a unit share.
+
+A unit has one tape Drive and two nodes: the rewinding one (backerN) and the
+non-rewinding one (nbackerN), as st's /dev/st0 and /dev/nst0 share one drive. Every
+request runs the Drive in a worker thread (``trio.to_thread``) under the unit's lock:
+codec work (encoding a record, decoding a field) never stalls the event loop, other
+openers, or other units, and the Drive, which is not thread-safe, sees one call at a time.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import trio
+
+from backerd.daemon.config import UnitConfig
+from backerd.errors import BackerError, TapeError
+
+log = logging.getLogger("backerd")
+
+T = TypeVar("T")
+
+
+class DriveLike(Protocol):
+    """What a node needs from tape.drive.Drive (internals.md)."""
+
+    def open(self, rewind_on_close: bool, flags: int) -> Any: ...
+
+    def read(self, size: int, exact: bool = True) -> bytes: ...
+
+    def write(self, data: bytes) -> int: ...
+
+    def ioctl(self, cmd: int, arg: bytes, out_size: int) -> bytes: ...
+
+    def close(self) -> Any: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+class Unit:
+    """One served unit: its Drive, the lock that serialises it, and its nodes."""
+
+    def __init__(
+        self,
+        config: UnitConfig,
+        drive: DriveLike,
+        *,
+        on_shutdown: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.drive = drive
+        self.lock = trio.Lock()
+        self.open_node: str | None = None  # which node holds the drive open
+        self._on_shutdown = on_shutdown
+        self._snapshot: dict[str, Any] = {}
+        self._snapshot = self._status()
+        self.nodes: dict[str, TapeNode] = {
+            config.rewinding_node: TapeNode(self, config.rewinding_node, rewinding=True),
+            config.non_rewinding_node: TapeNode(self, config.non_rewinding_node, rewinding=False),
+        }
+
+    def _status(self) -> dict[str, Any]:
+        try:
+            return dict(self.drive.status())
+        except Exception as exc:  # status is informative: never let it break a request
+            return {"error": str(exc)}
+
+    @property
+    def snapshot(self) -> dict[str, Any]:
+        """The Drive's status after the last request (read without taking the lock)."""
+        return self._snapshot
+
+    def _call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        try:
+            return fn(*args)
+        except BackerError:
+            raise
+        except Exception as exc:
+            # a bug below must cost the caller one EIO, not the daemon its life
+            log.exception("unit %d: internal error in %s", self.config.number, fn.__name__)
+            raise TapeError(f"internal error: {exc}", errno=errno.EIO) from exc
+        finally:
+            self._snapshot = self._status()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` in a worker thread, one call per unit at a time."""
+        async with self.lock:
+            return await trio.to_thread.run_sync(self._call, fn, args)
+
+    async def shutdown(self) -> None:
+        """Close an open recording (filemark = EOR) and release the medium.
+
+        Called shielded on the way out, after the transports have stopped.
+        """
+        with trio.CancelScope(shield=True):
+            if self.open_node is not None:
+                log.info(
+                    "unit %d: closing %s, which was still open (ends the recording)",
+                    self.config.number,
+                    self.open_node,
+                )
+                try:
+                    await self.run(self.drive.close)
+                except BackerError as exc:
+                    log.error("unit %d: closing the drive failed: %s", self.config.number,
+                              exc.message)
+                self.open_node = None
+            if self._on_shutdown is not None:
+                async with self.lock:
+                    await trio.to_thread.run_sync(self._on_shutdown)
+
+
+class TapeNode:
+    """NodeHandler (internals.md) of one node: async calls in, Drive calls out."""
+
+    def __init__(self, unit: Unit, name: str, *, rewinding: bool) -> None:
+        self.unit = unit
+        self.name = name
+        self.rewinding = rewinding
+
+    async def open(self, flags: int) -> None:
+        await self.unit.run(self.unit.drive.open, self.rewinding, flags)
+        self.unit.open_node = self.name
+
+    async def read(self, size: int, exact: bool) -> bytes:
+        return await self.unit.run(self.unit.drive.read, size, exact)
+
+    async def write(self, data: bytes) -> int:
+        return await self.unit.run(self.unit.drive.write, data)
+
+    async def ioctl(self, cmd: int, arg: bytes, out_size: int) -> bytes:
+        return await self.unit.run(self.unit.drive.ioctl, cmd, arg, out_size)
+
+    async def release(self) -> None:
+        # on cancellation the drive stays marked open, so shutdown() still closes it
+        try:
+            await self.unit.run(self.unit.drive.close)
+        except BackerError:
+            self._forget()
+            raise
+        self._forget()
+
+    def _forget(self) -> None:
+        if self.unit.open_node == self.name:
+            self.unit.open_node = None
