@@ -5,46 +5,239 @@ polynomial c(x) = sum_j p_j x^j + sum_j d_j x^(2t+j). Arrays of codewords are la
 in coefficient order: column i holds the coefficient of x^i, so columns [0, 2t) are the
 parity p_0..p_{2t-1} and columns [2t, n) the data d_0..d_{k-1}. Erasure positions are
 column indices in this layout.
+
+Encoding and syndromes are GF(2)-linear maps of the symbols, so both are computed as an
+XOR over positions of precomputed per-(position, value) words (packed into uint64).
+Decoding is errors-and-erasures Berlekamp-Massey (Blahut's form, seeded with the erasure
+locator), Chien search and Forney, vectorised over the rows whose syndromes are nonzero.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 
-from backerd.format.gf import MUL, generator_poly
+from backerd.format.gf import EXP, LOG, MUL, generator_poly
+
+# Multiplicative inverse table; INV[0] = 0 is never used on a valid path.
+INV = np.zeros(256, dtype=np.uint8)
+INV[1:] = EXP[(255 - LOG[1:].astype(np.int32)) % 255]
+
+# Rows per chunk in the table-driven linear maps: bounds the temporaries to a few MiB.
+_CHUNK = 1 << 14
+
+
+@dataclass(frozen=True)
+class RSDecodeResult:
+    """Outcome of a batch decode; failed rows are returned exactly as received."""
+
+    corrected: np.ndarray  # (N, n) uint8
+    ok: np.ndarray  # (N,) bool
+    n_corrected: np.ndarray  # (N,) int64, symbols changed
+    changed: np.ndarray  # (N, n) bool
+
+
+def _packed_table(values: np.ndarray) -> np.ndarray:
+    """(P, 256, B) uint8 table -> (P, 256, W) uint64 with B bytes zero-padded to 8W."""
+    p, v, b = values.shape
+    w = (b + 7) // 8
+    out = np.zeros((p, v, 8 * w), dtype=np.uint8)
+    out[:, :, :b] = values
+    return out.view(np.uint64)
+
+
+def _xor_gather(table: np.ndarray, symbols: np.ndarray, nbytes: int) -> np.ndarray:
+    """XOR over columns j of table[j, symbols[:, j]]; returns (N, nbytes) uint8."""
+    rows = symbols.shape[0]
+    npos, _, w = table.shape
+    out = np.empty((rows, 8 * w), dtype=np.uint8)
+    acc_view = out.view(np.uint64)
+    flat = table.reshape(npos * 256, w)
+    offsets = (np.arange(npos, dtype=np.intp) * 256)[None, :]
+    for start in range(0, rows, _CHUNK):
+        stop = min(rows, start + _CHUNK)
+        idx = symbols[start:stop].astype(np.intp) + offsets
+        gathered = flat[idx]  # (chunk, npos, w)
+        np.bitwise_xor.reduce(gathered, axis=1, out=acc_view[start:stop])
+    return out[:, :nbytes]
+
+
+def _poly_degree(poly: np.ndarray) -> np.ndarray:
+    """Degree of each row polynomial (coefficients low to high); -1 for zero."""
+    nz = poly != 0
+    width = poly.shape[1]
+    last = width - 1 - np.argmax(nz[:, ::-1], axis=1)
+    return np.where(nz.any(axis=1), last, -1)
 
 
 class RSCode:
-    """RS(n, k) with first consecutive root alpha^1; batch encode over rows."""
+    """RS(n, k) with first consecutive root alpha^1; batch encode/decode over rows."""
 
     def __init__(self, n: int, k: int) -> None:
         if not (0 < k < n <= 255):
             raise ValueError(f"invalid Reed-Solomon code ({n}, {k})")
         self.n, self.k, self.nsym = n, k, n - k
         self.generator = generator_poly(self.nsym)
+        nsym = self.nsym
+        values = np.arange(256, dtype=np.uint8)
 
+        # x^(2t+j) mod g(x) for every data position j: the parity of a unit data symbol.
+        remainders = np.zeros((k, nsym), dtype=np.uint8)
+        low_g = self.generator[:nsym]
+        rem = low_g.copy()  # x^(2t) mod g: g is monic, so x^(2t) = g - x^(2t) = low part
+        for j in range(k):
+            remainders[j] = rem
+            top = rem[-1]
+            rem = np.concatenate([[0], rem[:-1]]).astype(np.uint8) ^ MUL[top, low_g]
+        self._encode_table = _packed_table(MUL[values[None, :, None], remainders[:, None, :]])
+
+        # alpha^((i+1) j): the syndrome S_{i+1} contribution of a unit symbol at position j.
+        pos = np.arange(n, dtype=np.int64)
+        expo = (np.arange(1, nsym + 1, dtype=np.int64)[None, :] * pos[:, None]) % 255
+        self._syn_pow = EXP[expo].astype(np.uint8)  # (n, 2t)
+        self._syn_table = _packed_table(MUL[values[None, :, None], self._syn_pow[:, None, :]])
+        # alpha^(-j k) for Chien / Forney evaluation at X_j^-1, k = 0..2t.
+        expo_inv = (-(pos[None, :] * np.arange(nsym + 1, dtype=np.int64)[:, None])) % 255
+        self._inv_pow = EXP[expo_inv].astype(np.uint8)  # (2t+1, n)
+        self._alpha_pos = EXP[pos % 255].astype(np.uint8)  # X_j = alpha^j
+
+    # ---------------------------------------------------------------- encoding
     def encode(self, data: np.ndarray) -> np.ndarray:
         """Parity (N, 2t) for data rows (N, k) given as d_0..d_{k-1}."""
         data = np.ascontiguousarray(data, dtype=np.uint8)
         if data.ndim != 2 or data.shape[1] != self.k:
             raise ValueError(f"expected (N, {self.k}) data, got {data.shape}")
-        nsym = self.nsym
-        g = self.generator
-        reg = np.zeros((data.shape[0], nsym), dtype=np.uint8)
-        # LFSR division by g(x), highest-order data symbol first.
-        for j in range(self.k - 1, -1, -1):
-            fb = data[:, j] ^ reg[:, nsym - 1]
-            prod = MUL[fb[:, None], g[None, :nsym]]
-            reg[:, 1:] = reg[:, :-1] ^ prod[:, 1:]
-            reg[:, 0] = prod[:, 0]
-        return reg
+        return np.ascontiguousarray(_xor_gather(self._encode_table, data, self.nsym))
 
     def codewords(self, data: np.ndarray) -> np.ndarray:
         """Full codewords (N, n) in coefficient order: parity then data."""
         data = np.asarray(data, dtype=np.uint8)
         return np.concatenate([self.encode(data), data], axis=1)
+
+    # ---------------------------------------------------------------- decoding
+    def _check_codewords(self, cw: np.ndarray) -> np.ndarray:
+        cw = np.ascontiguousarray(cw, dtype=np.uint8)
+        if cw.ndim != 2 or cw.shape[1] != self.n:
+            raise ValueError(f"expected (N, {self.n}) codewords, got {cw.shape}")
+        return cw
+
+    def syndromes(self, cw: np.ndarray) -> np.ndarray:
+        """(N, 2t) syndromes S_1..S_2t, S_i = c(alpha^i); all zero iff cw is a codeword."""
+        cw = self._check_codewords(cw)
+        return np.ascontiguousarray(_xor_gather(self._syn_table, cw, self.nsym))
+
+    def decode(self, cw: np.ndarray, erasures: np.ndarray | None = None) -> RSDecodeResult:
+        """Errors-and-erasures decode of every row: 2*errors + erasures <= n - k."""
+        cw = self._check_codewords(cw)
+        rows = cw.shape[0]
+        if erasures is not None:
+            erasures = np.asarray(erasures, dtype=bool)
+            if erasures.shape != cw.shape:
+                raise ValueError(f"erasure mask {erasures.shape} does not match {cw.shape}")
+        corrected = cw.copy()
+        ok = np.ones(rows, dtype=bool)
+        synd = self.syndromes(cw)
+        dirty = np.flatnonzero(synd.any(axis=1))
+        if dirty.size:
+            er = erasures[dirty] if erasures is not None else None
+            fixed, good = self._decode_dirty(cw[dirty], synd[dirty], er)
+            ok[dirty] = good
+            corrected[dirty[good]] = fixed[good]
+        changed = corrected != cw
+        n_corrected = changed.sum(axis=1, dtype=np.int64)
+        return RSDecodeResult(corrected, ok, n_corrected, changed)
+
+    def _decode_dirty(
+        self, cw: np.ndarray, synd: np.ndarray, erasures: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Decode rows with nonzero syndromes; returns (candidate rows, ok mask)."""
+        rows = cw.shape[0]
+        nsym = self.nsym
+        width = nsym + 1
+        good = np.ones(rows, dtype=bool)
+
+        # Erasure locator Gamma(x) = prod (1 + X_j x); missing slots multiply by 1.
+        gamma = np.zeros((rows, width), dtype=np.uint8)
+        gamma[:, 0] = 1
+        n_eras = np.zeros(rows, dtype=np.int64)
+        if erasures is not None and erasures.any():
+            n_eras = erasures.sum(axis=1, dtype=np.int64)
+            good &= n_eras <= nsym
+            er = erasures & good[:, None]
+            r_idx, c_idx = np.nonzero(er)
+            starts = np.concatenate([[0], np.cumsum(er.sum(axis=1))[:-1]])
+            rank = np.arange(r_idx.size) - starts[r_idx]
+            max_e = int(rank.max()) + 1 if rank.size else 0
+            locs = np.zeros((rows, max(max_e, 1)), dtype=np.uint8)
+            locs[r_idx, rank] = self._alpha_pos[c_idx]
+            for s in range(max_e):
+                prod = MUL[locs[:, s : s + 1], gamma[:, :-1]]
+                gamma[:, 1:] ^= prod
+
+        # Berlekamp-Massey on S_1..S_2t seeded with Gamma (Blahut): yields Psi = Lambda*Gamma.
+        # Sext[:, nsym + m] = S_m (m = 1..2t), zero for m <= 0.
+        sext = np.zeros((rows, 2 * nsym + 1), dtype=np.uint8)
+        sext[:, nsym + 1 :] = synd
+        lam = gamma.copy()
+        bpoly = gamma.copy()
+        big_l = n_eras.copy()
+        for r in range(1, nsym + 1):
+            active = good & (r > n_eras)
+            if not active.any():
+                continue
+            window = sext[:, r : r + width][:, ::-1]  # S_{r-j}, j = 0..2t
+            delta = np.bitwise_xor.reduce(MUL[lam, window], axis=1)
+            xb = np.zeros_like(bpoly)
+            xb[:, 1:] = bpoly[:, :-1]
+            upd = active & (delta != 0)
+            new_lam = np.where(upd[:, None], lam ^ MUL[delta[:, None], xb], lam)
+            grow = upd & (2 * big_l <= r + n_eras - 1)
+            dinv = INV[delta]
+            bpoly = np.where(
+                grow[:, None], MUL[dinv[:, None], lam], np.where(active[:, None], xb, bpoly)
+            )
+            big_l = np.where(grow, r - big_l + n_eras, big_l)
+            lam = new_lam
+
+        deg = _poly_degree(lam)
+        # Bounded-distance: errata degree must equal L and fit 2*errors + erasures <= 2t.
+        good &= (deg == big_l) & (2 * big_l - n_eras <= nsym) & (deg >= 1)
+
+        # Errata evaluator Omega(x) = S(x) Psi(x) mod x^2t, S(x) = sum S_{i+1} x^i.
+        omega = np.zeros((rows, nsym), dtype=np.uint8)
+        for k in range(width):
+            omega[:, k:] ^= MUL[lam[:, k : k + 1], synd[:, : nsym - k]]
+
+        # Chien search: Psi(X_j^-1) for every position j < n.
+        vals = np.zeros((rows, self.n), dtype=np.uint8)
+        for k in range(width):
+            vals ^= MUL[lam[:, k : k + 1], self._inv_pow[k][None, :]]
+        is_root = (vals == 0) & good[:, None]
+        good &= is_root.sum(axis=1) == deg
+
+        is_root &= good[:, None]
+        r_idx, c_idx = np.nonzero(is_root)
+        # Forney (fcr = 1): e_j = Omega(X_j^-1) / Psi'(X_j^-1).
+        pw = self._inv_pow[:, c_idx].T  # (roots, 2t+1): alpha^(-j k)
+        om = np.bitwise_xor.reduce(MUL[omega[r_idx], pw[:, :nsym]], axis=1)
+        lam_r = lam[r_idx]
+        odd = np.arange(1, width, 2)
+        dpsi = np.bitwise_xor.reduce(MUL[lam_r[:, odd], pw[:, odd - 1]], axis=1)
+        bad_root = dpsi == 0
+        if bad_root.any():
+            good[np.unique(r_idx[bad_root])] = False
+        mag = MUL[om, INV[dpsi]]
+
+        fixed = cw.copy()
+        fixed[r_idx, c_idx] ^= mag
+        # Verify: syndromes are linear, so S(fixed) = S(cw) + sum of the error contributions.
+        check = synd.copy()
+        contrib = MUL[mag[:, None], self._syn_pow[c_idx]]
+        np.bitwise_xor.at(check, r_idx, contrib)
+        good &= ~check.any(axis=1)
+        return fixed, good
 
 
 @cache
