@@ -1,0 +1,67 @@
+"""``backerd serve``: run the tape device daemon in the foreground until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from backerd.errors import BackerError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="TOML configuration (default: $BACKERD_CONFIG, then "
+                             "/etc/backerd/backerd.toml if present, else one simulated unit)")
+    parser.add_argument("--cassette", type=Path, metavar="IMAGE",
+                        help="cassette image of unit 0 (created if missing; default: "
+                             "backer0.cassette in the state directory)")
+    parser.add_argument("--fuse-root", type=Path, metavar="DIR",
+                        help="where the FUSE fallback mounts the nodes (default /run/backerd/dev)")
+    parser.add_argument("--realtime", action="store_true",
+                        help="pace the simulated VCR at real tape speed")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+
+
+def first_backer_error(exc: BaseException) -> BackerError | None:
+    """The BackerError inside a (possibly nested) exception group, if any."""
+    if isinstance(exc, BackerError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = first_backer_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("backerd: %(message)s"))
+    root = logging.getLogger("backerd")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+
+
+def run(args: argparse.Namespace) -> int:
+    import trio
+
+    from backerd.daemon.config import load_config
+    from backerd.daemon.service import run_until_signalled
+
+    setup_logging(args.verbose)
+    config = load_config(args.config).with_overrides(
+        cassette=args.cassette.absolute() if args.cassette else None,
+        fuse_root=args.fuse_root.absolute() if args.fuse_root else None,
+        realtime=args.realtime,
+    )
+    try:
+        trio.run(run_until_signalled, config)
+    except BaseExceptionGroup as group:
+        found = first_backer_error(group)
+        if found is None:
+            raise
+        raise found from None
+    return 0
