@@ -104,7 +104,8 @@ class BkrEnhancedDecoder:
     """Streaming group decoder for the reader.
 
     `push(sector_bytes)` takes the next data sector of the recording in order (its C
-    bytes), or None for a sector the inner decoder lost; it returns the user bytes of
+    bytes), or None for a sector the inner decoder lost (an empty sector is ignored:
+    it is bkrencode's trailing one, no part of a group); it returns the user bytes of
     every group completed by it (usually b""). `finish()` decodes a trailing partial
     group, treating its missing sectors as lost. User byte ranges that could not be
     recovered are appended to `lost` as (offset, length) in the output stream; their
@@ -125,15 +126,14 @@ class BkrEnhancedDecoder:
         self._ended = False
 
     def push(self, sector_bytes: bytes | None) -> bytes:
-        if sector_bytes is None:
+        if sector_bytes is not None and len(sector_bytes) == 0:
+            # bkrencode's trailing empty data sector is not part of any group.
+            return b""
+        if sector_bytes is None or len(sector_bytes) != self.capacity:
+            # Lost, or a short sector that cannot belong to a group: an erasure.
             self._missing[self._count] = True
         else:
-            if len(sector_bytes) != self.capacity:
-                # A short sector cannot be part of a group (only the trailing extra
-                # empty sector of bkrencode is short): its bytes are unusable here.
-                self._missing[self._count] = True
-            else:
-                self._sectors[self._count] = np.frombuffer(sector_bytes, np.uint8)
+            self._sectors[self._count] = np.frombuffer(sector_bytes, np.uint8)
         self._count += 1
         if self._count < GROUP_SECTORS:
             return b""

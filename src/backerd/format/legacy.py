@@ -165,12 +165,13 @@ class FormatScore:
 
     fmt: str
     decoded: int  # sectors whose codewords decoded and whose header is valid
-    consistent: int  # sectors with a shape only this format writes
-    contradictory: int  # decodable sectors that this format cannot have written
+    plausible: int  # decoded sectors this format could have written
+    consistent: int  # sectors with a shape only this format writes (markers, filler)
+    contradictory: int  # sectors whose codewords decoded but this format cannot have written
 
     @property
     def score(self) -> int:
-        return self.consistent - self.contradictory
+        return self.plausible + self.consistent - self.contradictory
 
 
 def score_formats(
@@ -183,14 +184,19 @@ def score_formats(
     almost nothing; in EP modes the codes are equal and the headers decide: 3.101
     markers are empty sectors with 0x33 filler and a low nibble of 1, 3.3 markers are
     typed, low nibble 0, all 0x33; each format's data sectors contradict the other's
-    header rules. Feed a few dozen consecutive fields (BOR fields are the most telling).
+    header rules (3.3 markers alone look like full 3.101 data sectors, hence the
+    bonus for format-specific shapes). A dozen consecutive fields are plenty.
     """
     scores = {}
     for fmt in LEGACY_FORMATS:
         codec = LegacySectorCodec(mode(name, fmt))
         decoded, consistent, contradictory = codec.decode_with_evidence(sectors, erasures)
         scores[fmt] = FormatScore(
-            fmt, int(decoded.ok.sum()), int(consistent.sum()), int(contradictory.sum())
+            fmt,
+            decoded=int(decoded.ok.sum()),
+            plausible=int((decoded.ok & ~contradictory).sum()),
+            consistent=int(consistent.sum()),
+            contradictory=int(contradictory.sum()),
         )
     return scores
 
@@ -200,8 +206,7 @@ def detect_format(
 ) -> str | None:
     """"3.101" or "3.3" when the sectors clearly favour one, else None (need more)."""
     scores = score_formats(name, sectors, erasures)
-    a, b = scores["3.101"], scores["3.3"]
-    key_a, key_b = (a.score, a.decoded - a.contradictory), (b.score, b.decoded - b.contradictory)
-    if key_a == key_b or max(key_a[1], key_b[1]) <= 0:
+    a, b = scores["3.101"].score, scores["3.3"].score
+    if a == b or max(a, b) <= 0:
         return None
-    return "3.101" if key_a > key_b else "3.3"
+    return "3.101" if a > b else "3.3"

@@ -200,10 +200,10 @@ class LegacySectorCodec:
     ) -> tuple[DecodedSectors, np.ndarray, np.ndarray]:
         """decode_sectors plus, per sector, (consistent, contradictory) evidence.
 
-        consistent: the sector has a shape only this format writes (3.101: an empty or
-        partial sector whose filler is 0x33; 3.3: a BOR/EOR marker, low nibble 0 and all
+        consistent: the sector has a shape only this format writes (3.101: an empty
+        sector, C-1 bytes of 0x33 filler; 3.3: a BOR/EOR marker, low nibble 0 and all
         0x33). contradictory: the codewords decoded but the header or filler is
-        impossible for this format. Full data sectors are neutral.
+        impossible for this format. Data sectors are neutral.
         """
         sectors = np.asarray(sectors, dtype=np.uint8)
         n_sec, cap = sectors.shape[0], self.capacity
@@ -242,7 +242,10 @@ class LegacySectorCodec:
         length = np.where(valid, length, 0)
         # Filler of empty/partial sectors is 0x33 and never randomised in 3.101.
         filler = (area[:, : cap - 1] == FILL) | (np.arange(cap - 1)[None, :] < length[:, None])
-        consistent = (length < cap) & filler.all(axis=1) & ((number >= 0) | (length == 0))
+        filler_ok = filler.all(axis=1) & ((number >= 0) | (length == 0))
+        # Only empty sectors (markers) are specific: a 3.3 marker can pass for a
+        # partial 3.101 sector.
+        consistent = (length == 0) & filler_ok
         data = area[:, :cap].copy()
         for n in np.unique(length):
             sel = np.flatnonzero(valid & (length == n))
@@ -252,7 +255,7 @@ class LegacySectorCodec:
             number < 0, int(SectorKind.BOR),
             np.where(length == 0, int(SectorKind.EOR), int(SectorKind.DATA)),
         )
-        plausible = valid & ((length == cap) | consistent)
+        plausible = valid & ((length == cap) | filler_ok)
         return number, length, kind, valid, data, consistent, plausible
 
     def _parse_33(self, area: np.ndarray, word: np.ndarray):
