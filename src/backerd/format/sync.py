@@ -1,0 +1,402 @@
+"""Field synchronisation: find the fields of a raw Backer stream by their key bytes.
+
+Theory of operation (spec 9.1, 11.1). A field's active region carries K key bytes at a
+fixed spacing ki (first byte of each group in 3.102, last byte in 3.101/3.3). A
+candidate offset p is a field start when at least `threshold` of the K bytes at
+p + key_pos[j] equal key[j]. The original scanned byte by byte; here the search is
+vectorised in two tiers:
+
+* Fast path: once a field is found, the next ones are expected one field length later
+  (alternating odd/even lengths on NTSC). All predicted starts that fit in the buffer
+  are checked at once with one (fields x K) gather; every prediction holding at least
+  half the keys is accepted. On a clean or byte-noisy stream this is all that runs.
+* Slow path: where a prediction fails (a field missing, lines lost in the gap), match
+  counts of every candidate offset of a window are computed with K shifted vector
+  comparisons and the first offset reaching the threshold is taken, as the original did.
+
+Each accepted field is then checked against the keys shifted by up to two video lines
+either way. A line dropped or repeated inside the active region moves all later key
+bytes by one line (bytes_per_line); a small Viterbi fit over the K keys finds such a
+step, the payload after it is re-aligned, and the bytes between the two keys around the
+step (where the slip is) are marked as erasures, so the sector survives instead of
+being lost. Key bytes that match at no shift mark their neighbourhood as suspect; the
+player erases suspect bytes only when a sector does not decode without them.
+
+Memory is bounded: only the tail that may hold the start of an incomplete field is kept
+between calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from backerd.format.params import FILL, LEADER_FILL, ModeParams
+
+# Slips are searched up to this many lines either way of the accepted offset.
+_SLIP_LINES = 2
+# Cost of a step in the key-shift profile, in key mismatches: a real step is accepted
+# when at least two keys follow it; a single stray coincidental match never is.
+_STEP_COST = 1.5
+# Weight of a field edge (leader/active, active/trailer) in the fit, in key bytes: an
+# edge checks two whole lines, so it is stronger evidence than one key byte.
+_EDGE_WEIGHT = 4.0
+
+
+@dataclass
+class FieldBatch:
+    """Fields found by one call, in stream order."""
+
+    start: np.ndarray  # (N,) int64 absolute stream offset of the first active byte
+    end: np.ndarray  # (N,) int64 absolute offset just after the active region
+    payload: np.ndarray  # (N, Pay) uint8 payload bytes (keys removed, slips re-aligned)
+    erasures: np.ndarray  # (N, Pay) bool bytes known to be damaged (line slips)
+    suspect: np.ndarray  # (N, Pay) bool bytes near key bytes that did not match
+    matches: np.ndarray  # (N,) int key bytes matched at the accepted alignment
+    slips: np.ndarray  # (N,) int line slips repaired inside the field
+
+    def __len__(self) -> int:
+        return int(self.start.shape[0])
+
+    @classmethod
+    def empty(cls, payload_size: int) -> FieldBatch:
+        z = np.zeros(0, np.int64)
+        return cls(
+            start=z, end=z.copy(), payload=np.zeros((0, payload_size), np.uint8),
+            erasures=np.zeros((0, payload_size), bool),
+            suspect=np.zeros((0, payload_size), bool), matches=z.copy(), slips=z.copy(),
+        )
+
+    @classmethod
+    def concat(cls, parts: list[FieldBatch], payload_size: int) -> FieldBatch:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty(payload_size)
+        if len(parts) == 1:
+            return parts[0]
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+
+
+_FIELDS = ("start", "end", "payload", "erasures", "suspect", "matches", "slips")
+
+
+@dataclass
+class SyncStats:
+    """Statistics of the key search (spec 9.1)."""
+
+    fields: int = 0
+    worst_key: int | None = None  # fewest key bytes matched by an accepted field
+    closest_non_key: int = 0  # most key bytes matched by a rejected offset
+    smallest_field: int | None = None  # distance between successive field starts
+    largest_field: int | None = None
+    framing_errors: int = 0  # a distance of more than 3/4 frame: a field was missed
+    line_slips: int = 0  # dropped or repeated lines re-aligned inside fields
+
+    def reset(self) -> None:
+        self.__init__()
+
+
+class FieldSync:
+    """Incremental key search over a raw stream of one mode and layout."""
+
+    def __init__(self, params: ModeParams) -> None:
+        if params.is_raw:
+            raise ValueError("raw modes have no fields to synchronise")
+        self.params = params
+        g = params.geometry
+        self.bpl = g.bytes_per_line
+        self.active = params.active
+        self.threshold = params.threshold
+        k, ki = params.key_length, params.key_interval
+        self.key_length = k
+        self.key = np.frombuffer(params.key, np.uint8)
+        self.key_pos = np.arange(k, dtype=np.int64) * ki + (0 if params.key_first else ki - 1)
+        is_key = np.zeros(self.active, bool)
+        is_key[self.key_pos] = True
+        self.payload_pos = np.flatnonzero(~is_key).astype(np.int64)
+        self.payload_size = int(self.payload_pos.size)
+        if self.payload_size != params.payload:
+            raise AssertionError("key layout does not match the payload size")
+        self.shifts = np.arange(-_SLIP_LINES, _SLIP_LINES + 1, dtype=np.int64) * self.bpl
+        self._zero_shift = _SLIP_LINES
+        # Bytes a field may need on either side: slip shifts plus one line of leader or
+        # trailer checked by the edge anchors.
+        self.margin = (_SLIP_LINES + 1) * self.bpl
+        # Anchors of the slip fit, in position order: the leader/active edge, the K key
+        # bytes, the active/trailer edge.
+        self._anchor_pos = np.concatenate([[-1], self.key_pos, [self.active]])
+        pos = self.payload_pos
+        right = np.searchsorted(self._anchor_pos, pos)  # first anchor after each byte
+        self._left_anchor, self._right_anchor = right - 1, right
+        # In a segment with a step, the first half follows the left anchor.
+        mid = (self._anchor_pos[right - 1] + self._anchor_pos[right]) // 2
+        self._use_right = pos > mid
+        line = np.arange(self.bpl, dtype=np.int64)
+        self._before = -1 - line  # the last line before an edge
+        self._after = line  # the first line from an edge
+        # Neighbourhood of each key: payload bytes within one line (suspect when the key
+        # did not match) and the whole segments on both sides (for weak fields).
+        dist = np.abs(pos[None, :] - self.key_pos[:, None])
+        self._near_key = (dist <= self.bpl).astype(np.uint8)  # (K, Pay)
+        anchors = np.arange(k)[:, None] + 1  # anchor index of key j
+        seg = (self._left_anchor[None, :] == anchors) | (self._right_anchor[None, :] == anchors)
+        self._segments_of_key = seg.astype(np.uint8)
+        self._weak_below = max(self.threshold, (2 * k) // 3)
+        self.strong = max(self.threshold, (k + 1) // 2)
+        self.field_size = g.field_size
+        self.interlace = g.interlace
+        self.frame_size = g.frame_size
+        self.stats = SyncStats()
+        # stream state
+        # The buffer starts with `margin` zero bytes before offset 0 so the slip check
+        # of a field at the very start never indexes before the buffer.
+        self._buf = np.zeros(self.margin, np.uint8)
+        self._base = -self.margin  # absolute offset of _buf[0]
+        self._pos = 0  # absolute offset where the search resumes
+        self._last_start: int | None = None  # start of the last accepted field
+        self._pred: int | None = None  # predicted start of the next field
+        self._last_odd = False  # parity of the last field (field 0 of a recording is odd)
+        self._finished = False
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def buffered(self) -> int:
+        """Raw bytes held back for the next call."""
+        return int(self._buf.size)
+
+    @property
+    def position(self) -> int:
+        """Absolute stream offset where the search resumes."""
+        return self._pos
+
+    def feed(self, raw: bytes | bytearray | memoryview | np.ndarray) -> FieldBatch:
+        data = np.frombuffer(raw, np.uint8) if not isinstance(raw, np.ndarray) else raw
+        if data.size:
+            self._buf = np.concatenate([self._buf, data]) if self._buf.size else data.copy()
+        return self._scan(final=False)
+
+    def finish(self) -> FieldBatch:
+        """Fields that need no more bytes than the stream holds; nothing is kept."""
+        if self._finished:
+            return FieldBatch.empty(self.payload_size)
+        self._finished = True
+        # Pad so the slip check may look past the end; zeros never equal a key byte.
+        self._buf = np.concatenate([self._buf, np.zeros(self.margin, np.uint8)])
+        out = self._scan(final=True)
+        self._buf = np.zeros(0, np.uint8)
+        self._base = self._pos
+        return out
+
+    def field_length(self, odd: bool) -> int:
+        return self.field_size + (self.interlace if odd else 0)
+
+    # ------------------------------------------------------------------ scanning
+    def _scan(self, *, final: bool) -> FieldBatch:
+        buf = self._buf
+        # A candidate at p needs [p - margin, p + A + margin) in the buffer.
+        # (finish() has padded the end with `margin` zeros, so the rule is the same.)
+        limit = buf.size - self.active - self.margin + 1  # candidates < limit (relative)
+        parts: list[FieldBatch] = []
+        while True:
+            pos = self._pos - self._base
+            if pos >= limit:
+                break
+            if self._pred is not None and self._pred - self._base >= self.margin:
+                batch = self._fast(buf, limit)
+                if batch is not None:
+                    parts.append(batch)
+                    continue
+            found = self._slow(buf, pos, limit)
+            if found is None:
+                break
+            parts.append(found)
+        self._trim()
+        return FieldBatch.concat(parts, self.payload_size)
+
+    def _fast(self, buf: np.ndarray, limit: int) -> FieldBatch | None:
+        """Accept the run of predicted field starts that hold at least half the keys."""
+        first = self._pred - self._base
+        if first >= limit:
+            return None
+        odd = not self._last_odd
+        count = (limit - first) // self.field_size + 2
+        lengths = np.full(count, self.field_size, np.int64)
+        lengths[0 if odd else 1 :: 2] += self.interlace
+        rel = first + np.concatenate([[0], np.cumsum(lengths[:-1])])
+        rel = rel[rel < limit]
+        m = (buf[rel[:, None] + self.key_pos[None, :]] == self.key[None, :]).sum(axis=1)
+        bad = np.flatnonzero(m < self.strong)
+        count = int(bad[0]) if bad.size else rel.size
+        if count == 0:
+            return None
+        return self._accept(buf, rel[:count], odd)
+
+    def _slow(self, buf: np.ndarray, pos: int, limit: int) -> FieldBatch | None:
+        """First offset from pos reaching the threshold, refined by the slip check."""
+        window = 2 * self.field_size
+        key_pos, key = self.key_pos, self.key
+        while pos < limit:
+            stop = min(pos + window, limit)
+            n = stop - pos
+            m = np.zeros(n, np.uint8)
+            for j in range(self.key_length):
+                a = pos + int(key_pos[j])
+                m += buf[a : a + n] == key[j]
+            hits = np.flatnonzero(m >= self.threshold)
+            if hits.size == 0:
+                self.stats.closest_non_key = max(self.stats.closest_non_key, int(m.max()))
+                pos = stop
+                self._pos = self._base + pos
+                continue
+            q = int(hits[0])
+            if q:
+                self.stats.closest_non_key = max(self.stats.closest_non_key, int(m[:q].max()))
+            # Prefer the best alignment within the slip range (an early slip makes the
+            # first hit land one line before the true start).
+            best = pos + q + int(np.argmax(m[q : q + self.margin + 1]))
+            return self._accept(buf, np.array([best], np.int64), self._parity_at(best))
+        self._pos = self._base + max(pos, limit)
+        return None
+
+    # ------------------------------------------------------------------ acceptance
+    def _parity_at(self, rel: int) -> bool:
+        """Whether a field found by search at buffer offset rel is odd (NTSC half line)."""
+        if self._last_start is None:
+            return True  # a recording starts with an odd field
+        d = rel + self._base - self._last_start
+        tol = 2 * self.bpl
+        if self.interlace and abs(d - self.field_length(True)) <= tol:
+            return False  # the previous field was the longer, odd one
+        if self.interlace and abs(d - self.field_length(False)) <= tol:
+            return True
+        return not self._last_odd
+
+    def _accept(self, buf: np.ndarray, rel: np.ndarray, first_odd: bool) -> FieldBatch:
+        """Extract the payloads of fields starting at buffer offsets `rel`."""
+        nf = rel.size
+        at = rel[:, None, None] + self.shifts[None, :, None]  # (N, shifts, 1)
+        match = buf[at + self.key_pos[None, None, :]] == self.key[None, None, :]
+        at0 = match[:, self._zero_shift, :]  # (N, K)
+        matches = at0.sum(axis=1).astype(np.int64)
+        lead, trail = self._edges(buf, at)  # (N, shifts) fraction of edge checks passed
+        payload = buf[rel[:, None] + self.payload_pos[None, :]]
+        erasures = np.zeros(payload.shape, bool)
+        suspect = np.zeros(payload.shape, bool)
+        slips = np.zeros(nf, np.int64)
+        end_shift = np.zeros(nf, np.int64)
+        z = self._zero_shift
+        odd_keys = (match.any(axis=1) & ~at0).any(axis=1)
+        odd_edges = (lead.max(axis=1) > lead[:, z]) | (trail.max(axis=1) > trail[:, z])
+        for i in np.flatnonzero(odd_keys | odd_edges):
+            cost = np.concatenate(
+                [_EDGE_WEIGHT * (1 - lead[i])[:, None], (~match[i]).astype(np.float64),
+                 _EDGE_WEIGHT * (1 - trail[i])[:, None]], axis=1)
+            prof = _fit_profile(cost, z)
+            if not (prof != z).any():
+                continue
+            sh = self.shifts[prof]
+            hit = cost[prof, np.arange(prof.size)] < 0.5
+            left = sh[self._left_anchor]
+            right = sh[self._right_anchor]
+            payload[i] = buf[rel[i] + self.payload_pos + np.where(self._use_right, right, left)]
+            erasures[i] = self._slip_erasures(prof, hit)
+            slips[i] = int(np.count_nonzero(np.diff(prof)))
+            end_shift[i] = sh[-1]
+            at0[i] = hit[1:-1]
+            matches[i] = int(at0[i].sum())
+        missing = ~at0
+        noisy = np.flatnonzero(missing.any(axis=1))
+        if noisy.size:
+            miss = missing[noisy].astype(np.uint8)
+            near = (miss @ self._near_key) > 0
+            weak = matches[noisy] < self._weak_below
+            if weak.any():
+                near[weak] |= (miss[weak] @ self._segments_of_key) > 0
+            suspect[noisy] = near & ~erasures[noisy]
+        starts = rel + self._base
+        ends = starts + self.active + end_shift
+        self._note_fields(starts, matches, slips)
+        self._last_odd = first_odd if nf % 2 else not first_odd
+        self._pos = int(ends[-1])
+        self._pred = int(starts[-1] + end_shift[-1]) + self.field_length(self._last_odd)
+        return FieldBatch(starts, ends, payload, erasures, suspect, matches, slips)
+
+    def _edges(self, buf: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """How well the leader and trailer edges fit each shift (fraction of checks).
+
+        The leader edge: the last line before the active region is leader fill and the
+        first active line is not; the trailer edge likewise with the trailer fill.
+        """
+        before, after = self._before[None, None, :], self._after[None, None, :]
+        lead = (buf[at + before] == LEADER_FILL).sum(axis=2) + (
+            buf[at + after] != LEADER_FILL).sum(axis=2)
+        end = at + self.active
+        trail = (buf[end + after] == FILL).sum(axis=2) + (buf[end + before] != FILL).sum(axis=2)
+        scale = 1.0 / (2 * self.bpl)
+        return lead * scale, trail * scale
+
+    def _slip_erasures(self, prof: np.ndarray, hit: np.ndarray) -> np.ndarray:
+        """Payload bytes between the anchors that bracket each step of the profile.
+
+        A key byte that did not match next to a step may itself lie in the slipped line,
+        so the erased span reaches out to the nearest matching anchors.
+        """
+        span = np.zeros(self._anchor_pos.size - 1, bool)  # segment a lies after anchor a
+        for a in np.flatnonzero(np.diff(prof)):
+            lo, hi = int(a), int(a) + 1
+            while lo > 0 and not hit[lo]:
+                lo -= 1
+            while hi < prof.size - 1 and not hit[hi]:
+                hi += 1
+            span[lo:hi] = True
+        return span[self._left_anchor]
+
+    def _note_fields(self, starts: np.ndarray, matches: np.ndarray, slips: np.ndarray) -> None:
+        st = self.stats
+        st.fields += int(starts.size)
+        worst = int(matches.min())
+        st.worst_key = worst if st.worst_key is None else min(st.worst_key, worst)
+        st.line_slips += int(slips.sum())
+        seq = starts if self._last_start is None else np.concatenate(
+            [[self._last_start], starts])
+        if seq.size > 1:
+            d = np.diff(seq)
+            lo, hi = int(d.min()), int(d.max())
+            st.smallest_field = lo if st.smallest_field is None else min(st.smallest_field, lo)
+            st.largest_field = hi if st.largest_field is None else max(st.largest_field, hi)
+            st.framing_errors += int(np.count_nonzero(d > (3 * self.frame_size) // 4))
+        self._last_start = int(starts[-1])
+
+    def _trim(self) -> None:
+        """Drop buffered bytes no later search can need."""
+        keep_from = self._pos - self.margin - self._base
+        if keep_from > 0:
+            self._buf = self._buf[keep_from:].copy() if keep_from < self._buf.size else (
+                np.zeros(0, np.uint8))
+            self._base += keep_from
+
+
+def _fit_profile(cost: np.ndarray, start: int) -> np.ndarray:
+    """Least-cost shift index per anchor (Viterbi); a change of shift costs _STEP_COST.
+
+    cost (shifts, anchors): mismatch cost of each anchor at each shift; `start` is the
+    accepted alignment, slightly preferred for the first anchor.
+    """
+    n_shift, n_anchor = cost.shape
+    states = np.arange(n_shift)
+    total = np.full(n_shift, 0.25)
+    total[start] = 0.0
+    total = total + cost[:, 0]
+    back = np.zeros((n_anchor, n_shift), np.int64)
+    for a in range(1, n_anchor):
+        best = int(np.argmin(total))
+        jump = total[best] + _STEP_COST
+        stay = total <= jump
+        back[a] = np.where(stay, states, best)
+        total = np.where(stay, total, jump) + cost[:, a]
+    prof = np.zeros(n_anchor, np.int64)
+    prof[-1] = int(np.argmin(total))
+    for a in range(n_anchor - 1, 0, -1):
+        prof[a - 1] = back[a, prof[a]]
+    return prof
