@@ -1,0 +1,441 @@
+"""Serve one FUSE/CUSE connection: route requests to per-node handlers, one call per syscall.
+
+Theory of operation. The kernel splits a read(2)/write(2) larger than its chunk size
+(``Connection.max_chunk``: 128 KiB on CUSE, ``max_pages`` pages on FUSE) into several
+requests. With CUSE and FOPEN_STREAM every syscall starts at offset 0, so a request at
+offset > 0 continues the syscall of the previous request on the same open file. The
+dispatcher turns chunks back into syscalls so the ``NodeHandler`` sees one call per
+user read/write, which is what tape block semantics need:
+
+* Writes. A chunk that could not have been cut by the kernel (shorter than a full chunk
+  less one page: an unaligned user buffer shortens the first chunk by up to a page) ends
+  its syscall: the record goes to ``handler.write`` now and the handler's errno is the
+  answer. A full chunk may be continued, so it is buffered and answered with success;
+  its record is completed at the next request on that file (a WRITE at offset 0, READ,
+  IOCTL, FLUSH, FSYNC or RELEASE). An error from such a lazily completed record is
+  reported on that next request, as st reports a deferred write error.
+* Reads. At offset 0 ``handler.read(size, exact)`` returns one block; ``exact`` says the
+  request size is the user's whole buffer (it is below a full chunk). The block is served
+  chunk by chunk; a continuation past its end is answered with 0 bytes, which ends the
+  syscall, so two blocks never merge into one read.
+
+Concurrency: every open file has its own worker task fed in request order, so requests
+of one opener stay ordered while different openers (and nodes) are served concurrently.
+Handlers are async and must not block the loop. An OPEN waits for RELEASEs of the same
+node that were received before it (FUSE sends RELEASE after close(2) returns). INTERRUPT
+cancels the matching request if it is still queued or waiting inside the handler
+(answer EINTR); a handler call that completes anyway is answered with its result.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+import trio
+
+from backerd.errors import BackerError
+from backerd.kernel import abi
+from backerd.kernel import events as ev
+from backerd.kernel.connection import Connection, State, ioctl_retry_iovecs
+from backerd.kernel.fusefs import NAMESPACE_REQUESTS, Namespace
+
+log = logging.getLogger("backerd.dispatch")
+
+T = TypeVar("T")
+
+POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM = 0x1, 0x4, 0x40, 0x100
+# Seconds granted at shutdown to finish buffered records and release open files.
+RELEASE_GRACE = 30.0
+
+
+class NodeHandler(Protocol):
+    """What one served node (e.g. /dev/backer0) does; one call per syscall.
+
+    Errors are raised as ``BackerError`` (e.g. ``TapeError(errno)``) or ``OSError``;
+    their errno is what the user's syscall returns. A call may be cancelled at any of
+    its checkpoints when the user's syscall is interrupted: shield what must not tear.
+    """
+
+    async def open(self, flags: int) -> None: ...
+
+    async def read(self, size: int, exact: bool) -> bytes: ...
+
+    async def write(self, data: bytes) -> int: ...
+
+    async def ioctl(self, cmd: int, arg: bytes, out_size: int) -> bytes: ...
+
+    async def release(self) -> None: ...
+
+
+def errno_of(exc: BaseException) -> int:
+    if isinstance(exc, BackerError):
+        return exc.errno
+    if isinstance(exc, OSError) and exc.errno:
+        return exc.errno
+    log.error("handler failed unexpectedly", exc_info=exc)
+    return _errno.EIO
+
+
+@dataclass
+class _Failed:
+    errno: int
+
+
+@dataclass
+class _Node:
+    handler: NodeHandler
+    releasing: int = 0  # RELEASEs received and not finished yet
+    released: trio.Event = field(default_factory=trio.Event)
+
+
+@dataclass
+class _OpenFile:
+    fh: int
+    nodeid: int
+    node: _Node
+    requests: trio.MemorySendChannel
+    queue: trio.MemoryReceiveChannel
+    write_buffer: bytearray | None = None  # the record of a write syscall not yet complete
+    read_block: bytes | None = None  # the block the current read syscall is serving
+    read_pos: int = 0
+
+
+class Dispatcher:
+    """Routes the requests of one connection; ``run`` serves until it closes."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        nodes: Mapping[int, NodeHandler],
+        send: Callable[[bytes], None],
+        *,
+        namespace: Namespace | None = None,
+        open_flags: int = 0,
+    ) -> None:
+        self.conn = conn
+        self._nodes = {nodeid: _Node(handler) for nodeid, handler in nodes.items()}
+        self._send = send
+        self._namespace = namespace
+        self._open_flags = open_flags
+        # A chunk this long may have been cut short by the kernel (see module comment).
+        self.full_chunk = max(1, conn.max_chunk - abi.PAGE_SIZE + 1)
+        self._files: dict[int, _OpenFile] = {}  # by fh, until their RELEASE arrives
+        self._unreleased: dict[int, _OpenFile] = {}  # by fh, until the handler released
+        self._next_fh = 1
+        self._inflight: dict[int, trio.CancelScope] = {}
+        self._nursery: trio.Nursery | None = None
+        self.initialized = trio.Event()
+        self.closed = trio.Event()
+
+    # ---- the loop ----
+    async def run(self, receive: Callable[[], Awaitable[bytes | None]]) -> None:
+        """Handle requests from ``receive`` until it returns None (connection gone)."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                while (buf := await receive()) is not None:
+                    self.handle(buf)
+                nursery.cancel_scope.cancel()  # nobody is left to answer
+        finally:
+            self._nursery = None
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + RELEASE_GRACE
+                await self._release_all()
+            self.closed.set()
+
+    def handle(self, buf: bytes) -> None:
+        """Parse one request and answer it or hand it to a task. Never raises."""
+        try:
+            self._route(self.conn.receive(buf))
+        except Exception:
+            log.exception("internal error routing a request")
+
+    def _route(self, request: ev.Request) -> None:
+        conn = self.conn
+        if isinstance(request, ev.Init | ev.CuseInit):
+            reply = (conn.reply_init(request) if isinstance(request, ev.Init)
+                     else conn.reply_cuse_init(request))
+            self._send(reply)
+            if conn.state is State.READY:
+                log.debug("%s: kernel %d.%d, speaking 7.%d", conn.kind, request.major,
+                          request.minor, conn.minor)
+                self.initialized.set()
+            else:
+                log.error("%s: kernel protocol %d.%d refused", conn.kind, request.major,
+                          request.minor)
+        elif isinstance(request, ev.BadRequest):
+            log.warning("bad request (opcode %d): %s", request.opcode, request.reason)
+            if request.needs_reply:
+                self._send(conn.reply_error(request, request.errno))
+        elif isinstance(request, ev.Unsupported):
+            log.debug("unsupported opcode %d -> ENOSYS", request.opcode)
+            self._send(conn.reply_error(request, request.errno))
+        elif isinstance(request, ev.Interrupt):
+            scope = self._inflight.get(request.target)
+            if scope is not None:
+                scope.cancel()
+        elif isinstance(request, ev.Destroy):
+            self._send(conn.reply_destroy(request))
+        elif self._namespace is not None and isinstance(request, NAMESPACE_REQUESTS):
+            reply = self._namespace.answer(conn, request)
+            if reply is not None:
+                self._send(reply)
+        elif isinstance(request, ev.Open):
+            self._start_open(request)
+        elif isinstance(request, ev.Poll):
+            # Always ready: handlers wait inside read/write themselves, never the loop.
+            ready = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM
+            self._send(conn.reply_poll(request, request.events & ready))
+        elif isinstance(request, ev.Read | ev.Write | ev.Ioctl | ev.Flush | ev.Fsync | ev.Release):
+            self._enqueue(request)
+        else:
+            self._send(conn.reply_error(request, _errno.ENOSYS))
+
+    # ---- replying ----
+    def _reply(self, request: ev.Request, build: Callable[[], bytes]) -> None:
+        self._inflight.pop(request.unique, None)
+        try:
+            payload = build()
+        except Exception:
+            log.exception("cannot build the reply to %s", type(request).__name__)
+            if not self.conn.is_outstanding(request.unique):
+                return
+            payload = self.conn.reply_error(request, _errno.EIO)
+        self._send(payload)
+
+    def _fail(self, request: ev.Request, errno: int) -> None:
+        self._reply(request, lambda: self.conn.reply_error(request, errno))
+
+    async def _guarded(self, request: ev.Request, call: Callable[[], Awaitable[T]]) -> T | _Failed:
+        """Run a handler call; INTERRUPT of ``request`` cancels it (-> EINTR)."""
+        scope = self._inflight.get(request.unique) or trio.CancelScope()
+        done = False
+        try:
+            with scope:
+                result = await call()
+                done = True
+        except Exception as exc:
+            return _Failed(errno_of(exc))
+        return result if done else _Failed(_errno.EINTR)
+
+    # ---- OPEN ----
+    def _start_open(self, request: ev.Open) -> None:
+        node = self._nodes.get(request.nodeid)
+        if node is None:
+            is_dir = request.nodeid == abi.FUSE_ROOT_ID and self._namespace is not None
+            self._send(self.conn.reply_error(request,
+                                             _errno.EISDIR if is_dir else _errno.ENOENT))
+            return
+        assert self._nursery is not None
+        self._inflight[request.unique] = trio.CancelScope()
+        self._nursery.start_soon(self._open, request, node)
+
+    async def _open(self, request: ev.Open, node: _Node) -> None:
+        scope = self._inflight[request.unique]
+        with scope:
+            while node.releasing:
+                await node.released.wait()
+        if scope.cancelled_caught:
+            self._fail(request, _errno.EINTR)
+            return
+        try:
+            # Not interruptible: a handler that opened must be released by its file.
+            await node.handler.open(request.flags)
+        except Exception as exc:
+            self._fail(request, errno_of(exc))
+            return
+        fh = self._next_fh
+        self._next_fh += 1
+        send, receive = trio.open_memory_channel[ev.Request](math.inf)
+        file = _OpenFile(fh, request.nodeid, node, send, receive)
+        self._files[fh] = self._unreleased[fh] = file
+        assert self._nursery is not None
+        self._nursery.start_soon(self._serve_file, file)
+        self._reply(request, lambda: self.conn.reply_open(request, fh, self._open_flags))
+
+    # ---- per-file queue ----
+    def _enqueue(self, request: ev.Read | ev.Write | ev.Ioctl | ev.Flush | ev.Fsync
+                 | ev.Release) -> None:
+        file = self._files.get(request.fh)
+        if file is None or file.nodeid != request.nodeid:
+            log.warning("%s for unknown file handle %d", type(request).__name__, request.fh)
+            self._send(self.conn.reply_error(request, _errno.EBADF))
+            return
+        if isinstance(request, ev.Release):
+            file.node.releasing += 1
+            self._files.pop(request.fh)
+        else:
+            self._inflight[request.unique] = trio.CancelScope()
+        file.requests.send_nowait(request)
+
+    async def _serve_file(self, file: _OpenFile) -> None:
+        async for request in file.queue:
+            if isinstance(request, ev.Release):
+                await self._release(file, request)
+                return
+            scope = self._inflight.get(request.unique)
+            if scope is not None and scope.cancel_called:
+                if isinstance(request, ev.Write):
+                    file.write_buffer = None  # the interrupted syscall's record is abandoned
+                self._fail(request, _errno.EINTR)
+                continue
+            try:
+                if isinstance(request, ev.Write):
+                    await self._write(file, request)
+                elif isinstance(request, ev.Read):
+                    await self._read(file, request)
+                elif isinstance(request, ev.Ioctl):
+                    await self._ioctl(file, request)
+                else:  # FLUSH, FSYNC: the buffered record is written before close/fsync
+                    errno = await self._complete_write(file)
+                    file.read_block = None
+                    if errno:
+                        self._fail(request, errno)
+                    else:
+                        self._reply(request, lambda r=request: self.conn.reply_empty(r))
+            except Exception:
+                log.exception("internal error serving %s", type(request).__name__)
+                if self.conn.is_outstanding(request.unique):
+                    self._fail(request, _errno.EIO)
+
+    async def _complete_write(self, file: _OpenFile) -> int:
+        """Hand a buffered record to the handler; its errno (0 when written whole)."""
+        if file.write_buffer is None:
+            return 0
+        record = bytes(file.write_buffer)
+        file.write_buffer = None
+        try:
+            written = await file.node.handler.write(record)
+        except Exception as exc:
+            errno = errno_of(exc)
+            log.info("deferred write error on a %d-byte record: %s", len(record),
+                     _errno.errorcode.get(errno, errno))
+            return errno
+        if written != len(record):
+            log.warning("handler wrote %d of a %d-byte record", written, len(record))
+            return _errno.EIO
+        return 0
+
+    async def _write(self, file: _OpenFile, request: ev.Write) -> None:
+        buffered = file.write_buffer
+        if not (request.offset > 0 and buffered is not None and request.offset == len(buffered)):
+            errno = await self._complete_write(file)
+            file.read_block = None
+            if errno:
+                self._fail(request, errno)
+                return
+            if request.offset > 0:
+                # A continuation whose syscall already ended (after an error): cannot be
+                # joined to anything, so fail it rather than start a torn record.
+                log.warning("WRITE continuation at %d with no record open", request.offset)
+                self._fail(request, _errno.EIO)
+                return
+            buffered = file.write_buffer = bytearray()
+        buffered += request.data
+        if len(request.data) >= self.full_chunk:
+            self._reply(request, lambda: self.conn.reply_write(request, len(request.data)))
+            return
+        record = bytes(buffered)
+        file.write_buffer = None
+        result = await self._guarded(request, lambda: file.node.handler.write(record))
+        if isinstance(result, _Failed):
+            self._fail(request, result.errno)
+            return
+        # Earlier chunks were already acknowledged; report what of this one got written.
+        earlier = len(record) - len(request.data)
+        covered = max(0, min(len(request.data), int(result) - earlier))
+        self._reply(request, lambda: self.conn.reply_write(request, covered))
+
+    async def _read(self, file: _OpenFile, request: ev.Read) -> None:
+        if request.offset > 0:
+            block = file.read_block
+            if block is None or request.offset != file.read_pos:
+                self._reply(request, lambda: self.conn.reply_data(request, b""))
+                return
+            piece = block[file.read_pos:file.read_pos + request.size]
+            file.read_pos += len(piece)
+            if not piece:
+                file.read_block = None
+            self._reply(request, lambda: self.conn.reply_data(request, piece))
+            return
+        errno = await self._complete_write(file)
+        file.read_block = None
+        if errno:
+            self._fail(request, errno)
+            return
+        exact = request.size < self.full_chunk
+        result = await self._guarded(
+            request, lambda: file.node.handler.read(request.size, exact))
+        if isinstance(result, _Failed):
+            self._fail(request, result.errno)
+            return
+        block = bytes(result)
+        if len(block) > request.size and not exact:
+            file.read_block, file.read_pos = block, request.size
+        piece = block[:request.size]
+        self._reply(request, lambda: self.conn.reply_data(request, piece))
+
+    async def _ioctl(self, file: _OpenFile, request: ev.Ioctl) -> None:
+        errno = await self._complete_write(file)
+        file.read_block = None
+        if errno:
+            self._fail(request, errno)
+            return
+        if request.flags & abi.FUSE_IOCTL_DIR:
+            self._fail(request, _errno.ENOTTY)
+            return
+        retry = ioctl_retry_iovecs(request)
+        if retry is not None:
+            self._reply(request, lambda: self.conn.reply_ioctl_retry(request, *retry))
+            return
+        out_size = request.out_size
+        if request.unrestricted:
+            # The kernel offers what we asked for in the RETRY; give the handler no more
+            # room than the command's own size says.
+            out_size = min(out_size, request.command.size)
+        result = await self._guarded(
+            request, lambda: file.node.handler.ioctl(request.cmd, request.data, out_size))
+        if isinstance(result, _Failed):
+            # ENOSYS would reach the user as ENOTTY anyway; say it plainly.
+            self._fail(request, _errno.ENOTTY if result.errno == _errno.ENOSYS else result.errno)
+            return
+        data = bytes(result)
+        self._reply(request, lambda: self.conn.reply_ioctl(request, data))
+
+    async def _release(self, file: _OpenFile, request: ev.Release) -> None:
+        try:
+            errno = await self._complete_write(file)
+            if errno:
+                log.warning("record lost at close: %s", _errno.errorcode.get(errno, errno))
+            try:
+                await file.node.handler.release()
+            except Exception as exc:
+                log.warning("release failed: %s", _errno.errorcode.get(errno_of(exc)))
+            self._reply(request, lambda: self.conn.reply_empty(request))
+        finally:
+            self._unreleased.pop(file.fh, None)
+            node = file.node
+            node.releasing -= 1
+            if not node.releasing:
+                node.released.set()
+                node.released = trio.Event()
+
+    async def _release_all(self) -> None:
+        """The connection is gone: finish buffered records and release every open file."""
+        files = list(self._unreleased.values())
+        self._files.clear()
+        self._unreleased.clear()
+        for file in files:
+            errno = await self._complete_write(file)
+            if errno:
+                log.warning("record lost at shutdown: %s", _errno.errorcode.get(errno, errno))
+            try:
+                await file.node.handler.release()
+            except Exception as exc:
+                log.warning("release at shutdown failed: %s",
+                            _errno.errorcode.get(errno_of(exc)))
