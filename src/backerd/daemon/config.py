@@ -42,7 +42,7 @@ TRANSPORTS = ("auto", "cuse", "fuse")
 DECKS = ("sim",)
 DEFAULT_MODE = "nhs"
 DEFAULT_LENGTH = "E-180"
-_LENGTH_RE = re.compile(r"^[ET]-\d+$")
+_LENGTH_RE = re.compile(r"^([ET]-\d+|\d+ ?(min)?)$", re.IGNORECASE)  # E-180, T-120, 95min
 _MAX_UNITS = 64
 
 

@@ -95,7 +95,7 @@ def open_sim_unit(config: UnitConfig) -> Unit:
         log.info("unit %d: created cassette %s (%s %s)", config.number, path,
                  config.standard.upper(), config.length)
     cassette = Cassette.open(path)
-    deck = SimDeck(cassette, realtime=config.realtime)
+    deck = SimDeck(cassette, realtime=1.0 if config.realtime else None)
     medium = BackerMedium(deck, mode=config.mode)
     return Unit(config, Drive(medium), on_shutdown=cassette.close)
 

@@ -1,0 +1,211 @@
+"""Helpers of the system tests: the daemon subprocess, tool runners, output parsers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backerd.daemon.control import NotRunning, query
+
+DEVICE_KIND = os.environ.get("BACKERD_TEST_DEVICE", "fuse")
+MODE = os.environ.get("BACKERD_TEST_MODE", "nhs")
+# hang guards only (never assertions about speed); TCG guests are slow, hence generous
+START_TIMEOUT = float(os.environ.get("BACKERD_TEST_START_TIMEOUT", "120"))
+STOP_TIMEOUT = 120.0
+TOOL_TIMEOUT = 600.0
+
+
+
+def _missing_tools() -> list[str]:
+    missing = []
+    mt = shutil.which("mt")
+    if mt is None:
+        missing.append("mt (mt-st)")
+    else:
+        out = subprocess.run([mt, "--version"], capture_output=True, text=True)
+        if "mt-st" not in out.stdout + out.stderr:
+            missing.append("mt-st (the mt found is another one)")
+    tar = shutil.which("tar")
+    if tar is None or "GNU tar" not in subprocess.run(
+        [tar, "--version"], capture_output=True, text=True
+    ).stdout:
+        missing.append("GNU tar")
+    for tool in ("cpio", "dd", "cmp"):
+        if shutil.which(tool) is None:
+            missing.append(tool)
+    if DEVICE_KIND == "fuse":
+        if not os.path.exists("/dev/fuse"):
+            missing.append("/dev/fuse")
+        if os.geteuid() != 0:
+            missing.append("root (to mount FUSE without fusermount)")
+    elif DEVICE_KIND == "cuse":
+        if not os.path.exists("/dev/cuse"):
+            missing.append("/dev/cuse (run inside the VM: tests/vm)")
+    else:
+        missing.append(f"a known BACKERD_TEST_DEVICE (got {DEVICE_KIND!r}; use fuse or cuse)")
+    return missing
+
+
+MISSING = _missing_tools()
+
+
+class ToolError(AssertionError):
+    pass
+
+
+@dataclass
+class Daemon:
+    """A ``backerd serve`` subprocess on its own cassette, with helpers to drive tools."""
+
+    tmp: Path
+    cassette: Path
+    fuse_root: Path
+    config_file: Path
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    exit_codes: list[int] = field(default_factory=list)
+    last_status: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def control_socket(self) -> Path:
+        return Path(self.env["BACKERD_RUNTIME_DIR"]) / "control.sock"
+
+    def node(self, name: str) -> str:
+        return f"/dev/{name}" if DEVICE_KIND == "cuse" else str(self.fuse_root / name)
+
+    @property
+    def rew(self) -> str:
+        """The rewinding node (rewinds on close)."""
+        return self.node("backer0")
+
+    @property
+    def nrew(self) -> str:
+        """The non-rewinding node."""
+        return self.node("nbacker0")
+
+    def backerd(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "backerd", *args]
+
+    def start(self) -> None:
+        assert self.proc is None, "daemon already running"
+        self.starts += 1
+        with open(self.log, "ab") as log:
+            log.write(f"---- start #{self.starts}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                self.backerd("serve", "--config", str(self.config_file), "--cassette",
+                             str(self.cassette), "--fuse-root", str(self.fuse_root)),
+                env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                rc = self.proc.returncode
+                self.proc = None
+                raise AssertionError(f"backerd serve exited with {rc} at start:\n{self.log_tail()}")
+            with contextlib.suppress(NotRunning):
+                status = query(self.control_socket, timeout=5)
+                if all(os.path.exists(self.node(n)) for n in ("backer0", "nbacker0")):
+                    self.last_status = status
+                    return
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(f"backerd serve not ready after {START_TIMEOUT} s:\n"
+                                     f"{self.log_tail()}")
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signal the daemon and wait for it; returns (and records) its exit status."""
+        assert self.proc is not None, "daemon not running"
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"backerd did not stop on {sig!r}:\n{self.log_tail()}") from None
+        self.proc = None
+        self.exit_codes.append(rc)
+        self.unmount()
+        return rc
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+        self.unmount()
+
+    def unmount(self) -> None:
+        if DEVICE_KIND == "fuse" and os.path.ismount(self.fuse_root):
+            subprocess.run(["umount", "-l", str(self.fuse_root)], check=False)
+
+    def log_tail(self, lines: int = 40) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return "(no log)"
+
+    def run(self, *cmd: str | Path, ok: bool = True, input: bytes | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+        """Run a tool; by default fail the test (with the daemon's log) unless it exits 0."""
+        argv = [str(c) for c in cmd]
+        result = subprocess.run(argv, input=input, capture_output=True, cwd=cwd,
+                                timeout=TOOL_TIMEOUT, env=self.env)
+        if ok and result.returncode != 0:
+            raise ToolError(
+                f"{' '.join(argv)} exited {result.returncode}\n"
+                f"stdout: {result.stdout[-2000:].decode(errors='replace')}\n"
+                f"stderr: {result.stderr[-2000:].decode(errors='replace')}\n"
+                f"daemon log:\n{self.log_tail()}"
+            )
+        return result
+
+    def mt(self, dev: str, *op: str) -> str:
+        return self.run("mt", "-f", dev, *op).stdout.decode()
+
+    def status(self) -> dict[str, Any]:
+        import json
+
+        out = self.run(*self.backerd("status", "--json", "--socket", str(self.control_socket)))
+        return json.loads(out.stdout)
+
+
+def parse_mt_status(text: str) -> dict[str, Any]:
+    """File/block numbers and status bit names from mt-st's ``status`` output."""
+    import re
+
+    m = re.search(r"File number=(-?\d+), block number=(-?\d+)", text)
+    assert m, f"no file/block numbers in mt status output:\n{text}"
+    bits = text.split("General status bits on", 1)[1].split("\n", 1)[1].split()
+    return {"file": int(m.group(1)), "block": int(m.group(2)), "bits": set(bits)}
+
+
+def same_tree(a: Path, b: Path) -> list[str]:
+    """Differences between two trees (names, kinds, link targets, bytes); [] if equal."""
+    diffs = []
+    names_a = sorted(p.relative_to(a) for p in a.rglob("*"))
+    names_b = sorted(p.relative_to(b) for p in b.rglob("*"))
+    if names_a != names_b:
+        diffs.append(f"names differ: {set(names_a) ^ set(names_b)}")
+    for rel in names_a:
+        pa, pb = a / rel, b / rel
+        if not (pb.exists() or pb.is_symlink()):
+            continue
+        if pa.is_symlink() or pb.is_symlink():
+            if not (pa.is_symlink() and pb.is_symlink()) or os.readlink(pa) != os.readlink(pb):
+                diffs.append(f"{rel}: symlink differs")
+        elif pa.is_file():
+            if not pb.is_file() or pa.read_bytes() != pb.read_bytes():
+                diffs.append(f"{rel}: contents differ")
+        elif pa.is_dir() != pb.is_dir():
+            diffs.append(f"{rel}: kind differs")
+    return diffs
