@@ -152,8 +152,14 @@ class RecordingCatalog(Protocol):
     @property
     def interrupted(self) -> Interrupted | None: ...
 
-    def begin_recording(self, start: int, mode: str, fmt: str = "3.102") -> None:
-        """Journal a recording about to start at ``start``; forget what lies at or after it."""
+    def begin_recording(
+        self, start: int, mode: str, fmt: str = "3.102", *, keep: int = 0
+    ) -> None:
+        """Journal a recording starting at ``start``; forget what lies at or after it.
+
+        ``keep`` fields from ``start`` stay on tape: a recording resumed in its middle
+        re-uses the fields it already has.
+        """
         ...
 
     def commit_recording(self, recording: Recording) -> None:
@@ -165,6 +171,10 @@ class RecordingCatalog(Protocol):
         ...
 
     def forget_interrupted(self) -> None: ...
+
+    def discard_from(self, slot: int) -> None:
+        """Forget and erase everything at or after ``slot``."""
+        ...
 
 
 @runtime_checkable

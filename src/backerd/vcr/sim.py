@@ -296,8 +296,13 @@ class Cassette:
         if self._write_protected:
             raise MediumError("cassette is write-protected", errno=errno.EACCES)
 
-    def begin_recording(self, start: int, mode: str, fmt: str = "3.102") -> None:
-        """Journal a recording starting at ``start``; forget everything at or after it."""
+    def begin_recording(
+        self, start: int, mode: str, fmt: str = "3.102", *, keep: int = 0
+    ) -> None:
+        """Journal a recording starting at ``start``; forget everything at or after it.
+
+        The first ``keep`` fields from ``start`` stay on tape (a resumed recording).
+        """
         self._require_writable()
         if not 0 <= start < self.slots:
             raise MediumError("no tape left to record on", errno=errno.ENOSPC)
@@ -305,7 +310,7 @@ class Cassette:
         self._open = OpenRecording(start, mode, fmt)
         self._interrupted = None
         self._commit()
-        self._erase_from(start)
+        self._erase_from(start + keep)
 
     def commit_recording(self, recording: Recording) -> None:
         self._require_writable()
