@@ -272,7 +272,7 @@ class MemoryMedium:
             else:
                 end = min(start + max(max_size, 1), len(f.data))
                 # re-chunk the stream from here: this read defines the block
-                f.bounds = [b for b in f.bounds if b <= start] + [end]
+                f.bounds = [*self._bounds(f)[: self._block], end]
             self._block += 1
             return bytes(f.data[start:end])
         if f.filemark:
