@@ -76,10 +76,10 @@ class LegacySectorCodec:
 
     # ------------------------------------------------------------------ layout
     def buffer_to_tape(self, buf: np.ndarray) -> np.ndarray:
-        return buf[:, self.to_tape]
+        return np.take(buf, self.to_tape, axis=1)
 
     def tape_to_buffer(self, sectors: np.ndarray) -> np.ndarray:
-        return sectors[:, self.from_tape]
+        return np.take(sectors, self.from_tape, axis=1)
 
     def _codewords(self, buf: np.ndarray) -> np.ndarray:
         """(N*I, n) codewords in coefficient order (parity then data) from buffers."""
