@@ -6,8 +6,6 @@ from __future__ import annotations
 import errno
 import os
 
-import pytest
-
 RDWR, RDONLY, WRONLY, NONBLOCK = os.O_RDWR, os.O_RDONLY, os.O_WRONLY, os.O_NONBLOCK
 
 
