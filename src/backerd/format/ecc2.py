@@ -1,0 +1,146 @@
+"""EP outer code "ecc2" (spec section 7): RS(255, 235) across the 255 sectors of a group.
+
+A group is 255 sectors' worth of capacity C. Sectors 0..234 carry the data area
+(user bytes, 0x33 fill, little-endian length at Cg = 235C - 4), sectors 235..254 the
+parity. Codeword b takes byte b of every sector: data sector j is the coefficient of
+x^(20+j), parity sector 235+i that of x^i. Lost sectors are erasures at those positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from backerd.format.params import FILL
+from backerd.format.rs import rs_code
+
+GROUP_SECTORS = 255
+DATA_SECTORS = 235
+PARITY_SECTORS = GROUP_SECTORS - DATA_SECTORS
+_CODE = (GROUP_SECTORS, DATA_SECTORS)
+
+
+def group_capacity(capacity: int) -> int:
+    """Cg: user bytes of one full group for sector capacity C."""
+    return DATA_SECTORS * capacity - 4
+
+
+def encode_group(data: bytes | np.ndarray, capacity: int) -> np.ndarray:
+    """The 255 full sectors (255, C) of one group holding ``data`` (at most Cg bytes)."""
+    user = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray) else (
+        np.asarray(data, dtype=np.uint8).reshape(-1)
+    )
+    cg = group_capacity(capacity)
+    if user.size > cg:
+        raise ValueError(f"a group holds at most {cg} bytes, got {user.size}")
+    group = np.empty((GROUP_SECTORS, capacity), dtype=np.uint8)
+    area = group[:DATA_SECTORS].reshape(-1)
+    area[: user.size] = user
+    area[user.size : cg] = FILL
+    area[cg:] = np.frombuffer(np.uint32(user.size).astype("<u4").tobytes(), np.uint8)
+    # Codeword b = column b of the (235, C) data sectors; parity goes to rows 235..254.
+    parity = rs_code(*_CODE).encode(np.ascontiguousarray(group[:DATA_SECTORS].T))
+    group[DATA_SECTORS:] = parity.T
+    return group
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """What one group yields: the user bytes (lost ranges hold their received values)."""
+
+    data: bytes  # `length` user bytes
+    length: int  # user bytes of the group (from its length field, Cg if unreadable)
+    ok: bool  # every user byte (and the length) recovered
+    lost: list[tuple[int, int]] = field(default_factory=list)  # (offset, length) ranges
+    corrected: int = 0  # symbols changed by the outer code
+    failed_codewords: int = 0
+
+
+def _to_codewords(sectors: np.ndarray) -> np.ndarray:
+    """(255, C) group in sector order -> (C, 255) codewords in coefficient order."""
+    return np.ascontiguousarray(
+        np.concatenate([sectors[DATA_SECTORS:], sectors[:DATA_SECTORS]], axis=0).T
+    )
+
+
+def _positions(lost: np.ndarray) -> np.ndarray:
+    """Sector-indexed flags -> codeword-position flags (parity first)."""
+    return np.concatenate([lost[DATA_SECTORS:], lost[:DATA_SECTORS]])
+
+
+def decode_group(sectors: np.ndarray, lost: np.ndarray) -> GroupResult:
+    """Recover one group from its 255 sectors (C bytes each; lost rows may hold anything).
+
+    Positions that one codeword reveals as wrong (a sector the inner code passed but that
+    was in error) are suspect in every codeword, so they are added as erasures and the
+    codewords that failed are decoded again, while that helps.
+    """
+    sectors = np.asarray(sectors, dtype=np.uint8)
+    lost = np.asarray(lost, dtype=bool)
+    if sectors.ndim != 2 or sectors.shape[0] != GROUP_SECTORS or lost.shape != (GROUP_SECTORS,):
+        raise ValueError("decode_group expects sectors (255, C) and lost (255,)")
+    capacity = sectors.shape[1]
+    code = rs_code(*_CODE)
+    cw = _to_codewords(sectors)
+    known_bad = _positions(lost)
+    if known_bad.any():
+        erasures = np.broadcast_to(known_bad, cw.shape)
+        result = code.decode(cw, erasures)
+    else:
+        result = code.decode(cw)
+    out = result.corrected.copy()
+    ok = result.ok.copy()
+    changed_total = int(result.n_corrected[ok].sum())
+    suspect = known_bad.copy()
+    while not ok.all():
+        revealed = result.changed[ok].any(axis=0) & ~suspect
+        if not revealed.any():
+            break
+        suspect |= revealed
+        if suspect.sum() > PARITY_SECTORS:
+            break
+        retry = np.flatnonzero(~ok)
+        result = code.decode(cw[retry], np.broadcast_to(suspect, (retry.size, GROUP_SECTORS)))
+        fixed = retry[result.ok]
+        out[fixed] = result.corrected[result.ok]
+        ok[fixed] = True
+        changed_total += int(result.n_corrected[result.ok].sum())
+        if not result.ok.any():
+            break
+    # Back to sector order, data sectors only: byte o of the data area is sector o // C,
+    # codeword o % C.
+    data_area = out[:, PARITY_SECTORS:].T.reshape(-1)
+    cg = group_capacity(capacity)
+    length_ok = bool(ok[capacity - 4 :].all())
+    length = int(data_area[cg : cg + 4].view("<u4")[0]) if length_ok else cg
+    if length > cg:  # an impossible length field: treat it as unreadable
+        length, length_ok = cg, False
+    lost_ranges = _lost_ranges(lost, ~ok, capacity, length)
+    return GroupResult(
+        data=data_area[:length].tobytes(),
+        length=length,
+        ok=length_ok and not lost_ranges,
+        lost=lost_ranges,
+        corrected=changed_total,
+        failed_codewords=int((~ok).sum()),
+    )
+
+
+def _lost_ranges(
+    lost_sectors: np.ndarray, failed: np.ndarray, capacity: int, length: int
+) -> list[tuple[int, int]]:
+    """User byte ranges (offset, length) in lost data sectors and failed codewords.
+
+    Bytes of sectors the inner code accepted are taken as received even where their
+    codeword failed: the inner decoder verified them.
+    """
+    bad = np.zeros((DATA_SECTORS, capacity), dtype=bool)
+    bad[lost_sectors[:DATA_SECTORS]] = failed[None, :]
+    flat = bad.reshape(-1)[:length]
+    if not flat.any():
+        return []
+    edges = np.diff(np.concatenate([[0], flat.view(np.int8), [0]]))
+    starts = np.flatnonzero(edges == 1)
+    stops = np.flatnonzero(edges == -1)
+    return [(int(a), int(b - a)) for a, b in zip(starts, stops, strict=True)]

@@ -1,0 +1,207 @@
+"""The 3.102 sector (spec section 6) and the sector codec shape shared with 3.101/3.3.
+
+Layout of an S-byte sector in tape order: C user bytes (randomised, 0x33 filler and the
+high length byte for a partial sector), a 4-byte little-endian header (28-bit number,
+low length nibble), then the inner RS parity. Codeword b of the I interleaved codewords
+holds every I-th byte starting at b, so a sector reshaped to (n, I) has codeword b in
+column b: rows [0, k) data d_0.., rows [k, n) parity p_0...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Protocol
+
+import numpy as np
+
+from backerd.format import randomiser
+from backerd.format.params import FILL, ModeParams
+from backerd.format.rs import rs_code
+
+NUMBER_BITS = 28
+_NUMBER_MASK = (1 << NUMBER_BITS) - 1
+
+
+class SectorKind(IntEnum):
+    BOR = 0
+    DATA = 1
+    EOR = 2
+
+
+@dataclass(frozen=True)
+class DecodedSectors:
+    """Per-sector outcome of a batch decode (rows of failed sectors are zeroed)."""
+
+    ok: np.ndarray  # (N,) bool
+    number: np.ndarray  # (N,) int64, sign-extended
+    length: np.ndarray  # (N,) int64, user bytes
+    kind: np.ndarray  # (N,) int64, SectorKind values
+    data: np.ndarray  # (N, C) uint8, de-randomised, valid for [0, length)
+    corrected: np.ndarray  # (N,) int64, symbols fixed
+    worst: np.ndarray  # (N,) int64, most symbols fixed in one codeword
+
+
+class SectorCodec(Protocol):
+    params: ModeParams
+
+    def encode_sectors(
+        self, data: np.ndarray, lengths: np.ndarray, numbers: np.ndarray
+    ) -> np.ndarray: ...
+
+    def decode_sectors(
+        self, sectors: np.ndarray, erasures: np.ndarray | None = None
+    ) -> DecodedSectors: ...
+
+
+def encode_length(n: np.ndarray) -> np.ndarray:
+    """Spec 6.2: e = n + floor(n/15) + 1 (partial sectors only)."""
+    n = np.asarray(n, dtype=np.int64)
+    return n + n // 15 + 1
+
+
+def decode_length(high: np.ndarray, low: np.ndarray, capacity: int) -> np.ndarray:
+    """Spec 6.2: low = 0 means a full sector, else n = 15*high + low - 1."""
+    high = np.asarray(high, dtype=np.int64)
+    low = np.asarray(low, dtype=np.int64)
+    return np.where(low == 0, capacity, 15 * high + low - 1)
+
+
+def sign_extend(values: np.ndarray, bits: int) -> np.ndarray:
+    values = np.asarray(values, dtype=np.int64) & ((1 << bits) - 1)
+    return values - ((values >> (bits - 1)) << bits)
+
+
+def randomise_rows(data: np.ndarray, lengths: np.ndarray, numbers: np.ndarray) -> None:
+    """XOR bytes [0, length) of each row with its key stream, in place (self-inverse)."""
+    for n in np.unique(lengths):
+        n = int(n)
+        if n <= 0:
+            continue
+        sel = np.flatnonzero(lengths == n)
+        data[sel[:, None], np.arange(n)[None, :]] ^= randomiser.mask(numbers[sel], n)
+
+
+class Sector3102Codec:
+    """Batch encoder/decoder of 3.102 sectors for one mode."""
+
+    def __init__(self, params: ModeParams) -> None:
+        if params.is_raw:
+            raise ValueError(f"mode {params.name} has no sectors")
+        self.params = params
+        self.rs = rs_code(params.rs_n, params.rs_k)
+
+    # ---------------------------------------------------------------- encoding
+    def encode_sectors(
+        self, data: np.ndarray, lengths: np.ndarray, numbers: np.ndarray
+    ) -> np.ndarray:
+        """Sectors (N, S) in tape order from user bytes (N, C), lengths and numbers."""
+        p = self.params
+        cap, inter, k = p.capacity, p.interleave, p.rs_k
+        data = np.asarray(data, dtype=np.uint8)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        numbers = np.asarray(numbers, dtype=np.int64)
+        rows = data.shape[0]
+        if data.shape != (rows, cap) or lengths.shape != (rows,) or numbers.shape != (rows,):
+            raise ValueError("encode_sectors: expected data (N, C), lengths (N,), numbers (N,)")
+        if rows and (lengths.min() < 0 or lengths.max() > cap):
+            raise ValueError(f"sector lengths must be within [0, {cap}]")
+        buf = np.empty((rows, p.sector_size), dtype=np.uint8)
+        buf[:, :cap] = data
+        full = lengths == cap
+        if full.all():
+            if rows:
+                buf[:, :cap] ^= randomiser.mask(numbers, cap)
+            low = np.zeros(rows, dtype=np.int64)
+        else:
+            area = buf[:, :cap]
+            if full.any():
+                sel = np.flatnonzero(full)
+                area[sel] ^= randomiser.mask(numbers[sel], cap)
+            part = np.flatnonzero(~full)
+            sub = area[part]
+            randomise_rows(sub, lengths[part], numbers[part])
+            # Filler from n to C-1, then the high length byte at C-1.
+            fill = np.arange(cap)[None, :] >= lengths[part, None]
+            sub[fill] = FILL
+            e = encode_length(lengths[part])
+            sub[:, cap - 1] = (e >> 4).astype(np.uint8)
+            area[part] = sub
+            low = np.zeros(rows, dtype=np.int64)
+            low[part] = e & 0xF
+        header = (numbers & _NUMBER_MASK) | (low << NUMBER_BITS)
+        buf[:, cap : cap + 4] = header.astype("<u4").view(np.uint8).reshape(rows, 4)
+        # Interleave: data byte j*I + b is symbol j of codeword b.
+        msgs = buf[:, : p.data_size].reshape(rows, k, inter).transpose(0, 2, 1)
+        parity = self.rs.encode(msgs.reshape(rows * inter, k))
+        nsym = p.parity_per_codeword
+        buf[:, p.data_size :] = (
+            parity.reshape(rows, inter, nsym).transpose(0, 2, 1).reshape(rows, nsym * inter)
+        )
+        return buf
+
+    # ---------------------------------------------------------------- decoding
+    def codewords(self, sectors: np.ndarray) -> np.ndarray:
+        """(N, S) tape-order sectors -> (N*I, n) codewords in coefficient order."""
+        p = self.params
+        rows = sectors.shape[0]
+        grid = sectors.reshape(rows, p.rs_n, p.interleave)
+        cw = np.concatenate([grid[:, p.rs_k :], grid[:, : p.rs_k]], axis=1)
+        return cw.transpose(0, 2, 1).reshape(rows * p.interleave, p.rs_n)
+
+    def decode_sectors(
+        self, sectors: np.ndarray, erasures: np.ndarray | None = None
+    ) -> DecodedSectors:
+        """RS-correct and parse sectors (N, S) in tape order (after GCR demodulation).
+
+        ``ok`` is false where a codeword failed or the header is impossible.
+        """
+        p = self.params
+        cap, inter, k = p.capacity, p.interleave, p.rs_k
+        sectors = np.asarray(sectors, dtype=np.uint8)
+        rows = sectors.shape[0]
+        if sectors.ndim != 2 or sectors.shape[1] != p.sector_size:
+            raise ValueError(f"expected (N, {p.sector_size}) sectors, got {sectors.shape}")
+        er = None
+        if erasures is not None:
+            er = self.codewords(np.asarray(erasures, dtype=bool))
+        result = self.rs.decode(self.codewords(sectors), er)
+        nsym = p.parity_per_codeword
+        ok = result.ok.reshape(rows, inter).all(axis=1)
+        per_cw = result.n_corrected.reshape(rows, inter)
+        # Back to tape order: data symbol j of codeword b is byte j*I + b.
+        data_sym = result.corrected[:, nsym:].reshape(rows, inter, k)
+        area = np.ascontiguousarray(data_sym.transpose(0, 2, 1)).reshape(rows, k * inter)
+        header = area[:, cap : cap + 4].copy().view("<u4")[:, 0].astype(np.int64)
+        number = sign_extend(header, NUMBER_BITS)
+        low = header >> NUMBER_BITS
+        data = area[:, :cap].copy()
+        length = decode_length(data[:, cap - 1], low, cap)
+        # A partial length must be below C and reproduce the header's encoding exactly.
+        e = encode_length(np.clip(length, 0, cap))
+        valid = (low == 0) | ((length < cap) & (length >= 0) & ((e & 0xF) == low))
+        ok &= valid
+        length = np.where(ok, length, 0)
+        randomise_rows(data, length, number)
+        kind = np.where(
+            number < 0, int(SectorKind.BOR),
+            np.where(length == 0, int(SectorKind.EOR), int(SectorKind.DATA)),
+        )
+        return DecodedSectors(
+            ok=ok,
+            number=np.where(ok, number, 0),
+            length=length,
+            kind=np.where(ok, kind, int(SectorKind.DATA)),
+            data=data,
+            corrected=np.where(ok, per_cw.sum(axis=1), 0),
+            worst=np.where(ok, per_cw.max(axis=1, initial=0), 0),
+        )
+
+
+def sector_codec(params: ModeParams) -> SectorCodec:
+    """The sector codec of the mode's format release (3.101/3.3 live in legacy)."""
+    if params.format == "3.102":
+        return Sector3102Codec(params)
+    from backerd.format import legacy
+
+    return legacy.sector_codec(params)

@@ -1,0 +1,127 @@
+"""The 3.102 writer against the original's streams (tests/data/manifest.json, spec 15/16)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from backerd.errors import UsageError
+from backerd.format.params import FORMATTED_MODES, RAW_MODES, mode
+from backerd.format.recorder import Recorder, encode_recording
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+MANIFEST = json.loads((DATA / "manifest.json").read_text())
+# Every clean 3.102 entry, including those without a tape file (only the hash is stored).
+ENTRIES = [e for e in MANIFEST if e["format"] == "3.102" and "noise" not in e["name"]]
+
+
+def mod251(length: int) -> bytes:
+    return (bytes(range(251)) * (length // 251 + 1))[:length]
+
+
+def sha(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def test_manifest_covers_every_mode() -> None:
+    assert {e["mode"] for e in ENTRIES} == set(FORMATTED_MODES)
+    assert all(e["input"]["kind"] == "mod251" for e in ENTRIES)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["name"] for e in ENTRIES])
+def test_encoder_reproduces_manifest_stream(entry: dict) -> None:
+    raw = encode_recording(mod251(entry["input"]["length"]), entry["mode"])
+    assert len(raw) == entry["tape_length"]
+    assert sha(raw) == entry["tape_sha256"]
+
+
+# Spec section 16: output bytes for 32 MiB of input (a length check of the whole pipeline).
+SPEC_16_32MIB = {
+    "nls": 41557776, "nhs": 40367340, "pls": 42309600, "phs": 40070900,
+    "nle": 52079040, "nhe": 51333750, "ple": 50764200, "phe": 49916300,
+}
+
+
+@pytest.mark.parametrize("name", ["nls", "phe"])
+def test_output_length_for_32_mib(name: str) -> None:
+    rec = Recorder(name)
+    total = 0
+    chunk = bytes(1 << 20)
+    for _ in range(32):
+        total += len(rec.write(chunk))
+    total += len(rec.close())
+    assert total == SPEC_16_32MIB[name]
+
+
+# Chunkings that straddle sector (C) and group (Cg) boundaries in every mode.
+CHUNKS = [1, 0, 3, 825, 826, 827, 2155, 4096, 7, 65537, 1]
+
+
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e["input"]["length"] >= 1000],
+                         ids=lambda e: e["name"])
+def test_odd_chunk_sizes_give_the_same_stream(entry: dict) -> None:
+    data = mod251(entry["input"]["length"])
+    rec = Recorder(entry["mode"])
+    parts, pos, i = [], 0, 0
+    while pos < len(data):
+        size = CHUNKS[i % len(CHUNKS)]
+        parts.append(rec.write(data[pos : pos + size]))
+        pos += size
+        i += 1
+    parts.append(rec.close())
+    raw = b"".join(parts)
+    assert sha(raw) == entry["tape_sha256"]
+    g = mode(entry["mode"]).geometry
+    assert rec.fields_emitted % 2 == 0
+    assert sum(g.field_length(i) for i in range(rec.fields_emitted)) == len(raw)
+
+
+@pytest.mark.parametrize("name", ["nls", "nhe"])
+def test_output_is_whole_fields_as_soon_as_ready(name: str) -> None:
+    params = mode(name)
+    g = params.geometry
+    rec = Recorder(name)
+    first = rec.write(b"x")
+    # The BOR leaves with the first write, as whole fields.
+    assert rec.fields_emitted == params.n_bor
+    assert len(first) == sum(g.field_length(i) for i in range(params.n_bor))
+    # A full sector's worth of bytes leaves at once (EP: before its group is complete).
+    more = rec.write(bytes(params.capacity))
+    assert rec.fields_emitted == params.n_bor + 1
+    assert len(more) == g.field_length(params.n_bor)
+
+
+def test_empty_recording_has_bor_and_eor() -> None:
+    for name in FORMATTED_MODES:
+        params = mode(name)
+        rec = Recorder(name)
+        raw = rec.close()
+        fields = params.n_bor + params.n_eor
+        assert rec.fields_emitted == fields + fields % 2
+        assert len(raw) == rec.fields_emitted // 2 * params.geometry.frame_size
+        assert rec.close() == b""
+
+
+@pytest.mark.parametrize("name", RAW_MODES)
+def test_raw_modes_pass_bytes_through(name: str) -> None:
+    rec = Recorder(name)
+    assert rec.write(b"abc") + rec.write(b"") + rec.write(b"\x45\x00") + rec.close() == (
+        b"abc\x45\x00"
+    )
+
+
+def test_only_3102_is_written() -> None:
+    with pytest.raises(UsageError, match="only 3.102"):
+        Recorder("nls", "3.101")
+    with pytest.raises(UsageError, match="unknown mode"):
+        Recorder("xyz")
+
+
+def test_write_after_close_is_refused() -> None:
+    rec = Recorder("pls")
+    rec.close()
+    with pytest.raises(ValueError):
+        rec.write(b"1")
