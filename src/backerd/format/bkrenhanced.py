@@ -14,6 +14,7 @@ whose length is a multiple of Cg (including 0) ends with an extra group of lengt
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import lgamma, log
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from backerd.format.rs import rs_code
 GROUP_SECTORS = 255
 DATA_SECTORS = 235
 PARITY_SECTORS = GROUP_SECTORS - DATA_SECTORS  # 20: the most erasures one group survives
+MISCORRECTION_LIMIT = 1e-4  # see _trusted
 
 
 def group_capacity(capacity: int) -> int:
@@ -198,22 +200,48 @@ class _Decoded:
 def decode_codewords(cw: np.ndarray, lost: np.ndarray) -> _Decoded:
     """RS(255,235)-decode the C codewords of a group with lost sectors as erasures.
 
-    Positions that successfully decoded codewords had to change point at sectors the
-    inner code let through damaged; codewords that failed are retried with those
-    positions erased too (one sector is one position in every codeword).
+    A sector the inner code let through damaged shows up as the same error position
+    in several codewords. Positions found by at least two codewords are "confirmed";
+    failed codewords are retried with them erased too. A correction that uses nearly
+    all the redundancy left by the erasures is accepted only if it is unlikely to be a
+    miscorrection or all its error positions are confirmed (near the erasure limit a
+    random pattern "corrects" to a wrong codeword with probability close to 1), since
+    a reported loss is better than wrong data. With exactly 20 erasures nothing can be
+    checked, as in any RS decoder.
     """
     code = rs_code(GROUP_SECTORS, DATA_SECTORS)
-    erasures = np.broadcast_to(lost, cw.shape) if lost.any() else None
-    res = code.decode(cw, erasures)
-    corrected, ok = res.corrected.copy(), res.ok.copy()
-    n_corr = res.n_corrected.copy()
-    if not ok.all() and ok.any():
-        suspect = res.changed[ok].any(axis=0) & ~lost
-        retry_erasures = lost | suspect
-        if suspect.any() and retry_erasures.sum() <= PARITY_SECTORS:
-            rows = np.flatnonzero(~ok)
-            again = code.decode(cw[rows], np.broadcast_to(retry_erasures, (rows.size, 255)))
-            corrected[rows] = np.where(again.ok[:, None], again.corrected, corrected[rows])
-            n_corr[rows] = np.where(again.ok, again.n_corrected, n_corr[rows])
-            ok[rows] = again.ok
+    res = code.decode(cw, np.broadcast_to(lost, cw.shape) if lost.any() else None)
+    errors = res.changed & ~lost
+    confirmed = errors[res.ok].sum(axis=0) >= 2
+    ok = res.ok & _trusted(errors, int(lost.sum()), confirmed)
+    corrected, n_corr = res.corrected.copy(), res.n_corrected.copy()
+    retry_erasures = lost | confirmed
+    if not ok.all() and confirmed.any() and retry_erasures.sum() <= PARITY_SECTORS:
+        again_rows = np.flatnonzero(~ok)
+        again = code.decode(
+            cw[again_rows], np.broadcast_to(retry_erasures, (again_rows.size, GROUP_SECTORS))
+        )
+        fine = again.ok & _trusted(
+            again.changed & ~retry_erasures, int(retry_erasures.sum()), confirmed
+        )
+        corrected[again_rows] = np.where(fine[:, None], again.corrected, corrected[again_rows])
+        n_corr[again_rows] = np.where(fine, again.n_corrected, n_corr[again_rows])
+        ok[again_rows] = fine
     return _Decoded(corrected, ok, n_corr)
+
+
+def _trusted(errors: np.ndarray, n_erasures: int, confirmed: np.ndarray) -> np.ndarray:
+    """Rows whose correction is unlikely to be a miscorrection, or hit confirmed positions.
+
+    A received word beyond the code's reach decodes to some wrong codeword with e errors
+    with probability about C(n - f, e) 255^e / 256^(20 - f) (the share of the space the
+    decoding spheres cover). Accept a correction if that is below MISCORRECTION_LIMIT.
+    """
+    n_errors = errors.sum(axis=1)
+    free = GROUP_SECTORS - n_erasures
+    spare = PARITY_SECTORS - n_erasures
+    e = np.arange(PARITY_SECTORS // 2 + 1)
+    log_c = np.array([lgamma(free + 1) - lgamma(k + 1) - lgamma(free - k + 1) for k in e])
+    log_p = log_c + e * log(255) - spare * log(256)
+    likely_right = log_p[np.minimum(n_errors, e[-1])] < log(MISCORRECTION_LIMIT)
+    return likely_right | (n_errors == 0) | ~(errors & ~confirmed).any(axis=1)
