@@ -100,7 +100,8 @@ class SyncStats:
 class FieldSync:
     """Incremental key search over a raw stream of one mode and layout."""
 
-    def __init__(self, params: ModeParams) -> None:
+    def __init__(self, params: ModeParams, stats: SyncStats | None = None) -> None:
+        """`stats` may be any object with the SyncStats attributes (the Player's)."""
         if params.is_raw:
             raise ValueError("raw modes have no fields to synchronise")
         self.params = params
@@ -147,7 +148,7 @@ class FieldSync:
         self.field_size = g.field_size
         self.interlace = g.interlace
         self.frame_size = g.frame_size
-        self.stats = SyncStats()
+        self.stats = stats if stats is not None else SyncStats()
         # stream state
         # The buffer starts with `margin` zero bytes before offset 0 so the slip check
         # of a field at the very start never indexes before the buffer.
@@ -169,6 +170,14 @@ class FieldSync:
     def position(self) -> int:
         """Absolute stream offset where the search resumes."""
         return self._pos
+
+    def rebase(self, origin: int) -> None:
+        """Number the stream from `origin` (before the first feed): the absolute offset
+        of the first byte that will be fed."""
+        if self._pos != 0 or self._buf.size != self.margin:
+            raise ValueError("rebase() must come before the first feed()")
+        self._base = origin - self.margin
+        self._pos = origin
 
     def feed(self, raw: bytes | bytearray | memoryview | np.ndarray) -> FieldBatch:
         data = np.frombuffer(raw, np.uint8) if not isinstance(raw, np.ndarray) else raw

@@ -1,0 +1,641 @@
+"""The reader: a raw Backer stream in, user bytes, events and statistics out.
+
+Theory of operation. `Player.feed(raw)` passes the stream through these stages, each
+vectorised over all fields a call finds:
+
+1. Field synchronisation (`sync.FieldSync`): payloads, plus per-byte erasure marks
+   (re-aligned line slips) and suspect marks (near key bytes that did not match).
+2. EP: 8/9 GCR demodulation; invalid 9-bit words become erasures.
+3. Sector decode (`sector` / `legacy` codec): inner RS with the known erasures; sectors
+   that fail are retried with the suspect bytes erased too.
+4. Sequencing (spec 9.2): BOR sectors reset the statistics, duplicates (number not
+   above the last one) are dropped, a jump in numbers reports the skipped sectors as
+   lost, the first EOR sector ends the record.
+5. Output: SP and bare EP sectors deliver their bytes; 3.102 EP collects groups of 255
+   sectors for the outer code (ecc2; lost sectors are erasures at their codeword
+   positions); 3.101/3.3 EP may pass through the bkrenhanced outer decoder.
+
+Lost user bytes are never skipped: the output keeps their place (filled with zeros or
+with what was received) and a `SectorLost(sector, offset, length)` event names the
+range, so every later byte stays at its true offset. Only `strict=True` stops, with a
+MediumError at the first unrecoverable range.
+
+The format is detected from the stream unless forced: 3.102 puts the key byte first in
+each group, 3.101 and 3.3 last; the layout whose sector codec decodes sectors wins, and
+3.101 vs 3.3 is settled by `legacy.detect_format`. The raw bytes seen while detecting
+are kept (bounded) and replayed into the chosen decoder.
+
+Memory is bounded whatever the recording length: the sync keeps less than a field,
+large feeds are cut into slices, and the EP outer code holds one group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from backerd.errors import MediumError, UsageError
+from backerd.format.params import FILL, ModeParams, mode
+from backerd.format.stats import Statistics
+from backerd.format.sync import FieldBatch, FieldSync
+
+FORMAT_CHOICES = ("auto", "3.102", "3.101", "3.3")
+# Raw bytes decoded per internal step: bounds the arrays of one step.
+_SLICE = 1 << 20
+# Raw bytes kept while the format is still unknown (older bytes are dropped).
+_DETECT_HOLD = 8 << 20
+# Decoded sectors that settle the format.
+_DETECT_SECTORS = 3
+GROUP_SECTORS, GROUP_DATA, GROUP_PARITY = 255, 235, 20
+
+
+# ---------------------------------------------------------------------------- events
+@dataclass(frozen=True)
+class FormatDetected:
+    fmt: str
+
+
+@dataclass(frozen=True)
+class SectorLost:
+    """User bytes [offset, offset + length) could not be recovered (best knowledge)."""
+
+    sector: int
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class EndOfRecord:
+    user_bytes: int
+
+
+@dataclass
+class PlayerOutput:
+    data: bytes = b""
+    events: list = field(default_factory=list)
+    end_of_record: bool = False
+
+
+# ---------------------------------------------------------------------------- player
+class Player:
+    """Incremental reader of one recording (see the module docstring)."""
+
+    def __init__(
+        self, mode_name: str, fmt: str = "auto", *, strict: bool = False,
+        bkrenhanced: bool = False,
+    ) -> None:
+        if fmt not in FORMAT_CHOICES:
+            raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMAT_CHOICES)}")
+        base = mode(mode_name)  # validates the name
+        self.mode = mode_name
+        self.strict = strict
+        self.bkrenhanced = bkrenhanced
+        if bkrenhanced and base.codec != "ep":
+            raise UsageError("--bkrenhanced applies to EP modes only")
+        self.stats = Statistics()
+        self.raw_consumed = 0
+        self.fmt: str | None = None
+        self.ended = False
+        self._raw = base.is_raw
+        self._decoder: _Decoder | None = None
+        self._detector: _Detector | None = None
+        if self._raw:
+            self.fmt = "raw"
+        elif fmt == "auto":
+            self._detector = _Detector(mode_name, self.stats)
+        else:
+            self._start(fmt, origin=0)
+
+    @property
+    def fields_found(self) -> int:
+        return self.stats.fields
+
+    def feed(self, raw: bytes) -> PlayerOutput:
+        if self.ended:
+            return PlayerOutput(end_of_record=True)
+        if self._raw:
+            self.raw_consumed += len(raw)
+            return PlayerOutput(bytes(raw))
+        out = PlayerOutput()
+        view = memoryview(raw)
+        for start in range(0, len(view), _SLICE):
+            self._step(view[start : start + _SLICE], out, final=False)
+            if self.ended:
+                break
+        return out
+
+    def finish(self) -> PlayerOutput:
+        """Decode what is left; without an EOR sector the record stays open."""
+        out = PlayerOutput()
+        if self.ended or self._raw:
+            out.end_of_record = self.ended
+            return out
+        self._step(memoryview(b""), out, final=True)
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _start(self, fmt: str, origin: int) -> None:
+        params = mode(self.mode, fmt)
+        self.fmt = fmt
+        self.stats.parity = params.parity_per_codeword
+        self.stats.key_length = params.key_length
+        self._decoder = _Decoder(params, self.stats, bkrenhanced=self.bkrenhanced,
+                                 origin=origin)
+
+    def _step(self, raw: memoryview, out: PlayerOutput, *, final: bool) -> None:
+        if self._decoder is None:
+            det = self._detector
+            fmt = det.feed(raw, final=final)
+            if fmt is None:
+                if not final:
+                    self.raw_consumed += len(raw)
+                return
+            held, origin = det.held()
+            self._detector = None
+            self.stats.reset_errors()
+            self.stats.fields = 0
+            self._start(fmt, origin)
+            out.events.append(FormatDetected(fmt))
+            self.raw_consumed = origin
+            raw = memoryview(held)
+        dec = self._decoder
+        result = dec.feed(raw, final=final)
+        self._emit(result, out)
+        self.raw_consumed = dec.consumed if dec.ended else self.raw_consumed + len(raw)
+
+    def _emit(self, result: _Result, out: PlayerOutput) -> None:
+        if self.strict and result.lost:
+            first = result.lost[0]
+            keep = first.offset - result.offset
+            out.data += result.data[: max(keep, 0)]
+            out.events.extend(e for e in result.events if not isinstance(e, EndOfRecord))
+            exc = MediumError(
+                f"unrecoverable data: user bytes {first.offset}..{first.offset + first.length}"
+                f" (sector {first.sector})")
+            exc.output = out  # what was recovered before the damage
+            self.ended = True
+            raise exc
+        out.data += result.data
+        out.events.extend(result.events)
+        if result.ended:
+            out.end_of_record = True
+            self.ended = True
+
+
+# ---------------------------------------------------------------------------- detection
+class _Detector:
+    """Tells 3.102 from 3.101/3.3 by which sector codec decodes the stream's fields."""
+
+    def __init__(self, mode_name: str, stats: Statistics) -> None:
+        from backerd.format import legacy
+
+        self._legacy = legacy
+        self.mode = mode_name
+        new, old = mode(mode_name, "3.102"), mode(mode_name, "3.101")
+        self._new = _Probe(new)
+        self._old = _Probe(old)
+        self._held: list[bytes] = []
+        self._held_len = 0
+        self._origin = 0
+        self._old_sectors: list[tuple[np.ndarray, np.ndarray]] = []
+        self.stats = stats
+
+    def feed(self, raw: memoryview, *, final: bool) -> str | None:
+        self._held.append(bytes(raw))
+        self._held_len += len(raw)
+        ok_new = self._new.feed(raw, final=final)
+        if ok_new >= _DETECT_SECTORS:
+            return "3.102"
+        self._old.feed(raw, final=final)
+        if self._old.sectors is not None and self._old.decoded >= 1:
+            got = self._legacy.detect_format(self.mode, self._old.sectors, self._old.erasures)
+            if got is not None and self._old.decoded >= _DETECT_SECTORS:
+                return got
+            if final and got is not None:
+                return got
+        if final and ok_new:
+            return "3.102"
+        self.stats.fields = max(self._new.sync.stats.fields, self._old.sync.stats.fields)
+        while self._held_len > _DETECT_HOLD and len(self._held) > 1:
+            dropped = self._held.pop(0)
+            self._held_len -= len(dropped)
+            self._origin += len(dropped)
+        return None
+
+    def held(self) -> tuple[bytes, int]:
+        return b"".join(self._held), self._origin
+
+
+class _Probe:
+    """Key search and sector decode of one key layout, counting decodable sectors."""
+
+    _KEEP = 24  # sectors kept for the 3.101/3.3 vote
+
+    def __init__(self, params: ModeParams) -> None:
+        self.params = params
+        self.sync = FieldSync(params)
+        self.decoded = 0
+        self.sectors: np.ndarray | None = None
+        self.erasures: np.ndarray | None = None
+        self._codec = None
+        if params.format == "3.102":
+            from backerd.format.sector import sector_codec
+
+            self._codec = sector_codec(params)
+
+    def feed(self, raw: memoryview, *, final: bool) -> int:
+        fields = self.sync.feed(raw)
+        if final:
+            fields = FieldBatch.concat([fields, self.sync.finish()], self.sync.payload_size)
+        if len(fields) == 0:
+            return self.decoded
+        sectors, erasures = _demodulate(self.params, fields)
+        if self._codec is not None:
+            dec = self._codec.decode_sectors(sectors, erasures)
+            self.decoded += int(dec.ok.sum())
+        else:
+            from backerd.format.legacy import sector_codec
+
+            keep = slice(-self._KEEP, None)
+            if self.sectors is None:
+                self.sectors, self.erasures = sectors[keep], erasures[keep]
+            else:
+                self.sectors = np.concatenate([self.sectors, sectors])[keep]
+                self.erasures = np.concatenate([self.erasures, erasures])[keep]
+            best = 0
+            for fmt in ("3.101", "3.3"):
+                dec = sector_codec(mode(self.params.name, fmt)).decode_sectors(
+                    self.sectors, self.erasures)
+                best = max(best, int(dec.ok.sum()))
+            self.decoded = best
+        return self.decoded
+
+
+def _demodulate(params: ModeParams, fields: FieldBatch) -> tuple[np.ndarray, np.ndarray]:
+    """Sectors (N, S) and their erasures from field payloads (GCR for EP)."""
+    if params.codec != "ep":
+        return fields.payload, fields.erasures.copy()
+    from backerd.format import gcr
+
+    sectors, invalid = gcr.demodulate(fields.payload)
+    return sectors, invalid | _payload_to_sector_mask(fields.erasures, sectors.shape[1])
+
+
+def _payload_to_sector_mask(mask: np.ndarray, sector_size: int) -> np.ndarray:
+    """Sector bytes touched by marked payload bytes through the 8/9 code.
+
+    Sector byte w is the 9-bit word at payload bits [9w, 9w + 9): payload bytes
+    9w // 8 and the next. A damaged word also inverts the word after it.
+    """
+    if not mask.any():
+        return np.zeros((mask.shape[0], sector_size), bool)
+    lo = (9 * np.arange(sector_size)) // 8
+    words = mask[:, lo] | mask[:, lo + 1]
+    words[:, 1:] |= words[:, :-1].copy()
+    return words
+
+
+# ---------------------------------------------------------------------------- decoding
+@dataclass
+class _Result:
+    data: bytes = b""
+    offset: int = 0  # user offset of data[0]
+    events: list = field(default_factory=list)
+    lost: list = field(default_factory=list)  # SectorLost events among events
+    ended: bool = False
+
+
+class _Decoder:
+    """Sync, sector decode, sequencing and output for one known format."""
+
+    def __init__(
+        self, params: ModeParams, stats: Statistics, *, bkrenhanced: bool, origin: int
+    ) -> None:
+        self.params = params
+        self.stats = stats
+        self.sync = FieldSync(params, stats)
+        if origin:
+            self.sync.rebase(origin)
+        fmt = params.format
+        if fmt == "3.102":
+            from backerd.format.sector import SectorKind, sector_codec
+        else:
+            from backerd.format.legacy import sector_codec
+            from backerd.format.sector import SectorKind
+        self.codec = sector_codec(params)
+        self.kind_bor, self.kind_eor = int(SectorKind.BOR), int(SectorKind.EOR)
+        self.capacity = params.capacity
+        # Number of the first data sector: 3.3 numbers BOR sectors from 0 too.
+        self.first_data = params.n_bor if fmt == "3.3" else 0
+        self.last = self.first_data - 1  # last data sector delivered
+        self.in_duplicates = False
+        self.user_bytes = 0  # user bytes delivered (or reserved for lost data)
+        self.ended = False
+        self.consumed = 0
+        self.groups: _Groups | None = None
+        self.outer = None
+        if params.codec == "ep" and fmt == "3.102":
+            self.groups = _Groups(params.capacity, stats)
+        elif params.codec == "ep" and bkrenhanced:
+            from backerd.format.bkrenhanced import BkrEnhancedDecoder
+
+            self.outer = BkrEnhancedDecoder(params.capacity)
+            self._outer_lost_seen = 0
+
+    # ------------------------------------------------------------------ stages
+    def feed(self, raw: memoryview, *, final: bool) -> _Result:
+        res = _Result(offset=self.user_bytes)
+        fields = self.sync.feed(raw) if len(raw) else FieldBatch.empty(self.sync.payload_size)
+        if final:
+            fields = FieldBatch.concat([fields, self.sync.finish()], self.sync.payload_size)
+        pieces: list[bytes] = []
+        if len(fields):
+            self._sectors(fields, pieces, res)
+        if final and not self.ended:
+            self._flush_outer(pieces, res, final=True)
+        res.data = b"".join(pieces)
+        return res
+
+    def _sectors(self, fields: FieldBatch, pieces: list[bytes], res: _Result) -> None:
+        sectors, erasures = _demodulate(self.params, fields)
+        suspect = fields.suspect
+        if self.params.codec == "ep":
+            suspect = _payload_to_sector_mask(suspect, sectors.shape[1])
+        dec = self.codec.decode_sectors(sectors, erasures if erasures.any() else None)
+        ok = dec.ok.copy()
+        self.stats.erasures_used += int(erasures[ok].sum())
+        retry = np.flatnonzero(~ok & (suspect & ~erasures).any(axis=1))
+        if retry.size:
+            again = self.codec.decode_sectors(sectors[retry], (erasures | suspect)[retry])
+            good = retry[again.ok]
+            if good.size:
+                ok[good] = True
+                self.stats.erasures_used += int((erasures | suspect)[good].sum())
+                dec = _merge(dec, again, retry)
+        self._sequence(dec, ok, fields, pieces, res)
+
+    def _sequence(self, dec, ok, fields: FieldBatch, pieces: list[bytes], res: _Result) -> None:
+        st = self.stats
+        numbers = dec.number.tolist()
+        kinds = dec.kind.tolist()
+        lengths = dec.length.tolist()
+        oks = ok.tolist()
+        corrected = dec.corrected
+        worst = dec.worst
+        run: list[int] = []  # rows to deliver, in order
+
+        def flush() -> None:
+            if run:
+                self._deliver(dec.data, run, lengths, numbers, pieces, res)
+                run.clear()
+
+        for i, good in enumerate(oks):
+            if not good:
+                st.bad_sectors += 1
+                continue
+            st.sectors_decoded += 1
+            st.note_codewords(int(corrected[i]), int(worst[i]))
+            s, kind = numbers[i], kinds[i]
+            if kind == self.kind_bor:
+                if self.last >= self.first_data:
+                    # A new recording's BOR after data: this record's EOR was lost.
+                    flush()
+                    self._end(res, pieces, int(fields.start[i]) - self.params.leader)
+                    return
+                st.reset_errors()
+                self.in_duplicates = False
+                continue
+            if s <= self.last:
+                if not self.in_duplicates:
+                    st.underflows += 1
+                    self.in_duplicates = True
+                continue
+            self.in_duplicates = False
+            if s > self.last + 1:
+                flush()
+                self._lost(self.last + 1, s, pieces, res)
+            if kind == self.kind_eor:
+                flush()
+                self._end(res, pieces, self._field_end(fields, i))
+                return
+            self.last = s
+            if lengths[i] or self.outer is None:
+                run.append(i)
+        flush()
+
+    def _field_end(self, fields: FieldBatch, i: int) -> int:
+        p = self.params
+        return int(fields.end[i]) + p.trailer
+
+    # ------------------------------------------------------------------ output
+    def _deliver(self, data, rows, lengths, numbers, pieces, res) -> None:
+        cap = self.capacity
+        rows_a = np.asarray(rows)
+        lens = np.asarray([lengths[r] for r in rows])
+        if self.groups is not None:
+            for r in rows:
+                self._group_sector(numbers[r] - self.first_data, data[r, :cap], pieces, res)
+            return
+        if self.outer is not None:
+            for r in rows:
+                self._outer_push(data[r, : lengths[r]].tobytes(), pieces, res)
+            return
+        block = data[rows_a, :cap]
+        if (lens == cap).all():
+            out = block.tobytes()
+        else:
+            out = block[np.arange(cap)[None, :] < lens[:, None]].tobytes()
+        pieces.append(out)
+        self.user_bytes += len(out)
+
+    def _lost(self, first: int, stop: int, pieces, res) -> None:
+        """Sectors [first, stop) were never received."""
+        st = self.stats
+        st.bad_sector_runs += 1
+        st.lost_sectors += stop - first
+        cap = self.capacity
+        if self.groups is not None:
+            self._group_gap(first - self.first_data, stop - self.first_data, pieces, res)
+            return
+        if self.outer is not None:
+            for _ in range(first, stop):
+                self._outer_push(None, pieces, res)
+            return
+        for s in range(first, stop):
+            ev = SectorLost(s, self.user_bytes, cap)
+            res.events.append(ev)
+            res.lost.append(ev)
+            pieces.append(bytes(cap))
+            self.user_bytes += cap
+            st.unrecovered_bytes += cap
+
+    def _end(self, res: _Result, pieces: list[bytes], consumed: int) -> None:
+        self._flush_outer(pieces, res, final=True)
+        self.ended = True
+        res.ended = True
+        self.consumed = consumed
+        res.events.append(EndOfRecord(self.user_bytes))
+
+    # ------------------------------------------------------------------ EP outer codes
+    def _group_sector(self, index: int, data: np.ndarray, pieces, res) -> None:
+        for chunk in self.groups.add(index, data):
+            self._group_out(chunk, pieces, res)
+
+    def _group_gap(self, first: int, stop: int, pieces, res) -> None:
+        for chunk in self.groups.skip(first, stop):
+            self._group_out(chunk, pieces, res)
+
+    def _group_out(self, chunk: _GroupOut, pieces, res) -> None:
+        base = self.user_bytes
+        for sector, off, length in chunk.lost:
+            ev = SectorLost(sector + self.first_data, base + off, length)
+            res.events.append(ev)
+            res.lost.append(ev)
+            self.stats.unrecovered_bytes += length
+        pieces.append(chunk.data)
+        self.user_bytes += len(chunk.data)
+
+    def _outer_push(self, sector: bytes | None, pieces, res) -> None:
+        out = self.outer.push(sector)
+        if out:
+            self._outer_out(out, pieces, res)
+
+    def _outer_out(self, out: bytes, pieces, res) -> None:
+        lost = self.outer.lost
+        for off, length in lost[self._outer_lost_seen :]:
+            sector = self.first_data + off // self.capacity
+            ev = SectorLost(sector, off, length)
+            res.events.append(ev)
+            res.lost.append(ev)
+            self.stats.unrecovered_bytes += length
+        self._outer_lost_seen = len(lost)
+        pieces.append(out)
+        self.user_bytes += len(out)
+
+    def _flush_outer(self, pieces, res, *, final: bool) -> None:
+        if self.groups is not None:
+            for chunk in self.groups.finish():
+                self._group_out(chunk, pieces, res)
+        elif self.outer is not None:
+            out = self.outer.finish()
+            if out or len(self.outer.lost) > self._outer_lost_seen:
+                self._outer_out(out, pieces, res)
+
+
+def _merge(dec, again, rows: np.ndarray):
+    """dec with the rows that decoded on retry replaced by their retry results."""
+    good = again.ok
+    idx = rows[good]
+    for name in ("ok", "number", "length", "kind", "corrected", "worst"):
+        arr = getattr(dec, name).copy()
+        arr[idx] = getattr(again, name)[good]
+        setattr(dec, name, arr)
+    data = dec.data.copy()
+    data[idx] = again.data[good]
+    dec.data = data
+    return dec
+
+
+# ---------------------------------------------------------------------------- ecc2 groups
+@dataclass
+class _GroupOut:
+    data: bytes
+    lost: list  # (data sector index, offset in data, length)
+
+
+class _Groups:
+    """Collects 3.102 EP data sectors into 255-sector groups for the outer code.
+
+    Sector numbers only grow (duplicates are dropped before), so a group is complete
+    when a later group's sector arrives, or at the end of the record (then it is the
+    last group, which matters only when its length field was lost).
+    """
+
+    def __init__(self, capacity: int, stats: Statistics) -> None:
+        self.capacity = capacity
+        self.stats = stats
+        self.group = 0  # index of the group being collected
+        self.sectors = np.zeros((GROUP_SECTORS, capacity), np.uint8)
+        self.have = np.zeros(GROUP_SECTORS, bool)
+        self.touched = False  # the current group has received or lost a sector
+
+    def add(self, index: int, data: np.ndarray) -> list[_GroupOut]:
+        g, j = divmod(index, GROUP_SECTORS)
+        out = self._advance(g) if g > self.group else []
+        self.sectors[j] = data
+        self.have[j] = True
+        self.touched = True
+        return out
+
+    def skip(self, first: int, stop: int) -> list[_GroupOut]:
+        """Data sectors [first, stop) are lost; complete the groups they close."""
+        g = stop // GROUP_SECTORS
+        out = self._advance(g) if g > self.group else []
+        if stop % GROUP_SECTORS:
+            self.touched = True
+        return out
+
+    def finish(self) -> list[_GroupOut]:
+        return [self._decode(last=True)] if self.touched else []
+
+    def _advance(self, g: int) -> list[_GroupOut]:
+        out = [self._decode(last=False)] if self.touched else []
+        # Whole groups with no sector at all: their data is lost.
+        cap = self.capacity
+        cg = GROUP_DATA * cap - 4
+        while self.group < g:
+            base = self.group * GROUP_SECTORS
+            lost = [(base + j, j * cap, min(cap, cg - j * cap)) for j in range(GROUP_DATA)]
+            out.append(_GroupOut(bytes(cg), lost))
+            self.group += 1
+        return out
+
+    def _decode(self, *, last: bool) -> _GroupOut:
+        from backerd.format.ecc2 import decode_group
+
+        result = decode_group(self.sectors, ~self.have)
+        self.stats.groups_decoded += 1
+        self.stats.outer_corrected += result.corrected
+        data, ranges = result.data, result.lost
+        length = self._length(result, last)
+        if length < len(data):
+            data = data[:length]
+            ranges = [(o, min(n, length - o)) for o, n in ranges if o < length]
+        base = self.group * GROUP_SECTORS
+        lost = [(base + off // self.capacity, off, length) for off, length in ranges]
+        self.sectors[:] = 0
+        self.have[:] = False
+        self.group += 1
+        self.touched = False
+        return _GroupOut(data, lost)
+
+    def _length(self, result, last: bool) -> int:
+        """User bytes of the group when the outer code could not restore its length.
+
+        The length field sits at the end of data sector 234: if that sector arrived,
+        the inner code has verified it even where the outer codewords failed. For a lost
+        length in the last group, the data ends where the 0x33 filler begins.
+        """
+        cap = self.capacity
+        cg = GROUP_DATA * cap - 4
+        if result.length != cg or result.ok:
+            return result.length
+        j_len = GROUP_DATA - 1
+        if self.have[j_len]:
+            value = int(self.sectors[j_len, cap - 4 :].copy().view("<u4")[0])
+            return value if value <= cg else cg
+        if not last:
+            return cg
+        data = self.sectors[:GROUP_DATA]
+        fill = self.have[:GROUP_DATA] & (data == FILL).all(axis=1)
+        used = np.flatnonzero(~fill[:j_len])
+        if used.size == 0:
+            return 0
+        top = int(used[-1])
+        end = (top + 1) * cap
+        if self.have[top]:
+            row = data[top]
+            content = np.flatnonzero(row != FILL)
+            end = top * cap + (int(content[-1]) + 1 if content.size else 0)
+        return min(end, cg)
