@@ -1,0 +1,242 @@
+"""The FUSE transport on a real mount: real dd, cat, and Python I/O from separate processes.
+
+The kernel calls back into this process, so every client runs as a subprocess while trio
+serves the mount. The node handler keeps records in memory; checks compare what the
+tools wrote and read with what the handler recorded.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import struct
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import trio
+
+from backerd.daemon.fuse import serve_fuse
+from backerd.errors import TapeError
+
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="mounting FUSE needs root"),
+]
+
+MTIOCTOP, MTIOCGET = 0x40086D01, 0x80306D02
+KiB, MiB = 1024, 1024 * 1024
+
+
+class RecordKeeper:
+    """Records in memory; reads return one record per call, as st does."""
+
+    def __init__(self) -> None:
+        self.records: list[bytes] = []
+        self.pos = 0
+        self.opens: list[int] = []
+        self.reads: list[tuple[int, bool]] = []
+        self.ioctls: list[tuple[int, bytes, int]] = []
+        self.releases = 0
+
+    async def open(self, flags: int) -> None:
+        self.opens.append(flags)
+
+    async def read(self, size: int, exact: bool) -> bytes:
+        self.reads.append((size, exact))
+        if self.pos >= len(self.records):
+            return b""
+        record = self.records[self.pos]
+        if exact and len(record) > size:
+            raise TapeError("block larger than the buffer", errno=errno.ENOMEM)
+        self.pos += 1
+        return record
+
+    async def write(self, data: bytes) -> int:
+        del self.records[self.pos:]
+        self.records.append(data)
+        self.pos += 1
+        return len(data)
+
+    async def ioctl(self, cmd: int, arg: bytes, out_size: int) -> bytes:
+        self.ioctls.append((cmd, arg, out_size))
+        if cmd == MTIOCGET:  # mt_type, resid, dsreg, gstat, erreg, fileno, blkno
+            return struct.pack("<qqqqqii", 0x72, 0, 0, 0x41000000, 0, 0, self.pos)
+        if cmd == MTIOCTOP:
+            op, _count = struct.unpack("<hxxi", arg)
+            if op == 6:  # MTREW
+                self.pos = 0
+            return b""
+        raise TapeError("not a tape ioctl", errno=errno.ENOTTY)
+
+    async def release(self) -> None:
+        self.releases += 1
+        self.pos = 0
+
+
+Body = Callable[[dict[str, Path], dict[str, RecordKeeper]], Awaitable[None]]
+
+
+def serve(tmp_path: Path, body: Body, *, max_pages: int = 256) -> Path:
+    root = tmp_path / "mnt" / "dev"  # does not exist yet: serve_fuse creates it
+    handlers = {"backer0": RecordKeeper(), "nbacker0": RecordKeeper()}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            paths = await nursery.start(lambda task_status: serve_fuse(
+                root, handlers, max_pages=max_pages, task_status=task_status))
+            assert is_mounted(root)
+            with trio.fail_after(60):
+                await body(paths, handlers)
+            nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(main)
+    finally:
+        if is_mounted(root):  # the transport should have unmounted; never leave one behind
+            os.system(f"umount -l {root}")
+    assert not is_mounted(root)
+    return root
+
+
+def is_mounted(path: Path) -> bool:
+    with open("/proc/self/mountinfo") as mounts:
+        return any(line.split()[4] == str(path) for line in mounts)
+
+
+async def sh(command: str, *, check: bool = True) -> trio.CompletedProcess:
+    result = await trio.run_process(["sh", "-c", command], capture_stdout=True,
+                                    capture_stderr=True, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{command!r} failed: {result.stderr.decode()}")
+    return result
+
+
+def records_in(dd_stderr: bytes) -> str:
+    match = re.search(rb"^(\d+\+\d+) records in", dd_stderr, re.M)
+    assert match, dd_stderr
+    return match.group(1).decode()
+
+
+@pytest.mark.parametrize(
+    ("block", "max_pages"),
+    [(10 * KiB, 32), (64 * KiB, 32), (1 * MiB, 32), (10 * KiB, 256), (64 * KiB, 256),
+     (1 * MiB, 256)],
+)
+def test_dd_writes_one_record_per_block_and_reads_them_back(
+    tmp_path: Path, block: int, max_pages: int
+) -> None:
+    count = 3
+    data = os.urandom(block * count)
+    (tmp_path / "in").write_bytes(data)
+
+    async def body(paths, handlers) -> None:
+        node = paths["backer0"]
+        await sh(f"dd if={tmp_path}/in of={node} bs={block} 2>/dev/null")
+        assert handlers["backer0"].records == [data[i:i + block] for i in range(0, len(data),
+                                                                                 block)]
+        # A bigger buffer still gets one record per read(2): "0+3 records in".
+        result = await sh(f"dd if={node} of={tmp_path}/out bs=4M")
+        assert records_in(result.stderr) == f"0+{count}"
+        assert (tmp_path / "out").read_bytes() == data
+        assert handlers["nbacker0"].records == []
+
+    serve(tmp_path, body, max_pages=max_pages)
+
+
+def test_dd_small_buffer_over_big_records_is_enomem(tmp_path: Path) -> None:
+    async def body(paths, handlers) -> None:
+        handlers["backer0"].records = [bytes(64 * KiB)]
+        result = await sh(f"dd if={paths['backer0']} of=/dev/null bs=10k", check=False)
+        assert result.returncode != 0
+        assert b"Cannot allocate memory" in result.stderr
+        assert handlers["backer0"].reads == [(10 * KiB, True)]
+
+    serve(tmp_path, body, max_pages=32)
+
+
+def test_cat_reads_every_record(tmp_path: Path) -> None:
+    # cat reads with a 128 KiB buffer: records up to that size come back whole.
+    records = [os.urandom(n) for n in (10240, 1, 131072, 65536)]
+
+    async def body(paths, handlers) -> None:
+        handlers["nbacker0"].records = list(records)
+        result = await sh(f"cat {paths['nbacker0']}")
+        assert result.stdout == b"".join(records)
+
+    serve(tmp_path, body, max_pages=32)
+
+
+CLIENT = r"""
+import errno, fcntl, json, os, struct, sys
+node = sys.argv[1]
+out = {}
+fd = os.open(node, os.O_RDWR)
+out["written"] = [os.write(fd, b"first record"), os.write(fd, bytes(200000))]
+buf = bytearray(48)
+fcntl.ioctl(fd, 0x80306D02, buf, True)
+out["mtget"] = list(struct.unpack("<qqqqqii", buf))
+fcntl.ioctl(fd, 0x40086D01, struct.pack("<hxxi", 6, 1))
+try:
+    fcntl.ioctl(fd, 0x24B)
+except OSError as exc:
+    out["fdflush"] = exc.errno
+try:
+    os.lseek(fd, 10240, os.SEEK_CUR)
+except OSError as exc:
+    out["lseek"] = exc.errno
+out["read"] = [len(os.read(fd, 100)), len(os.read(fd, 1 << 20)), len(os.read(fd, 100))]
+os.close(fd)
+st = os.stat(node)
+out["mode"], out["size"] = st.st_mode, st.st_size
+fd = os.open(node, os.O_WRONLY | os.O_TRUNC)
+os.close(fd)
+print(json.dumps(out))
+"""
+
+
+def test_python_client_io_and_ioctls(tmp_path: Path) -> None:
+    async def body(paths, handlers) -> None:
+        result = await trio.run_process([sys.executable, "-c", CLIENT, str(paths["backer0"])],
+                                        capture_stdout=True, capture_stderr=True, check=False)
+        assert result.returncode == 0, result.stderr.decode()
+        out = json.loads(result.stdout)
+        keeper = handlers["backer0"]
+        assert out["written"] == [12, 200000]
+        assert out["mtget"] == [0x72, 0, 0, 0x41000000, 0, 0, 2]
+        assert (MTIOCTOP, struct.pack("<hxxi", 6, 1), 0) in keeper.ioctls
+        assert out["fdflush"] == errno.ENOTTY
+        assert out["lseek"] == errno.ESPIPE
+        assert out["read"] == [12, 200000, 0]
+        assert out["mode"] == 0o100666 and out["size"] == 0
+        # O_TRUNC went through open and SETATTR without erasing anything
+        assert keeper.records == [b"first record", bytes(200000)]
+        assert keeper.opens[-1] & os.O_TRUNC == 0
+        assert keeper.releases == 2
+
+    serve(tmp_path, body, max_pages=32)
+
+
+@pytest.mark.skipif(shutil.which("mt") is None, reason="mt-st is not installed")
+def test_mt_reaches_the_handler(tmp_path: Path) -> None:
+    async def body(paths, handlers) -> None:
+        await sh(f"mt -f {paths['nbacker0']} rewind")
+        assert handlers["nbacker0"].ioctls == [(MTIOCTOP, struct.pack("<hxxi", 6, 1), 0)]
+        result = await sh(f"mt -f {paths['nbacker0']} status")
+        assert b"block number=0" in result.stdout.replace(b"  ", b" ")
+
+    serve(tmp_path, body)
+
+
+def test_listing_and_unmount_on_cancel(tmp_path: Path) -> None:
+    async def body(paths, handlers) -> None:
+        result = await sh(f"ls {paths['backer0'].parent}")
+        assert result.stdout.split() == [b"backer0", b"nbacker0"]
+
+    root = serve(tmp_path, body)
+    assert root.is_dir() and list(root.iterdir()) == []
