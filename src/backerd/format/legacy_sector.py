@@ -29,7 +29,13 @@ from backerd.errors import UsageError
 from backerd.format import randomiser
 from backerd.format.params import FILL, ModeParams
 from backerd.format.rs import rs_code
-from backerd.format.sector import DecodedSectors, SectorKind
+from backerd.format.sector import (
+    DecodedSectors,
+    SectorKind,
+    decode_length,
+    encode_length,
+    sign_extend,
+)
 
 LEGACY_FORMATS = ("3.101", "3.3")
 
@@ -37,17 +43,12 @@ LEGACY_FORMATS = ("3.101", "3.3")
 TYPE_BOR, TYPE_EOR, TYPE_DATA = 0, 1, 2
 
 
-def encode_length(n: np.ndarray) -> np.ndarray:
-    """Spec 6.2 length code e for partial sectors (n < C): low nibble never 0."""
-    return n + n // 15 + 1
-
-
-def decode_length(high: np.ndarray, low: np.ndarray, capacity: int) -> np.ndarray:
-    """User byte count from the high byte and low nibble; -1 where impossible."""
-    e = high.astype(np.int64) * 16 + low
-    n = e - e // 16 - 1
-    n = np.where(low == 0, capacity, n)
-    return np.where((n >= 0) & (n <= capacity), n, -1)
+def parse_length(high: np.ndarray, low: np.ndarray, capacity: int) -> np.ndarray:
+    """User byte count from the high byte and low nibble (spec 6.2); -1 where the pair
+    is not an encoding the writer produces (n >= C, or e does not re-encode to low)."""
+    n = decode_length(high, low, capacity)
+    exact = (n >= 0) & (n < capacity) & ((encode_length(np.clip(n, 0, capacity)) & 0xF) == low)
+    return np.where((low == 0) | exact, n, -1)
 
 
 class LegacySectorCodec:
@@ -234,10 +235,9 @@ class LegacySectorCodec:
 
     def _parse_3101(self, area: np.ndarray, word: np.ndarray):
         cap = self.capacity
-        number = word & 0x1FFFFFF
-        number = np.where(number & 0x1000000, number - (1 << 25), number)
+        number = sign_extend(word, 25)
         low = (word >> 25) & 0xF
-        length = decode_length(area[:, cap - 1], low, cap)
+        length = parse_length(area[:, cap - 1], low, cap)
         valid = ((word >> 29) == 0) & (length >= 0)
         length = np.where(valid, length, 0)
         # Filler of empty/partial sectors is 0x33 and never randomised in 3.101.
@@ -268,7 +268,7 @@ class LegacySectorCodec:
         rows = np.flatnonzero(is_data)
         if rows.size:
             data[rows] ^= randomiser.mask_33(number[rows], cap)
-        length = decode_length(data[:, cap - 1], low, cap)
+        length = parse_length(data[:, cap - 1], low, cap)
         valid = (types <= TYPE_DATA) & (length >= 0)
         # Markers: low nibble 0 and an all-0x33 data area, nothing else.
         marker_ok = (low == 0) & (area[:, :cap] == FILL).all(axis=1)
