@@ -187,3 +187,20 @@ def test_scattered_errors_without_erasures_are_corrected() -> None:
     assert out == data
     assert dec.lost == []
     assert dec.reports[0].worst == 10
+
+
+def test_lost_ranges_of_earlier_groups_are_never_rewritten() -> None:
+    """A reader reports `lost` entries as they appear: later groups only append."""
+    cap = 24
+    cg = group_capacity(cap)
+    data = mod251(2 * cg + 10)
+    dec = BkrEnhancedDecoder(cap)
+    sectors = np.frombuffer(bkrenhanced.encode(data, cap), np.uint8).reshape(-1, cap)
+    gone = set(range(234, 255)) | set(range(255, 276))  # end of group 0, start of group 1
+    seen = []
+    for i, s in enumerate(sectors):
+        dec.push(None if i in gone else s.tobytes())
+        seen.append(list(dec.lost))
+    assert seen[254] == [(0, cg)]
+    assert dec.lost[0] == (0, cg)
+    assert dec.lost[1] == (cg, cg)

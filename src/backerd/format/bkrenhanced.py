@@ -125,7 +125,7 @@ class BkrEnhancedDecoder:
         self._sectors = np.zeros((GROUP_SECTORS, self.capacity), np.uint8)
         self._missing = np.zeros(GROUP_SECTORS, bool)
         self._count = 0
-        self._ended = False
+        self._first_new = 0
 
     def push(self, sector_bytes: bytes | None) -> bytes:
         if sector_bytes is not None and len(sector_bytes) == 0:
@@ -161,6 +161,7 @@ class BkrEnhancedDecoder:
         if not 0 <= length <= cg:
             length, length_known = cg, False
         base = self.bytes_out
+        self._first_new = len(self.lost)  # entries of earlier groups stay as reported
         for b in np.flatnonzero(failed):
             start = int(b) * DATA_SECTORS
             stop = min(start + DATA_SECTORS, length)
@@ -183,7 +184,7 @@ class BkrEnhancedDecoder:
     def _add_lost(self, offset: int, length: int) -> None:
         if length == 0:
             return
-        if self.lost and self.lost[-1][0] + self.lost[-1][1] == offset:
+        if len(self.lost) > self._first_new and sum(self.lost[-1]) == offset:
             start, old = self.lost[-1]
             self.lost[-1] = (start, old + length)
         else:
