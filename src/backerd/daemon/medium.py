@@ -151,7 +151,8 @@ def fields_needed(params: ModeParams, user_bytes: int) -> int:
     """Fields of a recording of ``user_bytes`` (spec 6.6), pad field included."""
     if params.is_raw:
         g = params.geometry
-        return -(-user_bytes * 2 // g.frame_size) + 1
+        frames, rest = divmod(user_bytes, g.frame_size)
+        return 2 * frames + (0 if not rest else 1 if rest <= g.field_length(0) else 2)
     if params.codec == "ep":
         data = 255 * -(-user_bytes // params.group_capacity)
     else:
@@ -303,6 +304,7 @@ class BackerMedium:
         self._writer: _Writer | None = None
         self._reader: _Reader | None = None
         self._lengths: dict[int, int] = {}  # decoded user bytes of foreign recordings
+        self._streams: dict[int, list[int]] = {}  # foreign recordings: ends of blocks read
         if deck.loaded:
             self._check_standard(self.default_mode)
             self._recover()
@@ -367,6 +369,22 @@ class BackerMedium:
             self._remember_length(i, self._lengths[i])
         return self._lengths[i]
 
+    def _forget_streams(self, first: int) -> None:
+        """Files from ``first`` on are rewritten: what was learnt about them is stale."""
+        self._lengths = {k: v for k, v in self._lengths.items() if k < first}
+        self._streams = {k: v for k, v in self._streams.items() if k < first}
+
+    def _stream_bounds(self, i: int, blocks: int) -> list[int]:
+        """Ends of the first ``blocks`` blocks of foreign file ``i`` (virtual past reads)."""
+        bounds = self._streams.setdefault(i, [])
+        if blocks > len(bounds):
+            total = self._user_bytes(i)
+            last = bounds[-1] if bounds else 0
+            while len(bounds) < blocks and last < total:
+                last = min(last + self.stream_block, total)
+                bounds.append(last)
+        return bounds[:blocks]
+
     def _remember_length(self, i: int, length: int) -> None:
         catalog = self._require_loaded()
         rec = catalog.recordings[i]
@@ -381,7 +399,9 @@ class BackerMedium:
         rec = recs[i]
         if rec.blocks is not None:
             return sum(c for _, c in rec.blocks)
-        return -(-self._user_bytes(i) // self.stream_block)
+        bounds = self._streams.get(i, [])
+        last = bounds[-1] if bounds else 0
+        return len(bounds) + -(-(self._user_bytes(i) - last) // self.stream_block)
 
     def _block_offset(self, i: int, block: int) -> int:
         """User-byte offset of block ``block`` of file ``i``."""
@@ -390,7 +410,10 @@ class BackerMedium:
             return self._writer.user_bytes if self._writer else 0
         rec = recs[i]
         if rec.blocks is None:
-            return min(block * self.stream_block, self._user_bytes(i))
+            if block == 0:
+                return 0
+            bounds = self._stream_bounds(i, block)
+            return bounds[-1] if bounds else 0
         off = 0
         for size, count in rec.blocks:
             if block <= count:
@@ -477,7 +500,7 @@ class BackerMedium:
             start = recs[-1].end if recs else 0
             mode = self.mode
             self._check_standard(mode)
-            catalog.begin_recording(start, mode, "3.102")
+            catalog.begin_recording(start, mode, "3.102", index=len(recs))
             writer = _Writer(start, mode, self.codec.recorder(mode),
                              _FieldCutter(mode_params(mode)))
             self.deck.seek(start)
@@ -488,8 +511,8 @@ class BackerMedium:
         if block == 0:
             mode = self.mode
             self._check_standard(mode)
-            catalog.begin_recording(rec.start, mode, "3.102")
-            self._lengths = {k: v for k, v in self._lengths.items() if k < file}
+            catalog.begin_recording(rec.start, mode, "3.102", index=file)
+            self._forget_streams(file)
             writer = _Writer(rec.start, mode, self.codec.recorder(mode),
                              _FieldCutter(mode_params(mode)))
             self.deck.seek(rec.start)
@@ -530,10 +553,10 @@ class BackerMedium:
         catalog = self._require_writable()
         # The fields emitted so far are those already on tape: keep them, record after.
         try:
-            catalog.begin_recording(rec.start, rec.mode, rec.fmt, keep=emitted)
+            catalog.begin_recording(rec.start, rec.mode, rec.fmt, keep=emitted, index=file)
         except BackerError as exc:
             raise _medium_error(exc) from None
-        self._lengths = {k: v for k, v in self._lengths.items() if k < file}
+        self._forget_streams(file)
         writer = _Writer(rec.start, rec.mode, recorder, cutter, fields=emitted,
                          user_bytes=keep, runs=runs, blocks=block)
         self.deck.seek(rec.start + emitted)
@@ -596,31 +619,34 @@ class BackerMedium:
         if count < 1:
             raise ValueError("write_filemarks needs count >= 1")
         catalog = self._require_writable()
-        if self._writer is not None:
-            self._finish_writer(filemark=True)
-            count -= 1
-        else:
-            recs = catalog.recordings
-            f, b = self._file, self._block
-            if f < len(recs) and b > 0 and b == self._nblocks(f):
-                # at the end of a recording: it ends here, the rest of the tape goes
-                rec = recs[f]
-                if f + 1 < len(recs):
-                    catalog.discard_from(rec.end)
-                if not rec.filemark:
-                    catalog.replace_recording(f, rec.with_(filemark=True))
-                count -= 1
-            elif f < len(recs) and b > 0:
-                self._begin_writer()
+        try:
+            if self._writer is not None:
                 self._finish_writer(filemark=True)
                 count -= 1
-        for _ in range(count):
-            self._set(self._file, self._block)
-            self._begin_writer()
-            self._finish_writer(filemark=True)
-        self._file = self._file + 1
-        self._block = 0
-        self._offset = 0
+                self._set(self._nfiles(), 0)
+            elif self._block > 0 and self._file < self._nfiles():
+                f = self._file
+                rec = catalog.recordings[f]
+                if self._block == self._nblocks(f):
+                    # at the end of a recording: it ends here, the rest of the tape goes
+                    if f + 1 < len(catalog.recordings):
+                        catalog.discard_from(rec.end, index=f + 1)
+                    if not rec.filemark:
+                        catalog.replace_recording(f, rec.with_(filemark=True))
+                else:
+                    self._begin_writer()
+                    self._finish_writer(filemark=True)
+                count -= 1
+                self._forget_streams(f + 1)
+                self._set(f + 1, 0)
+            for _ in range(count):  # each further filemark is an empty recording
+                self._begin_writer()
+                self._finish_writer(filemark=True)
+                self._set(self._nfiles(), 0)
+        except BackerError as exc:
+            if isinstance(exc, TapeError):
+                raise
+            raise _medium_error(exc) from None
 
     # -- reading -----------------------------------------------------------------------
 
@@ -662,6 +688,10 @@ class BackerMedium:
             self._lengths[f] = reader.decoded
             self._remember_length(f, reader.decoded)
             return self._end_of_file(f)
+        if rec.blocks is None:
+            bounds = self._stream_bounds(f, self._block)
+            bounds.append(self._offset + len(data))
+            self._streams[f] = bounds
         self._block += 1
         self._offset += len(data) if rec.blocks is None else size
         if lost or (rec.blocks is not None and len(data) < size):
@@ -787,9 +817,9 @@ class BackerMedium:
         try:
             if f >= len(recs):
                 start = recs[-1].end if recs else 0
-                catalog.discard_from(start)
+                catalog.discard_from(start, index=len(recs))
             elif b == 0:
-                catalog.discard_from(recs[f].start)
+                catalog.discard_from(recs[f].start, index=f)
             else:
                 self._begin_writer()
                 self._finish_writer(filemark=False)
@@ -804,7 +834,7 @@ class BackerMedium:
             self.deck.load()
         except BackerError as exc:
             raise _medium_error(exc) from None
-        self._lengths = {}
+        self._forget_streams(0)
         self._set_bot()
         self._recover()
 

@@ -153,12 +153,14 @@ class RecordingCatalog(Protocol):
     def interrupted(self) -> Interrupted | None: ...
 
     def begin_recording(
-        self, start: int, mode: str, fmt: str = "3.102", *, keep: int = 0
+        self, start: int, mode: str, fmt: str = "3.102", *, keep: int = 0,
+        index: int | None = None,
     ) -> None:
         """Journal a recording starting at ``start``; forget what lies at or after it.
 
         ``keep`` fields from ``start`` stay on tape: a recording resumed in its middle
-        re-uses the fields it already has.
+        re-uses the fields it already has. ``index`` also forgets the recordings from
+        that index on (empty recordings have no fields to tell them apart by).
         """
         ...
 
@@ -172,8 +174,8 @@ class RecordingCatalog(Protocol):
 
     def forget_interrupted(self) -> None: ...
 
-    def discard_from(self, slot: int) -> None:
-        """Forget and erase everything at or after ``slot``."""
+    def discard_from(self, slot: int, *, index: int | None = None) -> None:
+        """Forget and erase everything at or after ``slot`` (and recordings from ``index``)."""
         ...
 
 

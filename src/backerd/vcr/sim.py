@@ -78,8 +78,11 @@ def parse_length(text: str) -> tuple[str, int]:
 class Cassette:
     """A cassette image: field slots plus a crash-safe index of recordings."""
 
-    def __init__(self, path: Path, fd: int, meta: dict, readonly: bool) -> None:
+    def __init__(
+        self, path: Path, fd: int, meta: dict, readonly: bool, sync: bool = True
+    ) -> None:
         self.path = path
+        self.sync = sync
         self._fd = fd
         self.readonly = readonly
         self.standard: str = meta["standard"]
@@ -104,7 +107,7 @@ class Cassette:
     @classmethod
     def create(
         cls, path: str | os.PathLike, standard: str = "ntsc", length: str = "E-180",
-        *, force: bool = False,
+        *, force: bool = False, sync: bool = True,
     ) -> Cassette:
         path = Path(path)
         standard = standard.lower()
@@ -128,21 +131,26 @@ class Cassette:
             sb = MAGIC + json.dumps(meta).encode() + b"\n"
             os.pwrite(fd, sb.ljust(SUPERBLOCK_SIZE, b"\0"), 0)
             os.ftruncate(fd, DATA_OFFSET + slots * SLOT_SIZE)
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
-        cassette = cls.open(tmp)
+        cassette = cls.open(tmp, sync=sync)
         cassette._commit()
         cassette.close()
         os.replace(tmp, path)
-        with contextlib.suppress(OSError):
-            dfd = os.open(path.parent, os.O_RDONLY)
-            os.fsync(dfd)
-            os.close(dfd)
-        return cls.open(path)
+        if sync:
+            with contextlib.suppress(OSError):
+                dfd = os.open(path.parent, os.O_RDONLY)
+                os.fsync(dfd)
+                os.close(dfd)
+        return cls.open(path, sync=sync)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, readonly: bool = False) -> Cassette:
+    def open(
+        cls, path: str | os.PathLike, *, readonly: bool = False, sync: bool = True
+    ) -> Cassette:
+        """Open an image; ``sync=False`` skips fsync (survives kill -9, not power loss)."""
         path = Path(path)
         try:
             fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
@@ -169,7 +177,7 @@ class Cassette:
                     raise ValueError("unsupported layout")
             except (ValueError, KeyError):
                 raise UsageError(f"{path}: damaged or unsupported cassette header") from None
-            return cls(path, fd, meta, readonly)
+            return cls(path, fd, meta, readonly, sync)
         except BaseException:
             os.close(fd)
             raise
@@ -240,10 +248,12 @@ class Cassette:
                               errno=errno.ENOSPC)
         gen = self._generation + 1
         copy = gen % 2
-        os.fdatasync(self._fd)
+        if self.sync:
+            os.fdatasync(self._fd)
         head = _INDEX_HEADER.pack(INDEX_MAGIC, gen, len(payload), zlib.crc32(payload))
         os.pwrite(self._fd, head + payload, SUPERBLOCK_SIZE + copy * INDEX_SIZE)
-        os.fsync(self._fd)
+        if self.sync:
+            os.fsync(self._fd)
         self._generation = gen
         self._dirty = False
 
@@ -297,16 +307,19 @@ class Cassette:
             raise MediumError("cassette is write-protected", errno=errno.EACCES)
 
     def begin_recording(
-        self, start: int, mode: str, fmt: str = "3.102", *, keep: int = 0
+        self, start: int, mode: str, fmt: str = "3.102", *, keep: int = 0,
+        index: int | None = None,
     ) -> None:
         """Journal a recording starting at ``start``; forget everything at or after it.
 
         The first ``keep`` fields from ``start`` stay on tape (a resumed recording).
+        ``index`` (if given) also forgets recordings from that index on, which matters
+        for empty recordings (no fields) that start where the new one does.
         """
         self._require_writable()
         if not 0 <= start < self.slots:
             raise MediumError("no tape left to record on", errno=errno.ENOSPC)
-        self._recordings = [r for r in self._recordings if r.end <= start]
+        self._recordings = self._kept(start, index)
         self._open = OpenRecording(start, mode, fmt)
         self._interrupted = None
         self._commit()
@@ -341,10 +354,17 @@ class Cassette:
         if not self.readonly:
             self._commit()
 
-    def discard_from(self, slot: int) -> None:
-        """Forget and erase everything at or after ``slot`` (recording over old tape)."""
-        self._require_writable()
+    def _kept(self, slot: int, index: int | None) -> list[Recording]:
         keep = [r for r in self._recordings if r.end <= slot]
+        return keep if index is None else keep[:index]
+
+    def discard_from(self, slot: int, *, index: int | None = None) -> None:
+        """Forget and erase everything at or after ``slot`` (recording over old tape).
+
+        ``index`` (if given) also forgets the recordings from that index on.
+        """
+        self._require_writable()
+        keep = self._kept(slot, index)
         if len(keep) != len(self._recordings) or self._open or self._interrupted:
             self._recordings = keep
             self._open = None
