@@ -275,3 +275,9 @@ def test_construction_errors() -> None:
         Connection("fuse", max_pages=0)
     with pytest.raises(ValueError):
         Connection("nfs")  # type: ignore[arg-type]
+
+
+def test_kernel_without_max_pages_keeps_its_default_chunk() -> None:
+    conn = Connection("fuse", max_pages=256)
+    conn.reply_init(conn.receive(w.init(1, flags=w.FUSE_BIG_WRITES)))
+    assert conn.max_chunk == 32 * 4096

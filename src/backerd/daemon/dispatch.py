@@ -122,8 +122,6 @@ class Dispatcher:
         self._send = send
         self._namespace = namespace
         self._open_flags = open_flags
-        # A chunk this long may have been cut short by the kernel (see module comment).
-        self.full_chunk = max(1, conn.max_chunk - abi.PAGE_SIZE + 1)
         self._files: dict[int, _OpenFile] = {}  # by fh, until their RELEASE arrives
         self._unreleased: dict[int, _OpenFile] = {}  # by fh, until the handler released
         self._next_fh = 1
@@ -131,6 +129,12 @@ class Dispatcher:
         self._nursery: trio.Nursery | None = None
         self.initialized = trio.Event()
         self.closed = trio.Event()
+
+    @property
+    def full_chunk(self) -> int:
+        """A chunk this long may continue: an unaligned user buffer makes the kernel cut
+        the first chunk of a syscall up to a page short (see module comment)."""
+        return max(1, self.conn.max_chunk - abi.PAGE_SIZE + 1)
 
     # ---- the loop ----
     async def run(self, receive: Callable[[], Awaitable[bytes | None]]) -> None:

@@ -28,6 +28,14 @@ OPEN_FLAGS = abi.FOPEN_DIRECT_IO | abi.FOPEN_STREAM | abi.FOPEN_NONSEEKABLE
 INIT_TIMEOUT = 10.0
 
 
+def _max_pages_limit() -> int:
+    try:
+        with open("/proc/sys/fs/fuse/max_pages_limit") as sysctl:
+            return int(sysctl.read())
+    except (OSError, ValueError):
+        return abi.FUSE_MAX_MAX_PAGES
+
+
 async def serve_fuse(
     root: str | os.PathLike[str],
     nodes: Mapping[str, NodeHandler],
@@ -42,6 +50,10 @@ async def serve_fuse(
     the way out (lazily if something still holds it).
     """
     root = Path(root)
+    limit = _max_pages_limit()
+    if not 1 <= max_pages <= limit:
+        # A kernel that silently caps the chunk size would make records look complete early.
+        raise ValueError(f"max_pages must be between 1 and {limit}, not {max_pages}")
     namespace = Namespace(nodes, uid=os.getuid(), gid=os.getgid(), time=int(time.time()))
     handlers = {namespace.node_ids[name]: handler for name, handler in nodes.items()}
     conn = Connection("fuse", max_pages=max_pages)

@@ -20,8 +20,12 @@ KERNEL_MINOR_VERSION = 31
 MIN_MINOR_VERSION = 23
 
 PAGE_SIZE = 4096
-# CUSE keeps the kernel default of 32 pages per request, whatever max_read/max_write say.
-CUSE_MAX_PAGES = 32
+# The kernel's pages per request unless FUSE_MAX_PAGES is negotiated; CUSE always keeps
+# it, whatever max_read/max_write say.
+FUSE_DEFAULT_MAX_PAGES = 32
+CUSE_MAX_PAGES = FUSE_DEFAULT_MAX_PAGES
+# The most pages a kernel grants (FUSE_MAX_MAX_PAGES; newer kernels: fs.fuse.max_pages_limit).
+FUSE_MAX_MAX_PAGES = 256
 FUSE_ROOT_ID = 1
 
 

@@ -203,6 +203,8 @@ class Connection:
             return self.reply_error(request, _errno.EPROTO)
         self.minor = min(request.minor, abi.KERNEL_MINOR_VERSION)
         flags = request.flags & (abi.FUSE_BIG_WRITES | abi.FUSE_MAX_PAGES)
+        if not flags & abi.FUSE_MAX_PAGES:
+            self.max_pages = abi.FUSE_DEFAULT_MAX_PAGES  # the kernel will not take ours
         payload = abi.INIT_OUT.pack(
             abi.KERNEL_VERSION, self.minor, request.max_readahead, flags,
             16, 12,  # max_background, congestion_threshold: the kernel's defaults
