@@ -384,6 +384,7 @@ class _Decoder:
         corrected = dec.corrected
         worst = dec.worst
         run: list[int] = []  # rows to deliver, in order
+        reset_at = -1  # row of the last BOR sector of this batch
 
         def flush() -> None:
             if run:
@@ -391,6 +392,9 @@ class _Decoder:
                 run.clear()
 
         for i, good in enumerate(oks):
+            if reset_at >= 0 and i == reset_at + 1:
+                self._reset_stats(fields, reset_at)
+                reset_at = -1
             if not good:
                 st.bad_sectors += 1
                 continue
@@ -402,9 +406,9 @@ class _Decoder:
                     # A new recording's BOR after data: this record's EOR was lost.
                     flush()
                     self._end(res, pieces, int(fields.start[i]) - self.params.leader)
+                    st.fields -= len(fields) - i  # the fields from here are not this record's
                     return
-                st.reset_errors()
-                self.in_duplicates = False
+                reset_at = i
                 continue
             if s <= self.last:
                 if not self.in_duplicates:
@@ -418,11 +422,33 @@ class _Decoder:
             if kind == self.kind_eor:
                 flush()
                 self._end(res, pieces, self._field_end(fields, i))
+                st.fields -= len(fields) - i - 1  # count fields up to the end of record only
                 return
             self.last = s
             if lengths[i] or self.outer is None:
                 run.append(i)
+        if reset_at >= 0:
+            self._reset_stats(fields, reset_at)
         flush()
+
+    def _reset_stats(self, fields: FieldBatch, row: int) -> None:
+        """A BOR sector in field `row`: statistics restart after it.
+
+        The key search has already counted the whole batch, so its figures are
+        recomputed from the fields that follow the BOR sector.
+        """
+        st = self.stats
+        st.reset_errors()
+        self.in_duplicates = False
+        rest = slice(row + 1, None)
+        if fields.matches[rest].size:
+            st.worst_key = int(fields.matches[rest].min())
+        st.line_slips = int(fields.slips[rest].sum())
+        d = np.diff(fields.start[row:])
+        if d.size:
+            st.smallest_field, st.largest_field = int(d.min()), int(d.max())
+            frame = self.params.geometry.frame_size
+            st.framing_errors = int(np.count_nonzero(d > (3 * frame) // 4))
 
     def _field_end(self, fields: FieldBatch, i: int) -> int:
         p = self.params

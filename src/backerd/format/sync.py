@@ -211,12 +211,14 @@ class FieldSync:
             pos = self._pos - self._base
             if pos >= limit:
                 break
-            if self._pred is not None and self._pred - self._base >= self.margin:
+            if self._pred is not None:
+                if self._pred - self._base >= limit and not final:
+                    break  # wait for the bytes of the predicted field
                 batch = self._fast(buf, limit)
                 if batch is not None:
                     parts.append(batch)
                     continue
-            found = self._slow(buf, pos, limit)
+            found = self._slow(buf, pos, limit, final=final)
             if found is None:
                 break
             parts.append(found)
@@ -241,32 +243,41 @@ class FieldSync:
             return None
         return self._accept(buf, rel[:count], odd)
 
-    def _slow(self, buf: np.ndarray, pos: int, limit: int) -> FieldBatch | None:
+    def _slow(self, buf: np.ndarray, pos: int, limit: int, *, final: bool) -> FieldBatch | None:
         """First offset from pos reaching the threshold, refined by the slip check."""
         window = 2 * self.field_size
-        key_pos, key = self.key_pos, self.key
+        reach = int(self.shifts[-1])  # refinement range: the slip range
         while pos < limit:
             stop = min(pos + window, limit)
             n = stop - pos
-            m = np.zeros(n, np.uint8)
-            for j in range(self.key_length):
-                a = pos + int(key_pos[j])
-                m += buf[a : a + n] == key[j]
+            m = self._match_counts(buf, pos, n)
             hits = np.flatnonzero(m >= self.threshold)
             if hits.size == 0:
                 self.stats.closest_non_key = max(self.stats.closest_non_key, int(m.max()))
                 pos = stop
                 self._pos = self._base + pos
                 continue
-            q = int(hits[0])
-            if q:
-                self.stats.closest_non_key = max(self.stats.closest_non_key, int(m[:q].max()))
+            q = pos + int(hits[0])
+            if q > pos:
+                self.stats.closest_non_key = max(
+                    self.stats.closest_non_key, int(m[: q - pos].max()))
             # Prefer the best alignment within the slip range (an early slip makes the
             # first hit land one line before the true start).
-            best = pos + q + int(np.argmax(m[q : q + self.margin + 1]))
+            span = min(reach + 1, limit - q)
+            if span < reach + 1 and not final:
+                self._pos = self._base + q  # decide when the bytes after q are here
+                return None
+            best = q + int(np.argmax(self._match_counts(buf, q, span)))
             return self._accept(buf, np.array([best], np.int64), self._parity_at(best))
         self._pos = self._base + max(pos, limit)
         return None
+
+    def _match_counts(self, buf: np.ndarray, pos: int, n: int) -> np.ndarray:
+        """Matching key bytes at each of the n candidate offsets from pos."""
+        m = np.zeros(n, np.uint8)
+        for j, a in enumerate(self.key_pos.tolist()):
+            m += buf[pos + a : pos + a + n] == self.key[j]
+        return m
 
     # ------------------------------------------------------------------ acceptance
     def _parity_at(self, rel: int) -> bool:
