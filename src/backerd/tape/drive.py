@@ -137,7 +137,9 @@ class Drive:
         """st's flush_buffer; True when a pending filemark was counted as crossed."""
         if not self.medium.loaded or self.rw is Rw.WRITING or not self.block_size:
             return False
-        backspace = -(-len(self._readahead) // self.block_size)
+        # st backs over the blocks not touched yet; the rest of a partly returned block
+        # counts as read (st.c flush_buffer)
+        backspace = len(self._readahead) // self.block_size
         self._readahead.clear()
         if not seek_next:
             if self.eof is Eof.FM_HIT:
