@@ -115,7 +115,7 @@ def _medium_error(exc: BackerError) -> TapeError:
     return TapeError(exc.message, errno=exc.errno)
 
 
-class _FieldCutter:
+class FieldCutter:
     """Cuts a raw stream into fields (field i has ``geometry.field_length(i)`` bytes)."""
 
     def __init__(self, params: ModeParams) -> None:
@@ -168,7 +168,7 @@ class _Writer:
     start: int
     mode: str
     recorder: RecorderLike
-    cutter: _FieldCutter
+    cutter: FieldCutter
     fields: int = 0
     user_bytes: int = 0
     runs: BlockRuns = field(default_factory=BlockRuns)
@@ -182,7 +182,7 @@ class _Reader:
         self.medium = medium
         self.index = index
         self.rec = rec
-        self.player = medium.codec.player(rec.mode, rec.fmt if rec.fmt != "3.102" else "3.102")
+        self.player = medium.codec.player(rec.mode, rec.fmt)
         self.fed = 0  # fields played so far
         self.base = 0  # user offset of buf[0]
         self.buf = bytearray()
@@ -192,30 +192,21 @@ class _Reader:
         self.corrected = 0
 
     def _absorb(self, out: Any) -> None:
-        data = bytes(out.data)
-        spans = sorted(
-            (int(ev.offset), int(ev.length)) for ev in out.events
-            if type(ev).__name__ == "SectorLost"
-        )
-        pos = 0
-        for off, length in spans:
-            if length <= 0 or off + length <= self.decoded:
-                continue
-            take = max(off - self.decoded, 0)
-            self._append(data[pos : pos + take])
-            pos += take
-            start = max(off, self.decoded)
-            self.lost.append((start, off + length))
-            self._append(bytes(off + length - start))
-        self._append(data[pos:])
+        # The Player keeps lost bytes in place (zeros) and names them in SectorLost
+        # events, so offsets in the output are true user-byte offsets.
+        self._append(bytes(out.data))
+        for ev in out.events:
+            if type(ev).__name__ == "SectorLost" and ev.length > 0:
+                self.lost.append((int(ev.offset), int(ev.offset) + int(ev.length)))
         if out.end_of_record:
             self.done = True
         stats = getattr(self.player, "stats", None)
         if stats is not None:
             total = int(getattr(stats, "byte_errors", 0))
-            if total > self.corrected:
-                self.medium.soft_errors += total - self.corrected
-                self.corrected = total
+            if total < self.corrected:  # a BOR reset the player's statistics
+                self.corrected = 0
+            self.medium.soft_errors += total - self.corrected
+            self.corrected = total
 
     def _append(self, data: bytes) -> None:
         self.buf += data
@@ -502,7 +493,7 @@ class BackerMedium:
             self._check_standard(mode)
             catalog.begin_recording(start, mode, "3.102", index=len(recs))
             writer = _Writer(start, mode, self.codec.recorder(mode),
-                             _FieldCutter(mode_params(mode)))
+                             FieldCutter(mode_params(mode)))
             self.deck.seek(start)
             self._reader = None
             self._writer = writer
@@ -514,7 +505,7 @@ class BackerMedium:
             catalog.begin_recording(rec.start, mode, "3.102", index=file)
             self._forget_streams(file)
             writer = _Writer(rec.start, mode, self.codec.recorder(mode),
-                             _FieldCutter(mode_params(mode)))
+                             FieldCutter(mode_params(mode)))
             self.deck.seek(rec.start)
             self._reader = None
             self._writer = writer
@@ -531,7 +522,7 @@ class BackerMedium:
             )
         keep = self._block_offset(file, block)
         recorder = self.codec.recorder(rec.mode)
-        cutter = _FieldCutter(params)
+        cutter = FieldCutter(params)
         reader = _Reader(self, file, rec)
         self._reader = None
         done = 0
