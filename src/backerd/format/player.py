@@ -216,7 +216,9 @@ class _Detector:
                 return got
         if final and ok_new:
             return "3.102"
-        self.stats.fields = max(self._new.sync.stats.fields, self._old.sync.stats.fields)
+        probes = (self._new.sync.stats, self._old.sync.stats)
+        self.stats.fields = max(p.fields for p in probes)
+        self.stats.closest_non_key = max(p.closest_non_key for p in probes)
         while self._held_len > _DETECT_HOLD and len(self._held) > 1:
             dropped = self._held.pop(0)
             self._held_len -= len(dropped)
@@ -665,3 +667,31 @@ class _Groups:
             content = np.flatnonzero(row != FILL)
             end = top * cap + (int(content[-1]) + 1 if content.size else 0)
         return min(end, cg)
+
+
+# ---------------------------------------------------------------------------- diagnosis
+def identify(raw: bytes, *, limit: int = 1 << 20) -> list[tuple[str, str, int]]:
+    """Which (mode, format) decode sectors from the start of `raw`, best first.
+
+    For error messages ("this stream is in another mode"): each formatted mode and key
+    layout is searched on at most `limit` bytes and its sectors decoded.
+    """
+    from backerd.format.params import FORMATTED_MODES
+    from backerd.format.sector import sector_codec
+
+    raw = bytes(raw[:limit])
+    found = []
+    for name in FORMATTED_MODES:
+        for layout in ("3.102", "3.101"):
+            sync = FieldSync(mode(name, layout))
+            fields = FieldBatch.concat([sync.feed(raw), sync.finish()], sync.payload_size)
+            if len(fields) == 0:
+                continue
+            fmts = ("3.102",) if layout == "3.102" else ("3.101", "3.3")
+            for fmt in fmts:
+                params = mode(name, fmt)
+                sectors, erasures = _demodulate(params, fields)
+                dec = sector_codec(params).decode_sectors(sectors, erasures)
+                if dec.ok.any():
+                    found.append((name, fmt, int(dec.ok.sum())))
+    return sorted(found, key=lambda f: -f[2])

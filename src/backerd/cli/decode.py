@@ -1,0 +1,168 @@
+"""`backerd decode`: a raw Backer stream on stdin, the recorded user bytes on stdout.
+
+Streams in chunks with bounded memory. Exit status 0 only when every user byte was
+recovered; statistics go to stderr (human-readable, or JSON with --json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backerd.errors import BackerError
+
+CHUNK = 1 << 20
+# Raw bytes kept from the start of the stream to explain a stream that did not decode.
+DIAGNOSE_BYTES = 4 << 20
+PROGRESS_FROM = 8 << 20
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", required=True, metavar="MODE",
+                        help="recording mode: nls nhs pls phs nle nhe ple phe (or raw nlr ...)")
+    parser.add_argument("--format", default="auto", dest="fmt",
+                        choices=("auto", "3.102", "3.101", "3.3"),
+                        help="format release of the stream (default: detect)")
+    parser.add_argument("--bkrenhanced", action="store_true",
+                        help="3.101/3.3 EP: undo the bkrenhanced outer code")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop at the first byte that cannot be recovered")
+    parser.add_argument("--json", action="store_true",
+                        help="statistics on stderr as one JSON object")
+
+
+class _Progress:
+    """A one-line progress display on a terminal's stderr."""
+
+    def __init__(self, total: int | None) -> None:
+        self.total = total
+        self.enabled = sys.stderr.isatty()
+        self.shown = False
+
+    def update(self, read: int, written: int) -> None:
+        if not self.enabled or read < PROGRESS_FROM:
+            return
+        pct = f" {100 * read / self.total:5.1f} %" if self.total else ""
+        sys.stderr.write(f"\rdecode:{pct} {read / 1e6:9.1f} MB read {written / 1e6:9.1f} MB out")
+        sys.stderr.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def _input_size(fd: int) -> int | None:
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    import stat
+
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def run(args: argparse.Namespace) -> int:
+    from backerd.errors import MediumError
+    from backerd.format.player import Player, SectorLost
+
+    player = Player(args.mode, args.fmt, strict=args.strict, bkrenhanced=args.bkrenhanced)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    progress = _Progress(_input_size(stdin.fileno()) if hasattr(stdin, "fileno") else None)
+    head = bytearray()
+    lost: list[SectorLost] = []
+    read = written = 0
+    ended = False
+    error: BackerError | None = None
+    try:
+        while not ended:
+            chunk = stdin.read(CHUNK)
+            if not chunk:
+                break
+            read += len(chunk)
+            if len(head) < DIAGNOSE_BYTES:
+                head += chunk[: DIAGNOSE_BYTES - len(head)]
+            out = player.feed(chunk)
+            written += _write(stdout, out, lost)
+            ended = out.end_of_record
+            progress.update(read, written)
+        if not ended:
+            out = player.finish()
+            written += _write(stdout, out, lost)
+            ended = out.end_of_record
+    except MediumError as exc:
+        partial = getattr(exc, "output", None)
+        if partial is not None:
+            written += _write(stdout, partial, lost)
+        error = exc
+    finally:
+        progress.done()
+        stdout.flush()
+    if error is None and player.fmt != "raw":
+        error = _stream_problem(player, ended, bytes(head), read, args)
+    if error is None and lost:
+        total = sum(e.length for e in lost)
+        error = MediumError(f"{total} user bytes in {len(lost)} ranges could not be recovered"
+                            f" (first at byte {lost[0].offset})")
+    _report(player, args, written, lost, error)
+    if error is not None:
+        raise error
+    return 0
+
+
+def _write(stdout, out, lost: list) -> int:
+    from backerd.format.player import SectorLost
+
+    if out.data:
+        stdout.write(out.data)
+    lost.extend(e for e in out.events if isinstance(e, SectorLost))
+    return len(out.data)
+
+
+def _stream_problem(player, ended: bool, head: bytes, read: int, args) -> BackerError | None:
+    """A one-line explanation when the stream did not hold a whole recording."""
+    from backerd.errors import FormatError
+    from backerd.format.player import identify
+
+    if ended:
+        return None
+    st = player.stats
+    if read == 0:
+        return FormatError("no input: the stream is empty")
+    if st.sectors_decoded == 0:
+        others = [(m, f) for m, f, _ in identify(head) if (m, f) != (args.mode, player.fmt)]
+        if others:
+            m, f = others[0]
+            return FormatError(
+                f"the stream is not in mode {args.mode}"
+                + ("" if args.fmt == "auto" else f" format {args.fmt}")
+                + f": it looks like mode {m} (format {f})")
+        if st.fields == 0:
+            return FormatError(f"no signal: no Backer field of mode {args.mode} in {read} bytes")
+        return FormatError(f"no decodable sector in {st.fields} fields of mode {args.mode}")
+    return FormatError(
+        f"truncated stream: no end-of-record marker after {player.stats.sectors_decoded}"
+        " sectors")
+
+
+def _report(player, args, written: int, lost: list, error: Exception | None) -> None:
+    st = player.stats
+    if args.json:
+        doc = {
+            "mode": args.mode, "format": player.fmt, "user_bytes": written,
+            "end_of_record": player.ended, "raw_consumed": player.raw_consumed,
+            "lost": [{"sector": e.sector, "offset": e.offset, "length": e.length} for e in lost],
+            "statistics": st.as_dict(),
+            "error": None if error is None else str(error),
+        }
+        sys.stderr.write(json.dumps(doc) + "\n")
+        return
+    if player.fmt in (None, "raw"):
+        return  # nothing was decoded: the error line says why
+    lines = [f"Format           {player.fmt or 'unknown'} {args.mode}",
+             f"User Bytes       {written}", st.summary()]
+    sys.stderr.write("\n".join(lines) + "\n")
