@@ -201,3 +201,49 @@ def test_detect_format(fmt: str, name: str) -> None:
     # Sectors of the 3.102 layout or noise decide nothing.
     noise = np.random.default_rng(1).integers(0, 256, sectors[:8].shape, dtype=np.uint8)
     assert legacy.detect_format(name, noise) is None
+
+
+@pytest.mark.parametrize("fmt", ["3.101", "3.3"])
+@pytest.mark.parametrize("name", ["pls", "nhe"])
+@pytest.mark.parametrize("delta", [(0, 0), (1, -1), (1, 0), (1, 1), (2, 0), (3, 7)])
+def test_recording_structure_and_round_trip(fmt: str, name: str, delta) -> None:
+    params = mode(name, fmt)
+    cap = params.capacity
+    m = delta[0] * cap + delta[1]
+    data = np.random.default_rng(m).integers(0, 256, m, dtype=np.uint8).tobytes()
+    rec = legacy.LegacyRecorder(name, fmt)
+    raw = rec.write(data) + rec.close()
+    # Spec 16: bkrencode adds one empty data sector when m is a multiple of C (also 0).
+    n_data = -(-m // cap) + (m % cap == 0)
+    assert rec.fields_emitted == params.n_bor + n_data + params.n_eor
+    decoded = legacy.sector_codec(params).decode_sectors(sectors_of(params, raw))
+    assert decoded.ok.all()
+    assert user_stream(decoded) == data
+    assert (decoded.kind == SectorKind.DATA).sum() == n_data - (fmt == "3.101" and m % cap == 0)
+
+
+@pytest.mark.parametrize("fmt", ["3.101", "3.3"])
+def test_bkrenhanced_recording_survives_twenty_unreadable_sectors_per_group(fmt: str) -> None:
+    params = mode("nle", fmt)
+    data = mod251(params.group_capacity + 5)  # two groups
+    sectors = sectors_of(params, legacy.encode_recording(data, "nle", fmt, bkrenhanced=True))
+    rng = np.random.default_rng(4)
+    first = params.n_bor
+    for group in range(2):
+        rows = first + 255 * group + rng.choice(255, 20, replace=False)
+        sectors[rows, :120] ^= 0xFF  # 10 errors per codeword, t = 4: the sector is lost
+    decoded = legacy.sector_codec(params).decode_sectors(sectors)
+    assert (~decoded.ok).sum() == 40
+    outer = BkrEnhancedDecoder(params.capacity)
+    out = []
+    for i in range(first, len(sectors)):
+        if not decoded.ok[i]:
+            out.append(outer.push(None))
+        elif decoded.kind[i] == SectorKind.EOR:
+            break
+        else:
+            out.append(outer.push(decoded.data[i, : decoded.length[i]].tobytes()))
+    out.append(outer.finish())
+    assert b"".join(out) == data
+    assert outer.lost == []
+    assert [r.lost_sectors for r in outer.reports] == [20, 20]
