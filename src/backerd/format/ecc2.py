@@ -14,6 +14,7 @@ import numpy as np
 
 from backerd.format.params import FILL
 from backerd.format.rs import rs_code
+from backerd.format.rsenc import column_encoder
 
 GROUP_SECTORS = 255
 DATA_SECTORS = 235
@@ -40,8 +41,7 @@ def encode_group(data: bytes | np.ndarray, capacity: int) -> np.ndarray:
     area[user.size : cg] = FILL
     area[cg:] = np.frombuffer(np.uint32(user.size).astype("<u4").tobytes(), np.uint8)
     # Codeword b = column b of the (235, C) data sectors; parity goes to rows 235..254.
-    parity = rs_code(*_CODE).encode(np.ascontiguousarray(group[:DATA_SECTORS].T))
-    group[DATA_SECTORS:] = parity.T
+    group[DATA_SECTORS:] = column_encoder(*_CODE).parity(group[:DATA_SECTORS])
     return group
 
 

@@ -3,8 +3,8 @@
 Each byte becomes a 9-bit word from a fixed code book; a word is inverted when the
 previous *transmitted* word ends in a 1 bit. The inversion of word i is therefore the
 XOR of the low bits of all earlier code-book words, a running parity along the row.
-Eight 9-bit words pack into 9 bytes: the first 64 bits go through one big-endian
-uint64 and the last 8 bits are the low byte of the eighth word.
+Eight 9-bit words pack into 9 bytes; byte m of a group is made of the tail of word m-1
+and the head of word m, computed for all groups at once from contiguous word rows.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ INVALID = np.ones(512, dtype=bool)
 INVALID[CODEBOOK] = False
 
 _LOW_BIT = (CODEBOOK & 1).astype(np.uint8)
-_SHIFTS = np.array([55, 46, 37, 28, 19, 10, 1], dtype=np.uint64)
 
 
 def modulated_size(sector_size: int) -> int:
@@ -55,16 +54,16 @@ def modulate(sectors: np.ndarray) -> np.ndarray:
     words = CODEBOOK[sectors]
     # Word i is inverted iff the XOR of the low bits of code words 0..i-1 is 1.
     parity = np.bitwise_xor.accumulate(_LOW_BIT[sectors], axis=1)
-    invert = np.zeros_like(parity)
-    invert[:, 1:] = parity[:, :-1]
-    words ^= invert.astype(np.uint16) * np.uint16(0x1FF)
-    w = words.reshape(rows, size // 8, 8).astype(np.uint64)
-    hi = w[:, :, 7] >> np.uint64(8)
-    for i in range(7):
-        hi |= w[:, :, i] << _SHIFTS[i]
-    out = np.empty((rows, size // 8, 9), dtype=np.uint8)
-    out[:, :, :8] = hi.astype(">u8").view(np.uint8).reshape(rows, size // 8, 8)
-    out[:, :, 8] = (w[:, :, 7] & np.uint64(0xFF)).astype(np.uint8)
+    words[:, 1:] ^= parity[:, :-1] * np.uint16(0x1FF)
+    # Word m of each group of 8 as a contiguous row: w[m] (M,).
+    w = np.ascontiguousarray(words.reshape(-1, 8).T)
+    groups = w.shape[1]
+    out = np.empty((groups, 9), dtype=np.uint8)
+    # Byte m (0 < m < 8) = low m bits of word m-1, then the top 8-m bits of word m.
+    out[:, 0] = w[0] >> 1
+    for m in range(1, 8):
+        out[:, m] = (w[m - 1] << (8 - m)) | (w[m] >> (m + 1))
+    out[:, 8] = w[7]
     return out.reshape(rows, modulated_size(size))
 
 
@@ -79,16 +78,12 @@ def demodulate(payloads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows, size = payloads.shape
     if size % 9:
         raise ValueError(f"GCR stream rows must be a multiple of 9 bytes, got {size}")
-    groups = size // 9
-    g = payloads.reshape(rows, groups, 9)
-    hi = np.ascontiguousarray(g[:, :, :8]).view(">u8")[:, :, 0].astype(np.uint64)
-    words = np.empty((rows, groups, 8), dtype=np.uint16)
-    mask9 = np.uint64(0x1FF)
-    for i in range(7):
-        words[:, :, i] = (hi >> _SHIFTS[i]) & mask9
-    words[:, :, 7] = ((hi & np.uint64(1)) << np.uint64(8)) | g[:, :, 8].astype(np.uint64)
-    t = words.reshape(rows, groups * 8)
-    invert = np.zeros_like(t)
-    invert[:, 1:] = (t[:, :-1] & 1) * 0x1FF
-    code = t ^ invert
-    return INVERSE[code], INVALID[code]
+    b = np.ascontiguousarray(payloads.reshape(-1, 9).T).astype(np.uint16)
+    groups = b.shape[1]
+    t = np.empty((groups, 8), dtype=np.uint16)
+    # Word m = low 8-m bits of byte m, then the top m+1 bits of byte m+1.
+    for m in range(8):
+        t[:, m] = ((b[m] << (m + 1)) | (b[m + 1] >> (7 - m))) & 0x1FF
+    t = t.reshape(rows, size // 9 * 8)
+    t[:, 1:] ^= (t[:, :-1] & 1) * np.uint16(0x1FF)
+    return INVERSE[t], INVALID[t]

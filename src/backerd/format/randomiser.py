@@ -1,12 +1,10 @@
 """Sector randomiser (spec 6.3) and the 3.3 whole-area variant (spec 11.2).
 
 The key stream is a full-period LCG mod 2^32 seeded with the sector number, passed
-through a 4-entry Bays-Durham-style shuffle. Both parts are computed without a loop over
-words: the k-th LCG output is affine in the seed (x_k = A_k s + B_k mod 2^32), and the
-shuffle emits, at each step, the most recent earlier output stored in the same slot, i.e.
-the last earlier position whose slot tag equals the current tag. A running maximum of
-"last position with tag v" per tag finds those positions for all sectors at once.
-"""
+through a 4-entry Bays-Durham-style shuffle. The k-th LCG output is affine in the seed
+(x_k = A_k s + B_k mod 2^32), so all outputs of all sectors come from one broadcast
+multiply-add; the shuffle then walks the words once, each step a gather and a scatter
+over every sector of the batch (the slot array holds 4 entries per sector)."""
 
 from __future__ import annotations
 
@@ -18,7 +16,7 @@ _A = 1664525
 _C = 1013904223
 _M = 1 << 32
 # Sectors per batch: bounds the (rows, words) temporaries to a few MiB.
-_ROWS = 2048
+_ROWS = 8192
 
 
 @cache
@@ -35,35 +33,48 @@ def _affine(count: int) -> tuple[np.ndarray, np.ndarray]:
 
 def lcg_outputs(seeds: np.ndarray, count: int) -> np.ndarray:
     """(N, count) uint32: the first ``count`` outputs of next() for every seed."""
+    return _outputs_by_step(seeds, count).T
+
+
+def _outputs_by_step(seeds: np.ndarray, count: int) -> np.ndarray:
+    """(count, N) uint32: output k of every seed in row k (the layout the shuffle walks)."""
     mul, add = _affine(count)
     s = (np.asarray(seeds, dtype=np.int64) & 0xFFFFFFFF).astype(np.uint32)
-    return s[:, None] * mul[None, :] + add[None, :]
+    return mul[:, None] * s[None, :] + add[:, None]
 
 
-def _shuffle(stream: np.ndarray, tags: np.ndarray, first_step: int) -> np.ndarray:
-    """Words emitted by the shuffle for steps at positions [first_step, L).
+def _shuffle(stream: np.ndarray, initial: int, first_step: int) -> np.ndarray:
+    """Words (L - first_step, N) emitted by the shuffle for steps first_step..L-1.
 
-    ``stream`` (N, L) holds every generator output in order, ``tags`` (N, L) the slot it
-    is stored into. A step at position p emits the value of the last position q < p with
-    tags[q] == tags[p], then stores its own value (so it is that slot's new content).
+    ``stream`` (L, N) holds every generator output in order. Outputs [0, 4) fill the
+    slots (ascending if ``initial`` is 0, descending if 3), outputs [4, first_step) are
+    stored in slot r >> 30 without emitting, and every later output emits the slot
+    r >> 30 and then replaces it. Vectorised across sectors; the loop runs over words.
     """
-    rows, length = stream.shape
-    pos = np.arange(length, dtype=np.int32)
-    last = np.empty((4, rows, length), dtype=np.int32)
-    for v in range(4):
-        marks = np.where(tags == v, pos[None, :], -1).astype(np.int32)
-        # Exclusive running max: the last position strictly before p with tag v.
-        last[v, :, 0] = -1
-        np.maximum.accumulate(marks[:, :-1], axis=1, out=last[v, :, 1:])
-    step_tags = tags[:, first_step:]
-    src = np.take_along_axis(
-        last[:, :, first_step:], step_tags[None, :, :].astype(np.intp), axis=0
-    )[0]
-    return np.take_along_axis(stream, src.astype(np.intp), axis=1)
+    length, rows = stream.shape
+    ar = np.arange(rows, dtype=np.intp)
+    # Flat slot index of every output: slot * rows + sector.
+    slot = (stream >> 30).astype(np.intp)
+    slot *= rows
+    slot += ar
+    slots = np.empty(4 * rows, dtype=np.uint32)
+    for i in range(4):
+        v = abs(initial - i)
+        slots[v * rows : (v + 1) * rows] = stream[i]
+    for p in range(4, first_step):
+        slots[slot[p]] = stream[p]
+    out = np.empty((length - first_step, rows), dtype=np.uint32)
+    for p in range(first_step, length):
+        idx = slot[p]
+        slots.take(idx, out=out[p - first_step])
+        slots[idx] = stream[p]
+    return out
 
 
 def _words_to_bytes(words: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(words, dtype="<u4").view(np.uint8).reshape(words.shape[0], -1)
+    """(W, N) words, last word first -> (N, 4W) little-endian bytes, first word first."""
+    rows = words.shape[1]
+    return np.ascontiguousarray(words[::-1].T, dtype="<u4").view(np.uint8).reshape(rows, -1)
 
 
 def mask(numbers: np.ndarray, n: int) -> np.ndarray:
@@ -78,15 +89,11 @@ def mask(numbers: np.ndarray, n: int) -> np.ndarray:
         return np.zeros((rows, 0), dtype=np.uint8)
     nwords = (n + 3) // 4
     out = np.empty((rows, 4 * nwords), dtype=np.uint8)
-    init_tags = np.array([3, 2, 1, 0], dtype=np.uint32)
     for start in range(0, rows, _ROWS):
         stop = min(rows, start + _ROWS)
-        stream = lcg_outputs(numbers[start:stop], 4 + nwords)
-        tags = np.empty_like(stream)
-        tags[:, :4] = init_tags
-        tags[:, 4:] = stream[:, 4:] >> 30
-        words = _shuffle(stream, tags, 4)  # step k masks word nwords-1-k
-        out[start:stop] = _words_to_bytes(words[:, ::-1])
+        stream = _outputs_by_step(numbers[start:stop], 4 + nwords)
+        # Step k masks word nwords-1-k: the first key word goes to the last data word.
+        out[start:stop] = _words_to_bytes(_shuffle(stream, 3, 4))
     return out[:, :n]
 
 
@@ -103,13 +110,8 @@ def mask_33(numbers: np.ndarray, capacity: int) -> np.ndarray:
     steps = nwords - 1
     if steps <= 0:
         return out[:, :capacity]
-    init_tags = np.array([0, 1, 2, 3], dtype=np.uint32)
     for start in range(0, rows, _ROWS):
         stop = min(rows, start + _ROWS)
-        stream = lcg_outputs(numbers[start:stop], 5 + steps)
-        tags = np.empty_like(stream)
-        tags[:, :4] = init_tags
-        tags[:, 4:] = stream[:, 4:] >> 30
-        words = _shuffle(stream, tags, 5)  # step k masks word nwords-1-k
-        out[start:stop, 4:] = _words_to_bytes(words[:, ::-1])
+        stream = _outputs_by_step(numbers[start:stop], 5 + steps)
+        out[start:stop, 4:] = _words_to_bytes(_shuffle(stream, 0, 5))
     return out[:, :capacity]

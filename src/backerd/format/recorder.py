@@ -21,7 +21,7 @@ from backerd.format.params import ModeParams, mode
 from backerd.format.sector import Sector3102Codec
 
 # Sectors encoded per numpy batch: large enough to amortise, small enough for the cache.
-_BATCH_SECTORS = 256
+_BATCH_SECTORS = 2048
 
 
 def _params(mode_or_name: ModeParams | str, fmt: str) -> ModeParams:

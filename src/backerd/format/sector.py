@@ -18,6 +18,7 @@ import numpy as np
 from backerd.format import randomiser
 from backerd.format.params import FILL, ModeParams
 from backerd.format.rs import rs_code
+from backerd.format.rsenc import column_encoder
 
 NUMBER_BITS = 28
 _NUMBER_MASK = (1 << NUMBER_BITS) - 1
@@ -90,6 +91,7 @@ class Sector3102Codec:
             raise ValueError(f"mode {params.name} has no sectors")
         self.params = params
         self.rs = rs_code(params.rs_n, params.rs_k)
+        self.encoder = column_encoder(params.rs_n, params.rs_k)
 
     # ---------------------------------------------------------------- encoding
     def encode_sectors(
@@ -131,12 +133,12 @@ class Sector3102Codec:
             low[part] = e & 0xF
         header = (numbers & _NUMBER_MASK) | (low << NUMBER_BITS)
         buf[:, cap : cap + 4] = header.astype("<u4").view(np.uint8).reshape(rows, 4)
-        # Interleave: data byte j*I + b is symbol j of codeword b.
-        msgs = buf[:, : p.data_size].reshape(rows, k, inter).transpose(0, 2, 1)
-        parity = self.rs.encode(msgs.reshape(rows * inter, k))
+        # Interleave: data byte j*I + b is symbol j of codeword b; (k, N*I) position-major.
+        msgs = buf[:, : p.data_size].reshape(rows, k, inter).transpose(1, 0, 2)
+        parity = self.encoder.parity(msgs.reshape(k, rows * inter))
         nsym = p.parity_per_codeword
-        buf[:, p.data_size :] = (
-            parity.reshape(rows, inter, nsym).transpose(0, 2, 1).reshape(rows, nsym * inter)
+        buf[:, p.data_size :].reshape(rows, nsym, inter)[...] = (
+            parity.reshape(nsym, rows, inter).transpose(1, 0, 2)
         )
         return buf
 

@@ -1,0 +1,63 @@
+"""Throughput of the 3.102 writer (Recorder), per mode (spec section 16 comparison).
+
+Encodes --mib MiB of random bytes fed in --chunk KiB writes and reports MB/s =
+10^6 user bytes per second of wall time (best of --repeat), with the output size. The
+CPU column divides by the process CPU time instead: it shows the codec's own speed when
+other work shares the machine.
+Targets on the project's 2-core machine: >= 120 MB/s SP, >= 60 MB/s EP.
+
+    .venv/bin/python benchmarks/bench_encode.py [--mib 32] [--repeat 3] [--chunk 1024]
+                                                [--modes nls nle ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from backerd.format.params import FORMATTED_MODES, mode
+from backerd.format.recorder import Recorder
+
+TARGET = {"sp": 120.0, "ep": 60.0}
+
+
+def encode(name: str, data: bytes, chunk: int) -> int:
+    rec = Recorder(name)
+    total = 0
+    view = memoryview(data)
+    for start in range(0, len(data), chunk):
+        total += len(rec.write(view[start : start + chunk]))
+    return total + len(rec.close())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mib", type=int, default=32)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--chunk", type=int, default=1024, help="write size in KiB")
+    parser.add_argument("--modes", nargs="*", default=list(FORMATTED_MODES))
+    args = parser.parse_args()
+    data = np.random.default_rng(1).integers(0, 256, args.mib << 20, dtype=np.uint8).tobytes()
+    chunk = args.chunk << 10
+    encode("nls", data[:100_000], chunk)  # warm the code tables
+    print(f"3.102 encode, {args.mib} MiB random input, {args.chunk} KiB writes, "
+          f"best of {args.repeat}")
+    print(f"{'mode':<5} {'MB/s':>8} {'CPU MB/s':>9} {'target':>7} {'output bytes':>14}")
+    for name in args.modes:
+        best, best_cpu, size = float("inf"), float("inf"), 0
+        for _ in range(args.repeat):
+            t0, c0 = time.perf_counter(), time.process_time()
+            size = encode(name, data, chunk)
+            best = min(best, time.perf_counter() - t0)
+            best_cpu = min(best_cpu, time.process_time() - c0)
+        rate = len(data) / best / 1e6
+        target = TARGET[mode(name).codec]
+        flag = "" if rate >= target else "  below target"
+        print(f"{name:<5} {rate:8.1f} {len(data) / best_cpu / 1e6:9.1f} {target:7.0f} "
+              f"{size:14d}{flag}")
+
+
+if __name__ == "__main__":
+    main()
