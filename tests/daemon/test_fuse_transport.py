@@ -276,3 +276,28 @@ def test_listing_and_unmount_on_cancel(tmp_path: Path) -> None:
 
     root = serve(tmp_path, body)
     assert root.is_dir() and list(root.iterdir()) == []
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="GNU tar is not installed")
+@pytest.mark.parametrize("blocking", [20, 2048], ids=["b20", "b2048"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_tar_round_trip(tmp_path: Path, transport, blocking: int) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(3 * MiB + 12345))
+    (src / "small.txt").write_text("a tape file\n")
+    out = tmp_path / "out"
+    out.mkdir()
+
+    async def body(paths, handlers) -> None:
+        node = paths["backer0"]
+        await sh(f"tar -b {blocking} -cf {node} -C {tmp_path} src")
+        record = blocking * 512
+        assert {len(r) for r in handlers["backer0"].records} == {record}
+        listing = await sh(f"tar -b {blocking} -tf {node}")
+        assert sorted(listing.stdout.split()) == [b"src/", b"src/big.bin", b"src/small.txt"]
+        await sh(f"tar -b {blocking} -xf {node} -C {out}")
+
+    serve(tmp_path, body, transport=transport)
+    for name in ("big.bin", "small.txt"):
+        assert (out / "src" / name).read_bytes() == (src / name).read_bytes()
