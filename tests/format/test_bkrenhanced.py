@@ -204,3 +204,20 @@ def test_lost_ranges_of_earlier_groups_are_never_rewritten() -> None:
     assert seen[254] == [(0, cg)]
     assert dec.lost[0] == (0, cg)
     assert dec.lost[1] == (cg, cg)
+
+
+def test_unrecoverable_last_group_keeps_its_length_and_received_bytes() -> None:
+    cap = 24
+    cg = group_capacity(cap)
+    data = mod251(cg + 3000)
+    lost = set(range(255 + 40, 255 + 61))  # 21 data sectors of group 1: nothing corrects
+    out, dec = decode_all(bkrenhanced.encode(data, cap), cap, lost)
+    assert len(out) == len(data)  # the length field (sectors 251..254) arrived
+    assert out[:cg] == data[:cg]
+    assert dec.lost == [(cg, 3000)]
+    # Bytes carried by sectors that arrived are delivered as they were recorded.
+    tail = np.frombuffer(out[cg:], np.uint8).reshape(-1)
+    want = np.frombuffer(data[cg:], np.uint8)
+    offsets = np.arange(3000)
+    received = ~np.isin(offsets % 235 + 20, list(range(40, 61)))
+    assert (tail[received] == want[received]).all()

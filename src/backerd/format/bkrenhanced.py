@@ -156,7 +156,9 @@ class BkrEnhancedDecoder:
         data_area = result.corrected[:, PARITY_SECTORS:].reshape(-1)
         failed = ~result.ok
         cg = self.group_capacity
-        length_known = bool(result.ok[cap - 1])
+        # The length sits in codeword C-1 (data symbols 231..234 = sectors 251..254);
+        # if that codeword failed but those sectors arrived, their bytes are still it.
+        length_known = bool(result.ok[cap - 1]) or not lost[GROUP_SECTORS - 4 :].any()
         length = int(data_area[cg : cg + 4].view("<i4")[0]) if length_known else cg
         if not 0 <= length <= cg:
             length, length_known = cg, False
@@ -215,7 +217,9 @@ def decode_codewords(cw: np.ndarray, lost: np.ndarray) -> _Decoded:
     errors = res.changed & ~lost
     confirmed = errors[res.ok].sum(axis=0) >= 2
     ok = res.ok & _trusted(errors, int(lost.sum()), confirmed)
-    corrected, n_corr = res.corrected.copy(), res.n_corrected.copy()
+    # Rows not accepted keep the received symbols (right wherever the sector arrived).
+    corrected = np.where(ok[:, None], res.corrected, cw)
+    n_corr = np.where(ok, res.n_corrected, 0)
     retry_erasures = lost | confirmed
     if not ok.all() and confirmed.any() and retry_erasures.sum() <= PARITY_SECTORS:
         again_rows = np.flatnonzero(~ok)
