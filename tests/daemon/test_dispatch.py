@@ -534,3 +534,24 @@ def test_every_reply_is_well_formed(kind: str) -> None:
 
     namespace = Namespace(["backer0"]) if kind == "fuse" else None
     run(body, kind=kind, nodes={0 if kind == "cuse" else 2: handler}, namespace=namespace)
+
+
+class BrokenHandler(RecordingHandler):
+    async def read(self, size: int, exact: bool) -> bytes:
+        raise RuntimeError("a bug in the handler")
+
+    async def ioctl(self, cmd: int, arg: bytes, out_size: int) -> bytes:
+        return bytes(out_size + 1)  # more than the kernel offered
+
+
+def test_handler_bugs_become_eio_and_serving_goes_on() -> None:
+    handler = BrokenHandler()
+
+    async def body(k: FakeKernel) -> None:
+        fh = await k.open(0)
+        assert (await k.call(lambda u: w.read(u, fh, 0, 100)))[0] == -errno.EIO
+        assert (await k.call(lambda u: w.ioctl(u, fh, w.MTIOCGET, out_size=48)))[0] == -errno.EIO
+        assert (await k.call(lambda u: w.write(u, fh, 0, b"still fine")))[0] == 0
+        assert handler.records == [b"still fine"]
+
+    run(body, nodes={0: handler})

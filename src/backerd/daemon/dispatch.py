@@ -154,10 +154,13 @@ class Dispatcher:
 
     def handle(self, buf: bytes) -> None:
         """Parse one request and answer it or hand it to a task. Never raises."""
+        request = self.conn.receive(buf)
         try:
-            self._route(self.conn.receive(buf))
+            self._route(request)
         except Exception:
-            log.exception("internal error routing a request")
+            log.exception("internal error routing %s", type(request).__name__)
+            if self.conn.is_outstanding(request.unique):  # never leave a caller hanging
+                self._send(self.conn.reply_error(request, _errno.EIO))
 
     def _route(self, request: ev.Request) -> None:
         conn = self.conn
