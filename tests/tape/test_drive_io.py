@@ -318,3 +318,37 @@ def test_weof_in_the_zone(tape, st) -> None:
     assert "EOT" in st.mtget(d)["bits"]
     d.close()
     assert m.filemarks_written == 2
+
+
+def test_read_after_end_of_data_leaves_the_counters(tape, st) -> None:
+    d, _ = tape([[b"a", b"b"]])
+    d.open(False, RDWR)
+    d.write(b"c")  # replaces "a"; no filemark yet
+    st.mt(d, "MTBSR", 1)
+    assert st.errno_of(st.mt, d, "MTFSR", 3) == errno.EIO  # end of data after "c"
+    assert st.where(d) == (0, 1)
+    assert "EOD" in st.mtget(d)["bits"]
+    assert st.errno_of(d.read, 100) == errno.EIO  # st does not even touch the tape
+    assert st.where(d) == (0, 1)
+    d.close()
+
+
+def test_fixed_odd_block_is_eio_and_stays(tape, st) -> None:
+    d, m = fixed(tape, st, [[b"a" * 512, b"b" * 100]])
+    assert d.read(1024) == b"a" * 512  # the data before the odd block
+    assert st.errno_of(d.read, 512) == errno.EIO
+    assert m.position() == (0, 1)
+    st.mt(d, "MTSETBLK", 0)
+    assert d.read(512) == b"b" * 100
+    d.close()
+
+
+def test_enospc_then_trailer_then_enospc_also_in_fixed_mode(tape, st) -> None:
+    d, m = fixed(tape, st, None, size=100)
+    m.capacity, m.early_warning_size = 1000, 300
+    d.write(b"x" * 700)
+    assert "EOT" in st.mtget(d)["bits"]
+    assert st.errno_of(d.write, b"t" * 100) == errno.ENOSPC
+    assert d.write(b"t" * 100) == 100
+    assert st.errno_of(d.write, b"t" * 100) == errno.ENOSPC
+    d.close()

@@ -125,7 +125,7 @@ def test_fsf_and_bsf(five, st) -> None:
 def test_fsf_past_end_of_data(five, st) -> None:
     d, m = five
     assert st.errno_of(st.mt, d, "MTFSF", 9) == errno.EIO
-    assert st.where(d) == (5, 0)
+    assert st.where(d) == (5, -1)  # st: file counted, block unknown
     assert "EOD" in st.mtget(d)["bits"]
     assert m.position() == (5, 0)
 
@@ -197,8 +197,9 @@ def test_eom(five, st) -> None:
     d, m = five
     st.mt(d, "MTEOM")
     g = st.mtget(d)
-    assert (g["file"], g["block"]) == (5, 0)
-    assert "EOD" in g["bits"] and "EOF" in g["bits"]
+    assert (g["file"], g["block"]) == (5, -1)  # st spaces filemarks: block unknown
+    assert "EOD" in g["bits"] and not g["bits"] & {"EOF", "BOT"}
+    assert m.position() == (5, 0)
     assert st.errno_of(d.read, 100) == errno.EIO
     d.write(b"new")
     d.close()
@@ -206,7 +207,7 @@ def test_eom(five, st) -> None:
 
 
 def test_eom_past_unterminated_file(tape, st) -> None:
-    d, _ = tape()
+    d, m = tape()
     d.open(False, RDWR)
     d.write(b"a")
     d.write(b"b")
@@ -214,7 +215,8 @@ def test_eom_past_unterminated_file(tape, st) -> None:
     assert st.errno_of(st.mt, d, "MTFSF", 1) == errno.EIO  # no filemark: st wrote none
     st.mt(d, "MTBSR", 1)
     st.mt(d, "MTEOM")
-    assert st.where(d) == (0, 2)
+    assert st.where(d) == (0, -1)
+    assert m.position() == (0, 2)
     d.close()
 
 
@@ -425,3 +427,25 @@ def test_status_dict(five, st) -> None:
     assert (s["file"], s["block"]) == (1, 0)
     assert s["gstat"] == ["EOF", "ONLINE", "IM_REP_EN"]
     assert s["block_size"] == 0 and s["density"] == 0 and s["mode"] is None
+
+
+def test_load_restores_the_nodes_rewind_on_close(tape, st) -> None:
+    d, m = tape([[b"a"]])
+    d.open(True, RDONLY)
+    st.mt(d, "MTOFFL")
+    st.mt(d, "MTLOAD")
+    st.mt(d, "MTFSF", 1)
+    d.close()
+    assert m.at_bot()
+
+
+def test_lock_without_cassette(tape, st) -> None:
+    d, m = tape()
+    m.unload()
+    d.open(False, RDONLY | os.O_NONBLOCK)
+    st.mt(d, "MTLOCK")  # PREVENT MEDIUM REMOVAL needs no cassette
+    st.mt(d, "MTUNLOCK")
+    assert st.errno_of(st.mt, d, "MTSETPART", 0) == errno.EINVAL
+    assert st.errno_of(st.mt, d, "MTSETBLK", 512) == errno.ENOMEDIUM
+    assert st.errno_of(d.ioctl, 0x80086D03, b"", 8) == errno.EIO  # MTIOCPOS
+    d.close()

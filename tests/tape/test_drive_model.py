@@ -29,6 +29,7 @@ class Model:
         self.head = 0
         self.writing = False
         self.zero_due = False  # a zero read is due at blank tape (just after a filemark)
+        self.at_end = False  # end of data was reported: reads fail without moving
         self.file_known = True
         self.block_known = True
 
@@ -67,15 +68,18 @@ class Model:
         self.tokens = self.tokens[: self.head] + [data]
         self.head += 1
         self.writing = True
-        self.zero_due = False
+        self.zero_due = self.at_end = False
         return len(data)
 
     def read(self, size: int) -> bytes:
         self.writing = False
+        if self.at_end:
+            raise ModelError(errno.EIO)
         if self.head == len(self.tokens):
             self.block_known = False
             if self.zero_due:
                 self.zero_due = False
+                self.at_end = True
                 return b""
             raise ModelError(errno.EIO)
         token = self.tokens[self.head]
@@ -98,22 +102,25 @@ class Model:
     def weof(self, n: int) -> None:
         self._filemarks(n)
         self.writing = False
-        self.zero_due = False
+        self.zero_due = self.at_end = False
 
     def rewind(self) -> None:
         self._finish_write()
         self.head = 0
-        self.zero_due = False
+        self.zero_due = self.at_end = False
         self.file_known = self.block_known = True
 
     def fsf(self, n: int) -> None:
         self.writing = False
         self.block_known = True
+        self.at_end = False
         for _ in range(n):
             rest = self.tokens[self.head :]
             if FM not in rest:
                 self.head = len(self.tokens)
                 self.zero_due = False
+                self.at_end = True
+                self.block_known = False
                 raise ModelError(errno.EIO)
             self.head += rest.index(FM) + 1
         self.zero_due = True
@@ -123,7 +130,7 @@ class Model:
             self._filemarks(1)
             n += 1
         self.writing = False
-        self.zero_due = False
+        self.zero_due = self.at_end = False
         for _ in range(n):
             marks = [i for i in range(self.head) if self.tokens[i] is FM]
             if not marks:
@@ -135,9 +142,10 @@ class Model:
 
     def fsr(self, n: int) -> None:
         self.writing = False
-        self.zero_due = False
+        self.zero_due = self.at_end = False
         for _ in range(n):
             if self.head == len(self.tokens):
+                self.at_end = True
                 raise ModelError(errno.EIO)
             token = self.tokens[self.head]
             self.head += 1
@@ -148,9 +156,10 @@ class Model:
 
     def bsr(self, n: int) -> None:
         self.writing = False
-        self.zero_due = False
+        self.zero_due = self.at_end = False
         for _ in range(n):
             if self.head == 0:
+                self.block_known = True
                 raise ModelError(errno.EIO)
             self.head -= 1
             if self.tokens[self.head] is FM:
@@ -160,12 +169,13 @@ class Model:
     def eom(self) -> None:
         self.writing = False
         self.zero_due = False
+        self.at_end = True
         self.head = len(self.tokens)
-        self.block_known = True
+        self.block_known = False  # st spaces over filemarks: the block is unknown
 
     def seek(self, address: int) -> None:
         self._finish_write()
-        self.zero_due = False
+        self.zero_due = self.at_end = False
         if address > len(self.tokens):
             self.head = len(self.tokens)
             self.file_known = self.block_known = False

@@ -207,7 +207,7 @@ def test_mt_fsf_bsf_eod_status_tell(tape, st) -> None:
     assert not s["bits"] & {"BOT", "EOF"}
     assert mt_cmd(d, st, "MTEOM") is None
     s = mt_status(d, st)
-    assert (s["file"], s["block"]) == (4, 0) and "EOD" in s["bits"]
+    assert (s["file"], s["block"]) == (4, -1) and "EOD" in s["bits"]
     d.open(False, os.O_RDONLY)  # mt tell: MTIOCPOS
     assert st.mtpos(d) == 16  # 12 blocks and 4 filemarks
     d.close()

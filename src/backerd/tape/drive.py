@@ -12,7 +12,7 @@ The transition rules live in ``state``; errors are ``TapeError(errno)``.
 
 Deliberate differences from st, each harmless to the tools: rejected ops (ENOSYS,
 EINVAL, EPERM) change no state; MTFSF/MTBSF/MTFSR/MTBSR with count 0 move nothing;
-when spacing stops at end of data the block counter is the true one; MTUNLOAD writes
+MTBSR stopped by BOT reports block 0; MTIOCGET works while the position is lost; MTUNLOAD writes
 the pending filemark like MTOFFL; MTERASE erases from the head and then rewinds (st
 reports file 0 block 0 after an erase, so the head is put there).
 """
@@ -30,6 +30,7 @@ from backerd.tape.medium import FILEMARK, Medium
 from backerd.tape.state import (
     BLANK_ON_READ,
     DATA_READ,
+    EOD_ON_READ,
     EOD_STATES,
     EOM_STATES,
     EOM_WRITE,
@@ -77,6 +78,7 @@ class Drive:
         self.other_settings: dict[int, int] = {}  # MTSETDRVBUFFER values we only keep
         self.is_open = False
         self.rewind_on_close = False
+        self._node_rewinds = False
         self.read_only = False
         self.nonblocking = False
         self.rw = Rw.IDLE
@@ -172,7 +174,7 @@ class Drive:
         ):
             raise _fail(errno.EROFS, "cassette is write-protected")
         self.is_open = True
-        self.rewind_on_close = rewind_on_close
+        self.rewind_on_close = self._node_rewinds = rewind_on_close
         self.read_only = access == os.O_RDONLY
         self.nonblocking = nonblocking
         self.rw = Rw.IDLE
@@ -237,7 +239,15 @@ class Drive:
             raise _fail(errno.EINVAL, "negative read size")
         if size == 0:
             return b""
+        if not self.block_size and size > self.max_block_size:
+            raise _fail(errno.EINVAL, f"read of {size} bytes is outside the block limits")
         self.rw = Rw.READING
+        if not self._readahead and self.eof in EOD_ON_READ:
+            nxt = EOD_ON_READ[self.eof]
+            if nxt is None:
+                raise _fail(errno.EIO, "read past end of data")
+            self.eof = nxt
+            return b""
         data = self._read_fixed(size) if self.block_size else self._read_variable(size, exact)
         if data:
             self.eof = DATA_READ.get(self.eof, self.eof)
@@ -256,7 +266,6 @@ class Drive:
         self.blkno = -1
         nxt = BLANK_ON_READ.get(self.eof)
         if nxt is None:
-            self.eof = Eof.EOD
             raise _fail(errno.EIO, "read at end of data")
         self.eof = nxt
 
@@ -288,10 +297,11 @@ class Drive:
                 item = self.medium.read_block(bs)
                 if isinstance(item, bytes):
                     if len(item) != bs:
-                        if out:  # return what we have; the next read meets the error
-                            self.medium.space_blocks(-1)
+                        # st backs over the odd block: the data before it is returned,
+                        # the next read meets the error again
+                        self.medium.space_blocks(-1)
+                        if out:
                             break
-                        self._add_block(1)
                         raise _fail(errno.EIO, f"incorrect block size {len(item)} (set {bs})")
                     self._readahead += item
                     self._add_block(1)
@@ -326,23 +336,27 @@ class Drive:
             chunks = [data]
         if self.rw is Rw.READING:
             self._flush(seek_next=False)
-        rule = EOM_WRITE.get(self.eof)
-        if rule is not None and not rule[0]:
-            self.eof = rule[1]
-            raise _fail(errno.ENOSPC, "end of tape (early warning)")
+        refusal = EOM_WRITE.get(self.eof)
+        if refusal is not None:
+            self.eof = refusal[1]
+            raise _fail(getattr(errno, refusal[0]), "end of tape (early warning)")
         self.rw = Rw.WRITING
         written = 0
         for chunk in chunks:
             try:
                 self.medium.write_block(bytes(chunk))
-            except TapeError:
-                self.eof = Eof.EOM_ERROR
+            except TapeError as exc:
+                if exc.errno == errno.ENOSPC:  # physical end: st's VOLUME OVERFLOW
+                    self.eof = Eof.EOM_OK
                 if written:
                     return written
                 raise
             written += len(chunk)
             self._add_block(1)
-        self.eof = Eof.EOM_OK if self.medium.early_warning() else Eof.NOEOF
+        if self.medium.early_warning() or self.eof is Eof.EOD_1:
+            self.eof = Eof.EOM_OK
+        else:
+            self.eof = Eof.NOEOF
         return written
 
     # -- ioctl ---------------------------------------------------------------------------
@@ -483,7 +497,7 @@ class Drive:
             self.blkno = 0
             self.eof = Eof.FM
             return None
-        self.blkno = self.medium.position().block
+        self.blkno = -1
         self.eof = Eof.EOD
         raise _fail(errno.EIO, "end of data while spacing forward over filemarks")
 
@@ -536,6 +550,8 @@ class Drive:
             self.blkno = -1
             raise _fail(errno.EIO, "filemark while spacing back over blocks")
         self._add_block(-done)
+        if self.medium.at_bot():
+            self.blkno = 0
         raise _fail(errno.EIO, "beginning of tape while spacing back over blocks")
 
     def _weof(self, count: int) -> None:
@@ -576,11 +592,12 @@ class Drive:
             self.medium.seek_eod()
             self._at(-1, -1, Eof.EOD)
             return
+        # st spaces over filemarks until end of data: the file number stays valid, the
+        # block number becomes unknown
         done = self.medium.space_filemarks(EOM_SPACE_COUNT)
         self.medium.seek_eod()  # also past blocks of a last file without a filemark
         self._add_file(done)
-        self.blkno = self.medium.position().block
-        self.eof = Eof.EOD
+        self._at(self.fileno, -1, Eof.EOD)
 
     def _op_erase(self, count: int) -> None:
         self.medium.erase()
@@ -601,7 +618,7 @@ class Drive:
         try:
             self.medium.locate(count)
         except TapeError:
-            self._at(-1, -1, Eof.EOD)
+            self._at(-1, -1, Eof.NOEOF)  # st's set_location, whatever the outcome
             raise
         if count == 0:
             self._at(0, 0, Eof.NOEOF)
@@ -616,6 +633,7 @@ class Drive:
 
     def _op_load(self, count: int) -> None:
         self.medium.load()
+        self.rewind_on_close = self._node_rewinds  # st: rew_at_close = autorew_dev
         self._was_loaded = True
         self._readahead.clear()
         self._at(0, 0, Eof.NOEOF)

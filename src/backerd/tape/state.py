@@ -27,9 +27,9 @@ class Eof(enum.IntEnum):
     FM_HIT = 1  # read met a filemark after returning data (fixed mode); not reported yet
     FM = 2  # a zero read reported the filemark; the head is at the start of a file
     EOM_OK = 3  # early warning met while writing: the next write gets ENOSPC
-    EOM_ERROR = 4  # ENOSPC was returned: the next write may proceed (trailer)
-    EOD_1 = 5
-    EOD_2 = 6  # blank tape right after a filemark: one more zero read
+    EOM_ERROR = 4  # data lost at the end of the medium: writes fail with EIO
+    EOD_1 = 5  # ENOSPC returned in the zone: the next write may proceed (a trailer)
+    EOD_2 = 6  # blank tape right after a filemark was reported: reads return 0 once
     EOD = 7  # end of data reported: further reads fail with EIO
 
 
@@ -38,8 +38,12 @@ EOD_STATES = frozenset({Eof.EOD_1, Eof.EOD_2, Eof.EOD})
 
 # -- reading -----------------------------------------------------------------------------
 
-# What blank tape (END_OF_DATA) means to a read, by eof state: "zero" = return 0 once
-# more and move to the new state, absent = EIO ("Blank check" without a filemark before).
+# A read that finds the read-ahead empty in one of these states does not touch the tape:
+# it returns 0 and moves one state on, or fails with EIO at EOD (st_read).
+EOD_ON_READ: dict[Eof, Eof | None] = {Eof.EOD_1: Eof.EOD_2, Eof.EOD_2: Eof.EOD, Eof.EOD: None}
+
+# What blank tape (END_OF_DATA) means to a read, by eof state: right after a reported
+# filemark it is one more zero read; absent = EIO ("Blank check" with no filemark before).
 BLANK_ON_READ: dict[Eof, Eof] = {Eof.FM: Eof.EOD_2}
 
 # Eof state after a read that returned no data (st_read's final switch).
@@ -56,10 +60,12 @@ DATA_READ: dict[Eof, Eof] = {Eof.FM: Eof.NOEOF}
 
 # -- writing in the early-warning zone (st.rst "EOM behaviour when writing") -------------
 
-# eof state -> (write allowed, eof state after the call if refused)
-EOM_WRITE: dict[Eof, tuple[bool, Eof]] = {
-    Eof.EOM_OK: (False, Eof.EOM_ERROR),
-    Eof.EOM_ERROR: (True, Eof.EOM_ERROR),
+# eof state -> (errno the write fails with, eof state afterwards). After the write that
+# met early warning (EOM_OK) one write is refused with ENOSPC and the next one allowed
+# (EOD_1); a successful write in the zone returns to EOM_OK, so they alternate.
+EOM_WRITE: dict[Eof, tuple[str, Eof]] = {
+    Eof.EOM_OK: ("ENOSPC", Eof.EOD_1),
+    Eof.EOM_ERROR: ("EIO", Eof.EOM_ERROR),
 }
 
 # -- MTIOCTOP -----------------------------------------------------------------------------
@@ -83,7 +89,7 @@ KEEPS_RW = frozenset({mtio.MTNOP, mtio.MTSETBLK, mtio.MTSETDENSITY, mtio.MTWSM,
                       mtio.MTSETDRVBUFFER, mtio.MTSETPART})
 
 # Ops that need no cassette.
-NO_TAPE_OK = frozenset({mtio.MTLOAD, mtio.MTSETPART, mtio.MTMKPART})
+NO_TAPE_OK = frozenset({mtio.MTLOAD, mtio.MTLOCK, mtio.MTUNLOCK})
 
 # Ops that make a lost position known again (st "position_lost_in_reset").
 RESTORES_POSITION = frozenset({mtio.MTREW, mtio.MTOFFL, mtio.MTUNLOAD, mtio.MTLOAD,
