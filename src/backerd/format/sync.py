@@ -320,7 +320,7 @@ class FieldSync:
             left = sh[self._left_anchor]
             right = sh[self._right_anchor]
             payload[i] = buf[rel[i] + self.payload_pos + np.where(self._use_right, right, left)]
-            erasures[i] = self._slip_erasures(prof, hit)
+            erasures[i] = self._slip_erasures(prof, cost < 0.5)
             slips[i] = int(np.count_nonzero(np.diff(prof)))
             end_shift[i] = sh[-1]
             at0[i] = hit[1:-1]
@@ -356,18 +356,23 @@ class FieldSync:
         scale = 1.0 / (2 * self.bpl)
         return lead * scale, trail * scale
 
-    def _slip_erasures(self, prof: np.ndarray, hit: np.ndarray) -> np.ndarray:
+    def _slip_erasures(self, prof: np.ndarray, good: np.ndarray) -> np.ndarray:
         """Payload bytes between the anchors that bracket each step of the profile.
 
-        A key byte that did not match next to a step may itself lie in the slipped line,
-        so the erased span reaches out to the nearest matching anchors.
+        good (shifts, anchors): the anchor fits that shift. The slip lies after the last
+        anchor that fits only the shift before the step and before the first anchor that
+        fits only the shift after it; anchors that fit both (a coincidence, common in
+        the regular filler of empty sectors) or neither (a damaged key, maybe in the
+        slipped line itself) leave it open, so the erased span reaches over them.
         """
         span = np.zeros(self._anchor_pos.size - 1, bool)  # segment a lies after anchor a
-        for a in np.flatnonzero(np.diff(prof)):
-            lo, hi = int(a), int(a) + 1
-            while lo > 0 and not hit[lo]:
+        last = prof.size - 1
+        for a in np.flatnonzero(np.diff(prof)).tolist():
+            before, after = prof[a], prof[a + 1]
+            lo, hi = a, a + 1
+            while lo > 0 and not (good[before, lo] and not good[after, lo]):
                 lo -= 1
-            while hi < prof.size - 1 and not hit[hi]:
+            while hi < last and not (good[after, hi] and not good[before, hi]):
                 hi += 1
             span[lo:hi] = True
         return span[self._left_anchor]
