@@ -246,6 +246,8 @@ def _trusted(errors: np.ndarray, n_erasures: int, confirmed: np.ndarray) -> np.n
     free = GROUP_SECTORS - n_erasures
     spare = PARITY_SECTORS - n_erasures
     e = np.arange(PARITY_SECTORS // 2 + 1)
+    if spare < 0:  # more erasures than parity: nothing decodes
+        return np.zeros(errors.shape[0], bool)
     log_c = np.array([lgamma(free + 1) - lgamma(k + 1) - lgamma(free - k + 1) for k in e])
     log_p = log_c + e * log(255) - spare * log(256)
     likely_right = log_p[np.minimum(n_errors, e[-1])] < log(MISCORRECTION_LIMIT)
