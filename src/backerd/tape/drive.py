@@ -154,7 +154,7 @@ class Drive:
         if self.eof is Eof.FM_HIT:
             self._add_file(1)
             self.blkno = 0
-            self.eof = Eof.FM
+            self.eof = Eof.NOEOF
             return True
         return False
 
