@@ -39,7 +39,8 @@ from backerd.tape.density import DEFAULT_DENSITY, is_valid_density, mode_for_den
 from backerd.tape.medium import END_OF_DATA, FILEMARK, Mark, TapePosition
 from backerd.vcr.base import BlockRuns, Deck, Recording, RecordingCatalog
 
-PLAY_CHUNK = 32  # fields played and decoded at once
+PLAY_CHUNK = 256  # fields played and decoded at once (the codecs like big batches)
+WRITE_BATCH = 256 << 10  # user bytes gathered before they go to the Recorder
 
 
 class RecorderLike(Protocol):
@@ -173,6 +174,7 @@ class _Writer:
     user_bytes: int = 0
     runs: BlockRuns = field(default_factory=BlockRuns)
     blocks: int = 0
+    pending: bytearray = field(default_factory=bytearray)  # not yet given to the Recorder
 
 
 class _Reader:
@@ -572,8 +574,10 @@ class BackerMedium:
         needed = fields_needed(params, writer.user_bytes + len(data))
         if writer.start + needed > self.deck.length:
             raise TapeError("physical end of tape", errno=errno.ENOSPC)
-        raw = writer.recorder.write(bytes(data))
-        self._record(writer, writer.cutter.cut(raw))
+        # Like st's write buffer: small blocks are gathered and encoded in batches.
+        writer.pending += data
+        if len(writer.pending) >= WRITE_BATCH:
+            self._encode_pending(writer)
         writer.user_bytes += len(data)
         writer.runs.append(len(data))
         writer.blocks += 1
@@ -581,18 +585,20 @@ class BackerMedium:
         self._block = writer.blocks
         self._offset = writer.user_bytes
 
+    def _encode_pending(self, writer: _Writer) -> None:
+        if writer.pending:
+            raw = writer.recorder.write(bytes(writer.pending))
+            writer.pending.clear()
+            self._record(writer, writer.cutter.cut(raw))
+
     def _finish_writer(self, *, filemark: bool) -> None:
         writer = self._writer
         if writer is None:
             return
-        self._writer = None
+        self._writer = None  # whatever happens, this recording is over
+        self._encode_pending(writer)
         raw = writer.recorder.close()
-        fields = writer.cutter.cut(raw) + writer.cutter.rest()
-        self._writer = writer  # so a failure leaves the state visible
-        try:
-            self._record(writer, fields)
-        finally:
-            self._writer = None
+        self._record(writer, writer.cutter.cut(raw) + writer.cutter.rest())
         rec = Recording(
             start=writer.start, fields=writer.fields, mode=writer.mode, fmt="3.102",
             user_bytes=writer.user_bytes, blocks=writer.runs.freeze(), filemark=filemark,
