@@ -449,3 +449,15 @@ def test_lock_without_cassette(tape, st) -> None:
     assert st.errno_of(st.mt, d, "MTSETBLK", 512) == errno.ENOMEDIUM
     assert st.errno_of(d.ioctl, 0x80086D03, b"", 8) == errno.EIO  # MTIOCPOS
     d.close()
+
+
+def test_rewinding_close_recovers_a_lost_position(tape, st) -> None:
+    d, m = tape([[b"a"], [b"b"]])
+    d.open(True, RDONLY)
+    st.mt(d, "MTFSF", 1)
+    d.position_lost()
+    d.close()
+    assert m.at_bot()
+    d.open(False, RDONLY)
+    assert d.read(10) == b"a"
+    d.close()

@@ -194,9 +194,10 @@ class Drive:
                         error = exc
                 else:
                     self._flush(seek_next=False)
-                if self.rewind_on_close:
-                    self.medium.rewind()
-                    self._at(0, 0, Eof.NOEOF)
+            if self.medium.loaded and self.rewind_on_close:
+                self.medium.rewind()  # also after a lost position: BOT is known again
+                self._at(0, 0, Eof.NOEOF)
+                self.position_lost_flag = False
         finally:
             self.is_open = False
             self.rw = Rw.IDLE
