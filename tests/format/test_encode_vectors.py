@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backerd.errors import UsageError
-from backerd.format.params import FORMATTED_MODES, RAW_MODES, mode
+from backerd.format.params import FORMATTED_MODES, mode
 from backerd.format.recorder import Recorder, encode_recording
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -45,6 +44,7 @@ SPEC_16_32MIB = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["nls", "phe"])
 def test_output_length_for_32_mib(name: str) -> None:
     rec = Recorder(name)
@@ -77,51 +77,3 @@ def test_odd_chunk_sizes_give_the_same_stream(entry: dict) -> None:
     g = mode(entry["mode"]).geometry
     assert rec.fields_emitted % 2 == 0
     assert sum(g.field_length(i) for i in range(rec.fields_emitted)) == len(raw)
-
-
-@pytest.mark.parametrize("name", ["nls", "nhe"])
-def test_output_is_whole_fields_as_soon_as_ready(name: str) -> None:
-    params = mode(name)
-    g = params.geometry
-    rec = Recorder(name)
-    first = rec.write(b"x")
-    # The BOR leaves with the first write, as whole fields.
-    assert rec.fields_emitted == params.n_bor
-    assert len(first) == sum(g.field_length(i) for i in range(params.n_bor))
-    # A full sector's worth of bytes leaves at once (EP: before its group is complete).
-    more = rec.write(bytes(params.capacity))
-    assert rec.fields_emitted == params.n_bor + 1
-    assert len(more) == g.field_length(params.n_bor)
-
-
-def test_empty_recording_has_bor_and_eor() -> None:
-    for name in FORMATTED_MODES:
-        params = mode(name)
-        rec = Recorder(name)
-        raw = rec.close()
-        fields = params.n_bor + params.n_eor
-        assert rec.fields_emitted == fields + fields % 2
-        assert len(raw) == rec.fields_emitted // 2 * params.geometry.frame_size
-        assert rec.close() == b""
-
-
-@pytest.mark.parametrize("name", RAW_MODES)
-def test_raw_modes_pass_bytes_through(name: str) -> None:
-    rec = Recorder(name)
-    assert rec.write(b"abc") + rec.write(b"") + rec.write(b"\x45\x00") + rec.close() == (
-        b"abc\x45\x00"
-    )
-
-
-def test_only_3102_is_written() -> None:
-    with pytest.raises(UsageError, match="only 3.102"):
-        Recorder("nls", "3.101")
-    with pytest.raises(UsageError, match="unknown mode"):
-        Recorder("xyz")
-
-
-def test_write_after_close_is_refused() -> None:
-    rec = Recorder("pls")
-    rec.close()
-    with pytest.raises(ValueError):
-        rec.write(b"1")

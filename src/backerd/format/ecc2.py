@@ -74,7 +74,8 @@ def decode_group(sectors: np.ndarray, lost: np.ndarray) -> GroupResult:
 
     Positions that one codeword reveals as wrong (a sector the inner code passed but that
     was in error) are suspect in every codeword, so they are added as erasures and the
-    codewords that failed are decoded again, while that helps.
+    codewords that failed are decoded again, while that helps. Received bytes of sectors
+    the inner code passed are kept where their codeword fails.
     """
     sectors = np.asarray(sectors, dtype=np.uint8)
     lost = np.asarray(lost, dtype=bool)
@@ -94,7 +95,7 @@ def decode_group(sectors: np.ndarray, lost: np.ndarray) -> GroupResult:
     changed_total = int(result.n_corrected[ok].sum())
     suspect = known_bad.copy()
     while not ok.all():
-        revealed = result.changed[ok].any(axis=0) & ~suspect
+        revealed = _revealed(result, suspect) & ~suspect
         if not revealed.any():
             break
         suspect |= revealed
@@ -112,7 +113,8 @@ def decode_group(sectors: np.ndarray, lost: np.ndarray) -> GroupResult:
     # codeword o % C.
     data_area = out[:, PARITY_SECTORS:].T.reshape(-1)
     cg = group_capacity(capacity)
-    length_ok = bool(ok[capacity - 4 :].all())
+    # The length field is in data sector 234: as received if the inner code passed it.
+    length_ok = bool(ok[capacity - 4 :].all()) or not lost[DATA_SECTORS - 1]
     length = int(data_area[cg : cg + 4].view("<u4")[0]) if length_ok else cg
     if length > cg:  # an impossible length field: treat it as unreadable
         length, length_ok = cg, False
@@ -125,6 +127,18 @@ def decode_group(sectors: np.ndarray, lost: np.ndarray) -> GroupResult:
         corrected=changed_total,
         failed_codewords=int((~ok).sum()),
     )
+
+
+def _revealed(result, erased: np.ndarray) -> np.ndarray:
+    """Positions that reliably corrected codewords found in error outside ``erased``.
+
+    Only codewords that kept a margin of 2 parity symbols count: a decode that used
+    (nearly) all 20 is too often a miscorrection to point at a sector.
+    """
+    errors = result.changed & ~erased[None, :]
+    n_err = errors.sum(axis=1)
+    reliable = result.ok & (2 * n_err + int(erased.sum()) <= PARITY_SECTORS - 2)
+    return errors[reliable].any(axis=0)
 
 
 def _lost_ranges(
