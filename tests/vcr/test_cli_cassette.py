@@ -1,0 +1,92 @@
+"""``backerd cassette``: new, info, record, dump, protect."""
+
+from __future__ import annotations
+
+import io
+import json
+import lzma
+import sys
+from pathlib import Path
+
+import pytest
+
+from backerd.cli import main
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def run(monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes],
+        *argv: str, stdin: bytes = b"") -> tuple[int, bytes, str]:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    status = main(["cassette", *argv])
+    out, err = capsysbinary.readouterr()
+    return status, out, err.decode()
+
+
+def test_new_info_record_dump(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                              capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    image = str(tmp_path / "c.img")
+    status, out, _ = run(monkeypatch, capsysbinary, "new", image, "--standard", "pal",
+                         "--length", "E-240")
+    assert status == 0 and b"E-240" in out and b"4:00:00" in out
+    status, _, err = run(monkeypatch, capsysbinary, "new", image)
+    assert status == 2 and "already exists" in err and "--force" in err
+
+    raws = {m: lzma.decompress((DATA / f"3.102-{m}-m1000.raw.xz").read_bytes())
+            for m in ("pls", "phe")}
+    for m, raw in raws.items():
+        status, _, err = run(monkeypatch, capsysbinary, "record", image, "--mode", m,
+                             stdin=raw)
+        assert status == 0, err
+
+    status, out, _ = run(monkeypatch, capsysbinary, "info", image, "--json")
+    info = json.loads(out)
+    assert (info["standard"], info["length"], info["fields"]) == ("pal", "E-240", 240 * 3000)
+    recs = info["recordings"]
+    assert [r["mode"] for r in recs] == ["pls", "phe"]
+    # fields = stream bytes / field bytes (PAL: no interlace bytes)
+    assert [r["fields"] for r in recs] == [len(raws["pls"]) // 1220, len(raws["phe"]) // 3050]
+    assert recs[1]["start"] == recs[0]["fields"]
+    assert info["eod"] == recs[1]["start"] + recs[1]["fields"]
+
+    status, out, _ = run(monkeypatch, capsysbinary, "info", image)
+    text = out.decode()
+    assert "PAL" in text and "pls" in text and "phe" in text and "EOD" in text
+
+    for i, m in enumerate(raws):
+        status, out, _ = run(monkeypatch, capsysbinary, "dump", image, "--file", str(i))
+        assert status == 0 and out == raws[m]
+
+
+def test_clear_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    image = str(tmp_path / "c.img")
+    status, _, err = run(monkeypatch, capsysbinary, "info", image)
+    assert status == 2 and "no cassette image" in err and "Traceback" not in err
+    run(monkeypatch, capsysbinary, "new", image, "--length", "T-30")
+    cases = [
+        (("dump", image, "--file", "0"), b"", "no recordings"),
+        (("record", image, "--mode", "nls"), b"", "no input"),
+        (("record", image, "--mode", "pls"), b"x" * 5000, "PAL"),
+        (("record", image, "--mode", "xyz"), b"x" * 5000, "unknown mode"),
+        (("new", image, "--length", "E-7", "--force"), b"", "unknown cassette length"),
+    ]
+    for argv, stdin, message in cases:
+        status, _, err = run(monkeypatch, capsysbinary, *argv, stdin=stdin)
+        assert status == 2 and message in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1
+    status, _, err = run(monkeypatch, capsysbinary, "protect", image)
+    assert status == 0
+    status, _, err = run(monkeypatch, capsysbinary, "record", image, "--mode", "nlr",
+                         stdin=b"x" * 5000)
+    assert status != 0 and "write-protected" in err
+    status, out, _ = run(monkeypatch, capsysbinary, "info", image)
+    assert b"protect    on" in out
+    run(monkeypatch, capsysbinary, "protect", image, "--off")
+    status, _, err = run(monkeypatch, capsysbinary, "record", image, "--mode", "nlr",
+                         stdin=b"x" * 5000)
+    assert status == 0, err
+    status, out, _ = run(monkeypatch, capsysbinary, "dump", image, "--file", "0")
+    assert out == b"x" * 5000
+    status, _, err = run(monkeypatch, capsysbinary, "dump", image, "--file", "1")
+    assert status == 2 and "recordings 0..0" in err
