@@ -97,12 +97,13 @@ class RecordKeeper:
 Body = Callable[[dict[str, Path], dict[str, RecordKeeper]], Awaitable[None]]
 
 
-def serve(tmp_path: Path, body: Body, *, transport: tuple[str, int] = ("fuse", 256)) -> Path:
+def serve(tmp_path: Path, body: Body, *, transport: tuple[str, int] = ("fuse", 256),
+          keepers: dict[str, RecordKeeper] | None = None) -> Path:
     kind, max_pages = transport
     unrestricted = kind == "cuse-unrestricted"
     kind = "cuse" if unrestricted else kind
     root = tmp_path / "mnt" / "dev"  # does not exist yet: serve_fuse creates it
-    handlers = {"backer0": RecordKeeper(), "nbacker0": RecordKeeper()}
+    handlers = {"backer0": RecordKeeper(), "nbacker0": RecordKeeper(), **(keepers or {})}
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -301,3 +302,35 @@ def test_tar_round_trip(tmp_path: Path, transport, blocking: int) -> None:
     serve(tmp_path, body, transport=transport)
     for name in ("big.bin", "small.txt"):
         assert (out / "src" / name).read_bytes() == (src / name).read_bytes()
+
+
+class GatedKeeper(RecordKeeper):
+    """Reads wait until the test opens the gate, as a tape read waits for the deck."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = trio.Event()
+        self.waiting = trio.Event()
+
+    async def read(self, size: int, exact: bool) -> bytes:
+        self.waiting.set()
+        await self.gate.wait()
+        return await super().read(size, exact)
+
+
+@pytest.mark.skipif(shutil.which("mt") is None, reason="mt-st is not installed")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_waiting_reader_does_not_block_other_nodes(tmp_path: Path, transport) -> None:
+    async def body(paths, handlers) -> None:
+        slow = handlers["backer0"]
+        assert isinstance(slow, GatedKeeper)
+        slow.records = [b"late record"]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sh, f"dd if={paths['backer0']} of={tmp_path}/late bs=10k")
+            await slow.waiting.wait()
+            result = await sh(f"mt -f {paths['nbacker0']} status")  # answered meanwhile
+            assert b"block number=0" in result.stdout.replace(b"  ", b" ")
+            slow.gate.set()
+        assert (tmp_path / "late").read_bytes() == b"late record"
+
+    serve(tmp_path, body, transport=transport, keepers={"backer0": GatedKeeper()})
