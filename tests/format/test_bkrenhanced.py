@@ -237,3 +237,28 @@ def test_finish_after_a_few_sectors_reports_the_group_lost() -> None:
     area = np.frombuffer(out + bytes(4), np.uint8).reshape(cap, 235)
     want = np.frombuffer(mod251(500) + bytes(235 * cap - 500), np.uint8).reshape(cap, 235)
     assert (area[:, :10] == want[:, :10]).all()  # data symbols 0..9 = sectors 20..29
+
+
+@pytest.mark.parametrize("n_lost", [1, 7, 19, 20])
+def test_erasure_fast_path_agrees_with_the_general_decoder(n_lost: int) -> None:
+    from backerd.format.bkrenhanced import _decode_with_erasures
+    from backerd.format.rs import rs_code
+
+    code = rs_code(255, 235)
+    rng = np.random.default_rng(n_lost)
+    cw = code.codewords(rng.integers(0, 256, (300, 235), dtype=np.uint8))
+    lost = np.zeros(255, bool)
+    lost[rng.choice(255, n_lost, replace=False)] = True
+    received = cw.copy()
+    received[:, lost] = rng.integers(0, 256, (300, n_lost), dtype=np.uint8)
+    # Some rows also carry errors outside the erasures (within reach for most).
+    spare = (20 - n_lost) // 2
+    for row in range(0, 300 if spare else 0, 7):  # 20 erasures: nothing left to check
+        where = rng.choice(np.flatnonzero(~lost), spare + row % 2, replace=False)
+        received[row, where] ^= rng.integers(1, 256, where.size, dtype=np.uint8)
+    fast = _decode_with_erasures(code, received, lost)
+    general = code.decode(received, np.broadcast_to(lost, received.shape))
+    assert (fast.ok == general.ok).all()
+    assert (fast.corrected[fast.ok] == general.corrected[general.ok]).all()
+    assert (fast.n_corrected[fast.ok] == general.n_corrected[general.ok]).all()
+    assert (fast.corrected[fast.ok] == cw[fast.ok]).all()

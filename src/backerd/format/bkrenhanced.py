@@ -14,11 +14,13 @@ whose length is a multiple of Cg (including 0) ends with an extra group of lengt
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from math import lgamma, log
 
 import numpy as np
 
-from backerd.format.rs import rs_code
+from backerd.format.gf import EXP, MUL
+from backerd.format.rs import INV, LinearMap, RSCode, RSDecodeResult, rs_code
 
 GROUP_SECTORS = 255
 DATA_SECTORS = 235
@@ -213,7 +215,7 @@ def decode_codewords(cw: np.ndarray, lost: np.ndarray) -> _Decoded:
     checked, as in any RS decoder.
     """
     code = rs_code(GROUP_SECTORS, DATA_SECTORS)
-    res = code.decode(cw, np.broadcast_to(lost, cw.shape) if lost.any() else None)
+    res = _decode_with_erasures(code, cw, lost)
     errors = res.changed & ~lost
     confirmed = errors[res.ok].sum(axis=0) >= 2
     ok = res.ok & _trusted(errors, int(lost.sum()), confirmed)
@@ -252,3 +254,67 @@ def _trusted(errors: np.ndarray, n_erasures: int, confirmed: np.ndarray) -> np.n
     log_p = log_c + e * log(255) - spare * log(256)
     likely_right = log_p[np.minimum(n_errors, e[-1])] < log(MISCORRECTION_LIMIT)
     return likely_right | (n_errors == 0) | ~(errors & ~confirmed).any(axis=1)
+
+
+def _gf_inverse(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a square GF(256) matrix (Gauss-Jordan; it is small: at most 20x20)."""
+    size = matrix.shape[0]
+    work = np.concatenate([matrix.astype(np.uint8), np.eye(size, dtype=np.uint8)], axis=1)
+    for col in range(size):
+        pivot = col + int(np.flatnonzero(work[col:, col])[0])
+        work[[col, pivot]] = work[[pivot, col]]
+        work[col] = MUL[INV[work[col, col]], work[col]]
+        for row in range(size):
+            if row != col and work[row, col]:
+                work[row] ^= MUL[work[row, col], work[col]]
+    return work[:, size:]
+
+
+@lru_cache(maxsize=8)  # patterns repeat while a damaged stretch of tape lasts
+def _erasure_filler(positions: tuple[int, ...]) -> LinearMap:
+    """Linear map from a received word (erased symbols zeroed) to the erased symbols.
+
+    With erasures at positions p_i the errata values y solve sum_i y_i alpha^((j+1) p_i)
+    = S_(j+1) for the first f syndromes; S is linear in the received symbols, so
+    y = A^-1 S is one precomputed GF(2)-linear map (one gather per symbol and row).
+    """
+    f = len(positions)
+    pos = np.arange(GROUP_SECTORS)
+    pow_ = EXP[(np.arange(1, f + 1)[None, :] * pos[:, None]) % 255]  # alpha^((j+1) pos)
+    a_inv = _gf_inverse(pow_[list(positions)].T)  # (f, f)
+    # u[pos] = A^-1 h_pos: what a unit symbol at pos contributes to each erased value.
+    u = np.zeros((GROUP_SECTORS, f), np.uint8)
+    for i in range(f):
+        u[:, i] = np.bitwise_xor.reduce(MUL[a_inv[i][None, :], pow_], axis=1)
+    u[list(positions)] = 0
+    values = np.arange(256, dtype=np.uint8)
+    return LinearMap(MUL[values[None, :, None], u[:, None, :]])
+
+
+def _decode_with_erasures(code: RSCode, cw: np.ndarray, lost: np.ndarray) -> RSDecodeResult:
+    """rs decode, with a fast path for the common case of lost sectors and no errors.
+
+    Every codeword of a group shares the erasure pattern, so the erased symbols are
+    filled by one linear map; rows whose filled word is not a codeword (they also
+    carry errors) go through the general errors-and-erasures decoder.
+    """
+    positions = tuple(int(p) for p in np.flatnonzero(lost))
+    if not positions or len(positions) > PARITY_SECTORS:
+        return code.decode(cw, np.broadcast_to(lost, cw.shape) if positions else None)
+    received = cw.copy()
+    received[:, list(positions)] = 0
+    corrected = received
+    corrected[:, list(positions)] = _erasure_filler(positions)(received)
+    if len(positions) < PARITY_SECTORS:
+        dirty = np.flatnonzero(code.syndromes(corrected).any(axis=1))
+    else:
+        dirty = np.zeros(0, np.intp)  # no syndrome left to check, as in any decoder
+    ok = np.ones(cw.shape[0], bool)
+    if dirty.size:
+        slow = code.decode(cw[dirty], np.broadcast_to(lost, (dirty.size, cw.shape[1])))
+        corrected[dirty] = slow.corrected
+        ok[dirty] = slow.ok
+    changed = corrected != cw
+    return RSDecodeResult(
+        corrected=corrected, ok=ok, n_corrected=changed.sum(axis=1), changed=changed
+    )
