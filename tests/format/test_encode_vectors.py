@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,42 @@ def test_odd_chunk_sizes_give_the_same_stream(entry: dict) -> None:
     g = mode(entry["mode"]).geometry
     assert rec.fields_emitted % 2 == 0
     assert sum(g.field_length(i) for i in range(rec.fields_emitted)) == len(raw)
+
+
+# ---------------------------------------------------------------- backerd encode
+def backerd(*args: str, data: bytes) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "backerd", "encode", *args], input=data,
+        capture_output=True, check=False, timeout=120,
+    )
+
+
+@pytest.mark.parametrize("name", ["nhs", "ple"])
+def test_encode_command_matches_manifest(name: str) -> None:
+    entry = next(e for e in ENTRIES if e["mode"] == name and e["input"]["length"] == 100000)
+    proc = backerd("--mode", name, data=mod251(100000))
+    assert proc.returncode == 0 and proc.stderr == b""
+    assert sha(proc.stdout) == entry["tape_sha256"]
+
+
+def test_encode_command_streams_large_input_in_chunks() -> None:
+    data = mod251(3 << 20)
+    proc = backerd("--mode", "nle", data=data)
+    assert proc.returncode == 0
+    assert sha(proc.stdout) == sha(encode_recording(data, "nle"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mode", "xyz"], b"unknown mode 'xyz'"),
+        (["--mode", "nls", "--format", "3.101"], b"only 3.102 is written"),
+        (["--mode", "nls", "--format", "4.0"], b"unknown format"),
+    ],
+)
+def test_encode_command_errors_are_one_line(args: list[str], message: bytes) -> None:
+    proc = backerd(*args, data=b"abc")
+    assert proc.returncode == 2
+    assert proc.stdout == b""
+    assert message in proc.stderr and proc.stderr.count(b"\n") == 1
+    assert proc.stderr.startswith(b"backerd encode: ")
