@@ -247,3 +247,25 @@ def test_bkrenhanced_recording_survives_twenty_unreadable_sectors_per_group(fmt:
     assert b"".join(out) == data
     assert outer.lost == []
     assert [r.lost_sectors for r in outer.reports] == [20, 20]
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "kwargs"),
+    [("nlr", "3.101", {}), ("nls", "3.102", {}), ("nls", "3.3", {"bkrenhanced": True}),
+     ("nls", "2.0", {}), ("xyz", "3.101", {})],
+)
+def test_recorder_rejects_what_it_cannot_write(name: str, fmt: str, kwargs: dict) -> None:
+    from backerd.errors import UsageError
+
+    with pytest.raises(UsageError):
+        legacy.LegacyRecorder(name, fmt, **kwargs)
+
+
+def test_write_after_close_is_an_error() -> None:
+    from backerd.errors import UsageError
+
+    rec = legacy.LegacyRecorder("nls", "3.3")
+    rec.close()
+    assert rec.close() == b""
+    with pytest.raises(UsageError):
+        rec.write(b"x")

@@ -48,9 +48,10 @@ class LegacyRecorder:
     """Incremental writer of one 3.101/3.3 recording, as the original `bkrencode`.
 
     `write(data) -> bytes` returns the raw stream of the fields that became complete;
-    `close() -> bytes` the rest (last data sector, EOR). Memory is bounded by one batch
-    of sectors. With `bkrenhanced=True` (EP modes) the user bytes first pass through the
-    bkrenhanced outer code, as `bkrenhanced | bkrencode` did.
+    `close() -> bytes` the rest (last data sector, EOR). Between calls it keeps less
+    than one sector of input (one group with bkrenhanced). With `bkrenhanced=True` (EP
+    modes) the user bytes first pass through the bkrenhanced outer code, as
+    `bkrenhanced | bkrencode` did.
     """
 
     def __init__(
