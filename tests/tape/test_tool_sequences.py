@@ -277,3 +277,29 @@ def test_foreign_tape_reads_in_the_sizes_asked(tape) -> None:
     arch = make_archive(A)
     d = Drive(MemoryMedium.from_streams([arch]))
     assert contents(tar_list(d)) == A
+
+
+def test_tar_append_to_a_foreign_tape(tape, st) -> None:
+    """tar -r on a tape without block boundaries: MTBSR 1 backs over the last read."""
+    from backerd.tape.drive import Drive
+    from backerd.tape.medium import MemoryMedium
+
+    arch = make_archive(A)
+    m = MemoryMedium.from_streams([arch])
+    d = Drive(m)
+    buf = io.BytesIO(arch)
+    with tarfile.open(fileobj=buf, mode="a", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("d.txt")
+        info.size = len(C["d.txt"])
+        tar.addfile(info, io.BytesIO(C["d.txt"]))
+    appended = buf.getvalue()
+    n = len(arch) // RECORD
+    d.open(True, os.O_RDWR)
+    for _ in range(n):
+        assert len(d.read(RECORD)) == RECORD
+    st.mt(d, "MTBSR", 1)
+    for rec in records(appended)[n - 1 :]:
+        d.write(rec)
+    d.close()
+    assert m.streams() == [appended]
+    assert contents(tar_list(d, rewind=True)) == A | C
