@@ -262,3 +262,58 @@ def test_recording_written_through_the_drive_is_the_original_stream(tmp_path: Pa
     player = Player(e["mode"])
     out = player.feed(dumped.stdout).data + player.finish().data
     assert hashlib.sha256(out).hexdigest() == e["decoded_sha256"]
+
+
+def test_unfinished_recording_is_recovered_by_decoding(tmp_path: Path) -> None:
+    image = tmp_path / "r.img"
+    data = random.Random(5).randbytes(700_000)
+    with Cassette.create(image, "ntsc", "T-30", sync=False) as c:
+        m = BackerMedium(SimDeck(c), "nhs")
+        m.write_block(b"closed" * 100)
+        m.write_filemarks(1)
+        for i in range(0, len(data), 10240):
+            m.write_block(data[i : i + 10240])
+        # the daemon dies here: the cassette is left as it is
+    with Cassette.open(image, sync=False) as c:
+        assert c.interrupted is not None and c.interrupted.mode == "nhs"
+        m = BackerMedium(SimDeck(c), "nls")
+        assert m.read_block(1 << 20) == b"closed" * 100
+        assert m.read_block(1 << 20) is FILEMARK
+        out = bytearray()
+        while isinstance(item := m.read_block(10240), bytes):
+            out += item
+        assert item is END_OF_DATA
+        # everything the Recorder had turned into whole sectors is back
+        assert data.startswith(out) and len(out) > len(data) - (256 << 10) - 2156
+        assert len(c.recordings) == 2 and c.recordings[1].origin == "recovered"
+
+
+def test_recordings_the_catalog_never_saw_are_found_by_scanning(tmp_path: Path) -> None:
+    """Signal without index entries: mode guessed, recordings split at their EORs."""
+    from backerd.daemon.medium import FieldCutter
+    from backerd.format.params import mode as mode_params
+    from backerd.format.recorder import Recorder
+
+    contents = [mod251(3000), b"", random.Random(6).randbytes(5000)]
+    fields: list[bytes] = []
+    for blob in contents:
+        r = Recorder("nle")
+        cutter = FieldCutter(mode_params("nle"))
+        fields += cutter.cut(r.write(blob) + r.close())
+    image = tmp_path / "s.img"
+    with Cassette.create(image, "ntsc", "T-30", sync=False) as c:
+        c.write_fields(0, fields)
+    with Cassette.open(image, sync=False) as c:
+        notes: list[str] = []
+        m = BackerMedium(SimDeck(c), "nhs", log=notes.append)
+        assert [r.mode for r in c.recordings] == ["nle"] * 3, notes
+        assert sum(r.fields for r in c.recordings) == len(fields)
+        got = []
+        for _ in contents:
+            out = bytearray()
+            while isinstance(item := m.read_block(4096), bytes):
+                out += item
+            assert item is FILEMARK
+            got.append(bytes(out))
+        assert got == contents
+        assert m.read_block(10) is END_OF_DATA

@@ -191,6 +191,7 @@ class _Reader:
         self.decoded = 0  # user bytes accounted for (data and lost)
         self.lost: list[tuple[int, int]] = []  # [start, end) user-byte ranges
         self.done = False
+        self.eor = False  # the Player met the end of the recording
         self.corrected = 0
 
     def _absorb(self, out: Any) -> None:
@@ -201,7 +202,7 @@ class _Reader:
             if type(ev).__name__ == "SectorLost" and ev.length > 0:
                 self.lost.append((int(ev.offset), int(ev.offset) + int(ev.length)))
         if out.end_of_record:
-            self.done = True
+            self.done = self.eor = True
         stats = getattr(self.player, "stats", None)
         if stats is not None:
             total = int(getattr(stats, "byte_errors", 0))
@@ -438,40 +439,92 @@ class BackerMedium:
     # -- recovery of an interrupted recording ----------------------------------------
 
     def _recover(self) -> None:
+        """Index the signal found after the last committed recording, by decoding it.
+
+        A recording interrupted by a crash of the daemon (journaled: its mode is known)
+        or signal the catalog lost (mode guessed from the field length) becomes one or
+        more recordings without block boundaries, split where the Player finds an EOR.
+        """
         catalog = self.deck.catalog
         if catalog is None or catalog.interrupted is None:
             return
         lost = catalog.interrupted
-        where = f"at {lost.start} ({lost.fields} fields)"
-        if lost.mode is None:
-            self.notices.append(f"unknown signal after the last recording {where} ignored")
-            self.log(self.notices[-1])
-            return
         if self.deck.write_protected:
-            self.notices.append(f"interrupted recording {where} not recovered: write-protected")
-            self.log(self.notices[-1])
+            self._notice(f"signal after the last recording at {lost.start} ({lost.fields} "
+                         "fields) not recovered: the cassette is write-protected")
             return
-        probe = Recording(lost.start, lost.fields, lost.mode, lost.fmt or "3.102",
-                          filemark=False, origin="recovered")
-        reader = _Reader(self, len(catalog.recordings), probe)
-        try:
-            length = reader.length()
-        except BackerError as exc:
-            self.notices.append(f"interrupted recording {where} could not be decoded: "
-                                f"{exc.message}")
-            self.log(self.notices[-1])
+        start, end = lost.start, lost.start + lost.fields
+        mode, fmt = lost.mode, lost.fmt or "auto"
+        while start < end:
+            where = f"at {self.deck_time(start)} ({end - start} fields)"
+            if mode is None:
+                mode = self._guess_mode(start, end)
+                if mode is None:
+                    self._notice(f"unknown signal after the last recording {where} ignored")
+                    break
+            probe = Recording(start, end - start, mode, fmt, filemark=False,
+                              origin="recovered")
+            reader = _Reader(self, len(catalog.recordings), probe)
+            try:
+                length = reader.length()
+            except BackerError as exc:
+                self._notice(f"signal {where} could not be decoded: {exc.message}")
+                break
+            if length == 0 and not reader.eor:
+                self._notice(f"nothing recoverable in the signal {where}")
+                break
+            fields = end - start
+            consumed = getattr(reader.player, "raw_consumed", None)
+            if reader.eor and consumed:
+                # consumed ends with the first EOR field; the rest of the EOR and the
+                # pad field follow (a short EOR only moves us into the next BOR)
+                params = mode_params(mode)
+                fields = self._fields_of_raw(mode, int(consumed), end - start)
+                fields += params.n_eor - 1
+                fields = min(fields + fields % 2, end - start)
+            try:
+                catalog.commit_recording(probe.with_(fields=fields, user_bytes=length,
+                                                     filemark=reader.eor))
+            except BackerError as exc:
+                self._notice(f"recovered recording {where} could not be indexed: "
+                             f"{exc.message}")
+                break
+            self._notice(f"recovered recording {len(catalog.recordings) - 1} {where}: "
+                         f"{mode}, {length} bytes, no block boundaries")
+            start += fields
+        if catalog.interrupted is not None:
             catalog.forget_interrupted()
-            return
-        fields = reader.fed
-        if getattr(reader.player, "raw_consumed", None) is not None and reader.done:
-            consumed = int(reader.player.raw_consumed)
-            if consumed:
-                fields = self._fields_of_raw(lost.mode, consumed, lost.fields)
-        catalog.commit_recording(probe.with_(fields=fields, user_bytes=length))
-        self.notices.append(
-            f"recovered interrupted recording {where}: {length} bytes, no block boundaries"
-        )
-        self.log(self.notices[-1])
+
+    def deck_time(self, slot: int) -> str:
+        from backerd.vcr.base import format_time
+
+        return format_time(slot, self.deck.fps)
+
+    def _notice(self, message: str) -> None:
+        self.notices.append(message)
+        self.log(message)
+
+    def _guess_mode(self, start: int, end: int) -> str | None:
+        """The formatted mode whose Player finds sectors in the signal at ``start``."""
+        self.deck.seek(start)
+        first = next((f for f in self.deck.play(8) if f is not None), None)
+        if first is None:
+            return None
+        std = self.deck.standard[0]
+        density = "h" if len(first) > 2000 else "l"
+        for codec in ("s", "e"):
+            name = std + density + codec
+            params = mode_params(name)
+            probe = Recording(start, min(end - start, params.n_bor + 40), name, "auto")
+            reader = _Reader(self, -1, probe)
+            try:
+                reader.length()
+            except BackerError:
+                continue
+            stats = getattr(reader.player, "stats", None)
+            if reader.decoded or reader.eor or getattr(stats, "sectors_decoded", 0):
+                return name
+        return None
 
     @staticmethod
     def _fields_of_raw(mode: str, raw_bytes: int, limit: int) -> int:
@@ -481,7 +534,7 @@ class BackerMedium:
         while total < raw_bytes and n < limit:
             total += g.field_length(n)
             n += 1
-        return n + (n % 2 if n < limit else 0)
+        return n
 
     # -- writing ------------------------------------------------------------------------
 
