@@ -36,7 +36,9 @@ def test_tar_round_trip_small_tree(daemon: Daemon, tree: Path) -> None:
     assert same_tree(tree, out / "src") == []
 
 
-@pytest.mark.parametrize("blocking", [1, 20, 128, 2048])
+@pytest.mark.parametrize(
+    "blocking", [pytest.param(1, marks=pytest.mark.slow), 20, 128, 2048]
+)
 def test_tar_blocking_factors(daemon: Daemon, tree: Path, blocking: int) -> None:
     # -b 2048 = 1 MiB records: several kernel chunks per record, reassembled by the daemon
     (tree / "mid.bin").write_bytes(random.Random(blocking).randbytes(1_500_000))

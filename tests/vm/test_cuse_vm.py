@@ -1,0 +1,112 @@
+"""The system suite (tests/system) inside a QEMU guest against real CUSE char devices.
+
+The host has no CUSE (CONFIG_CUSE unset), so the guest boots Debian's kernel under TCG
+with the host's / shared read-only over 9p (tests/vm/run-vm.sh), loads cuse, and runs
+this repository's tests/system with the host venv's Python and BACKERD_TEST_DEVICE=cuse:
+the daemon then serves /dev/backer0 and /dev/nbacker0 and real mt-st/tar/cpio/dd use
+them. Results come back as junit XML through a shared directory.
+
+Skipped (with the reason) only when qemu, a kernel image or busybox is missing, or when
+the guest does not boot. Env: BACKERD_VM_TESTS (pytest -k/-m style marker expression
+for the guest run, default "not slow"), VM_TIMEOUT, VM_MEM.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+GUEST_MARKERS = os.environ.get("BACKERD_VM_TESTS", "not slow")
+VM_TIMEOUT = int(os.environ.get("VM_TIMEOUT", "900"))
+
+pytestmark = [pytest.mark.vm, pytest.mark.slow]
+
+
+def _missing() -> list[str]:
+    missing = []
+    if shutil.which("qemu-system-x86_64") is None:
+        missing.append("qemu-system-x86_64 (apt: qemu-system-x86)")
+    if not glob.glob("/boot/vmlinuz-*-amd64"):
+        missing.append("a Debian kernel in /boot (apt: linux-image-amd64)")
+    if not Path("/bin/busybox").exists():
+        missing.append("/bin/busybox (apt: busybox-static)")
+    for tool in ("cpio", "modprobe", "mt", "base64", "timeout"):
+        if shutil.which(tool) is None:
+            missing.append(tool)
+    if os.geteuid() != 0:
+        missing.append("root")
+    return missing
+
+
+def _guest_script(out: Path) -> str:
+    """What the guest runs: the system suite against CUSE, junit and logs into ``out``."""
+    env = {
+        "BACKERD_TEST_DEVICE": "cuse",
+        "BACKERD_TEST_START_TIMEOUT": "300",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "HOME": "/root",
+    }
+    pytest_args = [
+        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-rs",
+        "--basetemp=/dev/shm/backerd-system", f"--junitxml={out}/junit.xml",
+        "-m", GUEST_MARKERS, "tests/system",
+    ]
+    lines = [
+        "#!/bin/bash",
+        f"echo booted > {shlex.quote(str(out))}/booted",
+        "echo \"guest: $(uname -r), up $(cut -d' ' -f1 /proc/uptime)s\"",
+        "[ -c /dev/cuse ] || modprobe cuse",
+        "ls -l /dev/cuse",
+        *(f"export {k}={shlex.quote(v)}" for k, v in env.items()),
+        f"cd {shlex.quote(str(ROOT))}",
+        shlex.join(pytest_args) + f" > {shlex.quote(str(out))}/pytest.log 2>&1",
+        "rc=$?",
+        f"tail -n 40 {shlex.quote(str(out))}/pytest.log",
+        "echo \"guest: pytest exit $rc, up $(cut -d' ' -f1 /proc/uptime)s\"",
+        "exit $rc",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def test_system_suite_on_real_cuse_in_a_vm(tmp_path: Path) -> None:
+    missing = _missing()
+    if missing:
+        pytest.skip("CUSE VM stage needs " + ", ".join(missing))
+    out = tmp_path / "vm-out"
+    out.mkdir()
+    script = out / "guest.sh"
+    script.write_text(_guest_script(out))
+    script.chmod(0o755)
+    env = dict(os.environ, VM_TIMEOUT=str(VM_TIMEOUT), VM_MEM=os.environ.get("VM_MEM", "2048"))
+    proc = subprocess.run(
+        [str(HERE / "run-vm.sh"), str(out), f"/bin/bash {script}"],
+        capture_output=True, text=True, env=env, timeout=VM_TIMEOUT + 120,
+    )
+    console = (proc.stdout + proc.stderr)[-6000:]
+    print(console)
+    if proc.returncode == 98:
+        pytest.skip(f"could not build the guest initramfs:\n{console}")
+    if not (out / "booted").exists():
+        pytest.skip(f"the guest did not boot (run-vm.sh exit {proc.returncode}):\n{console}")
+    junit = out / "junit.xml"
+    assert junit.exists(), f"guest pytest left no junit (exit {proc.returncode}):\n{console}"
+    suite = ET.parse(junit).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    assert suite is not None
+    counts = {k: int(suite.get(k, "0")) for k in ("tests", "failures", "errors", "skipped")}
+    log = (out / "pytest.log").read_text(errors="replace")
+    assert counts["tests"] > 0, log
+    assert counts["failures"] == 0 and counts["errors"] == 0, log[-8000:]
+    # a skip inside the guest means the suite did not really run against CUSE
+    assert counts["skipped"] == 0, log[-8000:]
+    assert proc.returncode == 0, console
