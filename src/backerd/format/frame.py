@@ -3,8 +3,9 @@
 A field is L leader bytes (0xE2), A active bytes (K key bytes spread at a fixed interval,
 the payload in between) and T trailer bytes (0x33), plus `interlace` more trailer bytes
 on odd fields (field 0 of a recording is odd). Everything but the payload is constant,
-so fields are built from a pre-filled template by scattering payload bytes into fixed
-columns.
+so fields are written through two strided views of the output (odd and even fields
+each sit a frame apart): the template first, then the payload in its contiguous runs
+between key bytes.
 """
 
 from __future__ import annotations
@@ -46,6 +47,19 @@ def _template(params: ModeParams) -> np.ndarray:
     return field
 
 
+@cache
+def _runs(params: ModeParams) -> tuple[tuple[int, int, int], ...]:
+    """Contiguous payload runs as (field offset, payload offset, length)."""
+    pos = payload_positions(params)
+    breaks = np.flatnonzero(np.diff(pos) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [pos.size]])
+    return tuple(
+        (params.leader + int(pos[a]), int(a), int(b - a))
+        for a, b in zip(starts, stops, strict=True)
+    )
+
+
 def assemble_fields(params: ModeParams, payloads: np.ndarray, first_index: int) -> bytes:
     """Raw bytes of consecutive fields first_index, first_index+1, ... of a recording.
 
@@ -59,16 +73,26 @@ def assemble_fields(params: ModeParams, payloads: np.ndarray, first_index: int) 
         return b""
     g = params.geometry
     template = _template(params)
-    fields = np.tile(template, (rows, 1))
-    cols = params.leader + payload_positions(params)
-    fields[:, cols] = payloads
-    if not g.interlace:
-        return fields.tobytes()
-    # Even fields (odd index) lack the interlace bytes: drop them while flattening.
-    keep = np.ones(fields.shape, dtype=bool)
-    even = (np.arange(rows) + first_index) % 2 == 1
-    keep[np.ix_(even, np.arange(g.field_size, fields.shape[1]))] = False
-    return fields[keep].tobytes()
+    odd_len, even_len = g.field_size + g.interlace, g.field_size
+    # Fields of one parity sit a frame apart: fill each parity through a strided view.
+    first_odd = first_index % 2 == 0
+    n_first = (rows + 1) // 2
+    n_second = rows // 2
+    first_len, second_len = (odd_len, even_len) if first_odd else (even_len, odd_len)
+    out = np.empty(n_first * first_len + n_second * second_len, dtype=np.uint8)
+    frame_size = first_len + second_len
+    for skip, count, length, offset in (
+        (0, n_first, first_len, 0), (1, n_second, second_len, first_len)
+    ):
+        if not count:
+            continue
+        view = np.ndarray((count, length), np.uint8, buffer=out, offset=offset,
+                          strides=(frame_size, 1))
+        view[:] = template[:length]
+        pay = payloads[skip::2]
+        for field_at, pay_at, size in _runs(params):
+            view[:, field_at : field_at + size] = pay[:, pay_at : pay_at + size]
+    return out.tobytes()
 
 
 def pad_payloads(params: ModeParams, count: int) -> np.ndarray:
