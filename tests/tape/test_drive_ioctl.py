@@ -461,3 +461,14 @@ def test_rewinding_close_recovers_a_lost_position(tape, st) -> None:
     d.open(False, RDONLY)
     assert d.read(10) == b"a"
     d.close()
+
+
+def test_default_block_size_applies_to_the_next_cassette(tape, st) -> None:
+    d, m = tape([[b"a" * 512]])
+    d.open(False, RDONLY)
+    st.mt(d, "MTSETDRVBUFFER", 0x50000000 | 512, privileged=True)  # mt defblksize 512
+    assert st.mtget(d)["block_size"] == 0
+    st.mt(d, "MTOFFL")
+    st.mt(d, "MTLOAD")
+    assert st.mtget(d)["block_size"] == 512
+    d.close()

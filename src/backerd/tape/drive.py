@@ -104,6 +104,8 @@ class Drive:
             self.position_lost_flag = False
             self.locked = False
             self._was_loaded = loaded
+            if loaded:  # a new session starts in the default block size (MT_ST_DEF_BLKSIZE)
+                self.block_size = self.default_block_size
 
     def _require_tape(self, code: int = errno.ENOMEDIUM) -> None:
         if not self.medium.loaded:
@@ -635,6 +637,8 @@ class Drive:
     def _op_load(self, count: int) -> None:
         self.medium.load()
         self.rewind_on_close = self._node_rewinds  # st: rew_at_close = autorew_dev
+        if not self._was_loaded:
+            self.block_size = self.default_block_size
         self._was_loaded = True
         self._readahead.clear()
         self._at(0, 0, Eof.NOEOF)
