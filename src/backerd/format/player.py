@@ -10,7 +10,9 @@ vectorised over all fields a call finds:
    that fail are retried with the suspect bytes erased too.
 4. Sequencing (spec 9.2): BOR sectors reset the statistics, duplicates (number not
    above the last one) are dropped, a jump in numbers reports the skipped sectors as
-   lost, the first EOR sector ends the record.
+   lost, the first EOR sector ends the record. Two rules of our own (spec 17.8): EOR
+   sectors before any BOR or data sector are a previous recording's tail and are
+   skipped, and a BOR sector after data ends a record whose EOR was lost.
 5. Output: SP and bare EP sectors deliver their bytes; 3.102 EP collects groups of 255
    sectors for the outer code (ecc2; lost sectors are erasures at their codeword
    positions); 3.101/3.3 EP may pass through the bkrenhanced outer decoder.
@@ -332,6 +334,7 @@ class _Decoder:
         self.first_data = params.n_bor if fmt == "3.3" else 0
         self.last = self.first_data - 1  # last data sector delivered
         self.in_duplicates = False
+        self.started = False  # a BOR or data sector of this recording was seen
         self.user_bytes = 0  # user bytes delivered (or reserved for lost data)
         self.ended = False
         self.consumed = 0
@@ -411,7 +414,11 @@ class _Decoder:
                     st.fields -= len(fields) - i  # the fields from here are not this record's
                     return
                 reset_at = i
+                self.started = True
                 continue
+            if kind == self.kind_eor and not self.started:
+                continue  # the EOR tail of a previous recording: not ours to end
+            self.started = True
             if s <= self.last:
                 if not self.in_duplicates:
                     st.underflows += 1
@@ -631,7 +638,13 @@ class _Groups:
             data = data[:length]
             ranges = [(o, min(n, length - o)) for o, n in ranges if o < length]
         base = self.group * GROUP_SECTORS
-        lost = [(base + off // self.capacity, off, length) for off, length in ranges]
+        cap = self.capacity
+        lost = []  # one entry per data sector, like the inner layer's losses
+        for off, n in ranges:
+            while n > 0:
+                piece = min(n, cap - off % cap)
+                lost.append((base + off // cap, off, piece))
+                off, n = off + piece, n - piece
         self.sectors[:] = 0
         self.have[:] = False
         self.group += 1
@@ -655,17 +668,20 @@ class _Groups:
             return value if value <= cg else cg
         if not last:
             return cg
-        data = self.sectors[:GROUP_DATA]
-        fill = self.have[:GROUP_DATA] & (data == FILL).all(axis=1)
-        used = np.flatnonzero(~fill[:j_len])
-        if used.size == 0:
-            return 0
-        top = int(used[-1])
-        end = (top + 1) * cap
-        if self.have[top]:
-            row = data[top]
-            content = np.flatnonzero(row != FILL)
-            end = top * cap + (int(content[-1]) + 1 if content.size else 0)
+        # User bytes fill the data area from its start, filler follows: the data ends
+        # before the first arrived all-filler sector after the last arrived data.
+        data = self.sectors[:j_len]
+        have = self.have[:j_len]
+        fill = have & (data == FILL).all(axis=1)
+        content = np.flatnonzero(have & ~fill)
+        top = int(content[-1]) if content.size else -1
+        later_fill = np.flatnonzero(fill[top + 1 :])
+        first_fill = top + 1 + int(later_fill[0]) if later_fill.size else j_len
+        if first_fill > top + 1 or top < 0:
+            end = first_fill * cap  # the end lies in lost sectors (reported lost)
+        else:
+            row = np.flatnonzero(data[top] != FILL)
+            end = top * cap + int(row[-1]) + 1
         return min(end, cg)
 
 

@@ -130,9 +130,6 @@ class FieldSync:
         pos = self.payload_pos
         right = np.searchsorted(self._anchor_pos, pos)  # first anchor after each byte
         self._left_anchor, self._right_anchor = right - 1, right
-        # In a segment with a step, the first half follows the left anchor.
-        mid = (self._anchor_pos[right - 1] + self._anchor_pos[right]) // 2
-        self._use_right = pos > mid
         line = np.arange(self.bpl, dtype=np.int64)
         self._before = -1 - line  # the last line before an edge
         self._after = line  # the first line from an edge
@@ -317,10 +314,9 @@ class FieldSync:
                 continue
             sh = self.shifts[prof]
             hit = cost[prof, np.arange(prof.size)] < 0.5
-            left = sh[self._left_anchor]
-            right = sh[self._right_anchor]
-            payload[i] = buf[rel[i] + self.payload_pos + np.where(self._use_right, right, left)]
-            erasures[i] = self._slip_erasures(prof, cost < 0.5)
+            shift, erased = self._realign(prof, cost < 0.5)
+            payload[i] = buf[rel[i] + self.payload_pos + shift[self.payload_pos]]
+            erasures[i] = erased[self.payload_pos]
             slips[i] = int(np.count_nonzero(np.diff(prof)))
             end_shift[i] = sh[-1]
             at0[i] = hit[1:-1]
@@ -356,26 +352,45 @@ class FieldSync:
         scale = 1.0 / (2 * self.bpl)
         return lead * scale, trail * scale
 
-    def _slip_erasures(self, prof: np.ndarray, good: np.ndarray) -> np.ndarray:
-        """Payload bytes between the anchors that bracket each step of the profile.
+    def _realign(self, prof: np.ndarray, good: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Shift and erasure flag of every active byte for a stepped shift profile.
 
-        good (shifts, anchors): the anchor fits that shift. The slip lies after the last
-        anchor that fits only the shift before the step and before the first anchor that
-        fits only the shift after it; anchors that fit both (a coincidence, common in
-        the regular filler of empty sectors) or neither (a damaged key, maybe in the
-        slipped line itself) leave it open, so the erased span reaches over them.
+        good (shifts, anchors): the anchor fits that shift. A slip lies after the last
+        anchor that fits only the shift before the step and before the first anchor
+        that fits only the shift after it; anchors fitting both (a coincidence, common
+        in the regular filler of empty sectors) or neither (damaged, or in the slipped
+        line itself) leave the place open, and the open span is erased. One exception
+        pins it down: when a line was dropped, a key byte fitting neither shift between
+        the brackets was in the dropped line, so only that line is lost.
         """
-        span = np.zeros(self._anchor_pos.size - 1, bool)  # segment a lies after anchor a
+        pos = self._anchor_pos
+        shift = np.empty(self.active, np.int64)
+        erased = np.zeros(self.active, bool)
+        steps = np.flatnonzero(np.diff(prof)).tolist()
         last = prof.size - 1
-        for a in np.flatnonzero(np.diff(prof)).tolist():
-            before, after = prof[a], prof[a + 1]
+        cursor = 0  # active bytes before this are assigned
+        for a in steps:
+            before, after = int(prof[a]), int(prof[a + 1])
             lo, hi = a, a + 1
             while lo > 0 and not (good[before, lo] and not good[after, lo]):
                 lo -= 1
             while hi < last and not (good[after, hi] and not good[before, hi]):
                 hi += 1
-            span[lo:hi] = True
-        return span[self._left_anchor]
+            start, stop = max(int(pos[lo]) + 1, 0), min(int(pos[hi]), self.active)
+            inner = [j for j in range(lo + 1, hi) if not good[before, j] and not good[after, j]]
+            dropped = self.shifts[after] < self.shifts[before]
+            if dropped and len(inner) == 1 and 0 <= pos[inner[0]] < self.active:
+                line = int(pos[inner[0]]) - int(pos[inner[0]]) % self.bpl
+                cut, open_from, open_to = line, line, line + self.bpl
+            else:
+                cut, open_from, open_to = (start + stop) // 2, start, stop
+            shift[cursor:cut] = self.shifts[before]
+            shift[cut:] = self.shifts[after]
+            erased[max(open_from, 0) : max(open_to, 0)] = True
+            cursor = max(cursor, min(max(cut, 0), self.active))
+        if not steps:
+            shift[:] = self.shifts[prof[0]]
+        return shift, erased
 
     def _note_fields(self, starts: np.ndarray, matches: np.ndarray, slips: np.ndarray) -> None:
         st = self.stats

@@ -1,0 +1,293 @@
+"""The Player: round trips, damaged streams (slips, lost fields), events, statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from backerd.errors import MediumError, UsageError
+from backerd.format import frame
+from backerd.format.params import FORMATTED_MODES, RAW_MODES, mode
+from backerd.format.player import EndOfRecord, Player, SectorLost
+from backerd.format.recorder import encode_recording
+
+SP = ("nls", "nhs", "pls", "phs")
+EP = ("nle", "nhe", "ple", "phe")
+
+
+def user_bytes(n: int, seed: int = 1) -> bytes:
+    return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+def field_offsets(name: str, raw_len: int) -> list[int]:
+    """Start of every field of a 3.102 recording (field 0 odd; NTSC odd fields longer)."""
+    g = mode(name).geometry
+    offs, off, i = [], 0, 0
+    while off < raw_len:
+        offs.append(off)
+        off += g.field_size + (g.interlace if i % 2 == 0 else 0)
+        i += 1
+    return offs
+
+
+def play(name: str, raw: bytes, chunk: int = 1 << 18, **kw):
+    player = Player(name, **kw)
+    outs = [player.feed(raw[i : i + chunk]) for i in range(0, len(raw), chunk)]
+    outs.append(player.finish())
+    data = b"".join(o.data for o in outs)
+    events = [e for o in outs for e in o.events]
+    return player, data, events
+
+
+def lost_events(events) -> list[SectorLost]:
+    return [e for e in events if isinstance(e, SectorLost)]
+
+
+def data_field(name: str, sector: int) -> int:
+    """Field index of data sector `sector` (one sector per field after the BOR)."""
+    return mode(name).n_bor + sector
+
+
+# ---------------------------------------------------------------------------- round trips
+@pytest.mark.parametrize("name", SP)
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_sp_round_trip(name, data):
+    cap = mode(name).capacity
+    n = data.draw(st.one_of(st.integers(0, 3 * cap + 2), st.sampled_from([cap - 1, cap, cap + 1])))
+    payload = data.draw(st.binary(min_size=n, max_size=n))
+    raw = encode_recording(payload, name)
+    chunk = data.draw(st.integers(1000, 400_000))
+    player, out, events = play(name, raw, chunk)
+    assert out == payload
+    assert events[-1] == EndOfRecord(n)
+    assert not lost_events(events)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EP)
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_ep_round_trip(name, data):
+    cg = mode(name).group_capacity
+    n = data.draw(st.sampled_from([0, 1, cg - 1, cg, cg + 1]) | st.integers(0, 2 * cg))
+    payload = user_bytes(n, data.draw(st.integers(0, 1000)))
+    raw = encode_recording(payload, name)
+    player, out, events = play(name, raw, data.draw(st.integers(5000, 1 << 20)))
+    assert out == payload
+    assert events[-1] == EndOfRecord(n)
+    assert not lost_events(events)
+    assert player.stats.groups_decoded == -(-n // cg)
+
+
+@pytest.mark.parametrize("name", RAW_MODES)
+def test_raw_modes_pass_the_stream_through(name):
+    raw = user_bytes(100_000)
+    player, out, events = play(name, raw, 7777)
+    assert out == raw and events == []
+    assert player.raw_consumed == len(raw)
+
+
+def test_unknown_mode_format_and_misplaced_options():
+    with pytest.raises(UsageError):
+        Player("xyz")
+    with pytest.raises(UsageError):
+        Player("nls", "3.2")
+    with pytest.raises(UsageError):
+        Player("nls", bkrenhanced=True)
+
+
+# ---------------------------------------------------------------------------- damage
+def slip_fields(name: str, raw: bytes, fields: list[int], seed: int) -> bytes:
+    """Drop or repeat one line inside the active region of each listed field."""
+    p = mode(name)
+    bpl = p.geometry.bytes_per_line
+    offs = field_offsets(name, len(raw))
+    rng = np.random.default_rng(seed)
+    out = raw
+    for k, f in enumerate(sorted(fields, reverse=True)):
+        at = offs[f] + p.leader + bpl * int(rng.integers(0, p.active // bpl))
+        out = out[:at] + out[at + bpl :] if k % 2 else out[: at + bpl] + out[at:]
+    return out
+
+
+@pytest.mark.parametrize("name", FORMATTED_MODES)
+def test_line_slips_inside_fields_are_recovered(name):
+    p = mode(name)
+    n = 20 * p.capacity + 7 if p.codec == "sp" else 3000
+    payload = user_bytes(n, 5)
+    raw = encode_recording(payload, name)
+    n_fields = len(field_offsets(name, len(raw)))
+    damaged = list(range(5, n_fields - 2, 3))  # BOR, data and EOR fields alike
+    player, out, events = play(name, slip_fields(name, raw, damaged, 11))
+    assert out == payload
+    assert not lost_events(events)
+    assert player.stats.line_slips >= 1
+    assert player.stats.bad_sectors == 0
+
+
+def cut_fields(name: str, raw: bytes, fields: list[int]) -> bytes:
+    offs = field_offsets(name, len(raw)) + [len(raw)]
+    drop = set(fields)
+    return b"".join(raw[offs[i] : offs[i + 1]] for i in range(len(offs) - 1) if i not in drop)
+
+
+@pytest.mark.parametrize("name", SP)
+def test_dropped_sp_fields_are_reported_at_their_offsets(name):
+    cap = mode(name).capacity
+    payload = user_bytes(12 * cap + 100, 3)
+    raw = encode_recording(payload, name)
+    gone = [0, 4, 5, 11]
+    _, out, events = play(name, cut_fields(name, raw, [data_field(name, s) for s in gone]))
+    lost = lost_events(events)
+    assert [(e.sector, e.offset, e.length) for e in lost] == [(s, s * cap, cap) for s in gone]
+    assert len(out) == len(payload)
+    keep = np.ones(len(payload), bool)
+    for e in lost:
+        keep[e.offset : e.offset + e.length] = False
+    a, b = np.frombuffer(out, np.uint8), np.frombuffer(payload, np.uint8)
+    assert np.array_equal(a[keep], b[keep])
+    assert events[-1] == EndOfRecord(len(payload))
+
+
+def test_lost_last_sector_before_the_eor():
+    name = "pls"
+    cap = mode(name).capacity
+    payload = user_bytes(3 * cap, 4)
+    raw = encode_recording(payload, name)
+    _, out, events = play(name, cut_fields(name, raw, [data_field(name, 2)]))
+    assert lost_events(events) == [SectorLost(2, 2 * cap, cap)]
+    assert out[: 2 * cap] == payload[: 2 * cap]
+
+
+def test_strict_stops_at_the_first_lost_range():
+    name = "nhs"
+    cap = mode(name).capacity
+    payload = user_bytes(6 * cap, 8)
+    raw = cut_fields(name, encode_recording(payload, name), [data_field(name, 3)])
+    player = Player(name, strict=True)
+    with pytest.raises(MediumError) as info:
+        player.feed(raw)
+    assert info.value.output.data == payload[: 3 * cap]
+    assert str(3 * cap) in info.value.message
+
+
+@pytest.mark.parametrize("name", ["nle", "phe"])
+def test_ep_group_survives_twenty_lost_sectors(name):
+    p = mode(name)
+    payload = user_bytes(p.group_capacity + 5000, 9)  # two groups
+    raw = encode_recording(payload, name)
+    rng = np.random.default_rng(2)
+    gone = sorted(rng.choice(255, 20, replace=False).tolist()) + [255 + 3, 255 + 250]
+    player, out, events = play(name, cut_fields(name, raw, [data_field(name, s) for s in gone]))
+    assert out == payload
+    assert not lost_events(events)
+    assert player.stats.lost_sectors == len(gone)
+
+
+@pytest.mark.parametrize("name", ["nle", "ple"])
+def test_ep_group_beyond_repair_loses_only_its_lost_sectors(name):
+    p = mode(name)
+    cap, cg = p.capacity, p.group_capacity
+    payload = user_bytes(cg + 4000, 10)
+    raw = encode_recording(payload, name)
+    gone = list(range(10, 32)) + [240]  # 23 sectors of group 0: 22 data, 1 parity
+    _, out, events = play(name, cut_fields(name, raw, [data_field(name, s) for s in gone]))
+    lost = lost_events(events)
+    assert len(out) == len(payload)
+    expected = [(s * cap, cap) for s in range(10, 32)]
+    assert sorted((e.offset, e.length) for e in lost) == sorted(expected)
+    assert {e.sector for e in lost} == set(range(10, 32))
+    keep = np.ones(len(payload), bool)
+    for e in lost:
+        keep[e.offset : e.offset + e.length] = False
+    a, b = np.frombuffer(out, np.uint8), np.frombuffer(payload, np.uint8)
+    assert np.array_equal(a[keep], b[keep])  # the next group is whole again
+
+
+def test_ep_group_with_lost_length_field_in_the_last_group():
+    name = "nle"
+    p = mode(name)
+    cap = p.capacity
+    payload = user_bytes(50 * cap + 123, 12)
+    raw = encode_recording(payload, name)
+    gone = list(range(60, 80)) + [234, 100]  # 22 lost: the length sector among them
+    _, out, events = play(name, cut_fields(name, raw, [data_field(name, s) for s in gone]))
+    # the data ends where the filler starts, so the length is still right
+    assert out == payload
+    assert not lost_events(events)
+
+
+# ---------------------------------------------------------------------------- sequencing
+def test_two_recordings_back_to_back():
+    name = "phs"
+    a, b = user_bytes(10_000, 1), user_bytes(7_000, 2)
+    raw_a, raw_b = encode_recording(a, name), encode_recording(b, name)
+    raw = raw_a + raw_b
+    first, out_a, _ = play(name, raw)
+    assert out_a == a
+    assert first.raw_consumed <= len(raw_a)
+    # the first EOR sector is in the field after the data
+    offs = field_offsets(name, len(raw_a))
+    eor_field = data_field(name, -(-len(a) // mode(name).capacity))
+    assert offs[eor_field] < first.raw_consumed <= offs[eor_field + 1]
+    _, out_b, _ = play(name, raw[first.raw_consumed :])
+    assert out_b == b
+
+
+def test_next_recordings_bor_ends_a_record_whose_eor_was_lost():
+    name = "nls"
+    p = mode(name)
+    a, b = user_bytes(5 * p.capacity, 1), user_bytes(100, 2)
+    raw_a = encode_recording(a, name)
+    eor_first = data_field(name, 5)
+    cut = field_offsets(name, len(raw_a))[eor_first + 1]  # keep one EOR field? no: none
+    cut = field_offsets(name, len(raw_a))[eor_first]
+    raw = raw_a[:cut] + encode_recording(b, name)
+    player, out, events = play(name, raw)
+    assert out == a
+    assert events[-1] == EndOfRecord(len(a))
+    assert player.raw_consumed <= cut + p.leader
+
+
+def test_truncated_stream_has_no_end_of_record():
+    name = "pls"
+    raw = encode_recording(user_bytes(4000), name)
+    offs = field_offsets(name, len(raw))
+    player, out, events = play(name, raw[: offs[data_field(name, 2)]])
+    assert out == user_bytes(4000)[: 2 * mode(name).capacity]
+    assert not any(isinstance(e, EndOfRecord) for e in events)
+    assert not player.ended
+
+
+def test_wrong_forced_format_decodes_nothing():
+    raw = encode_recording(user_bytes(3000), "nhs")
+    player, out, _ = play("nhs", raw, fmt="3.101")
+    assert out == b"" and not player.ended
+    assert player.stats.sectors_decoded == 0
+
+
+# ---------------------------------------------------------------------------- statistics
+def test_byte_errors_count_data_fields_only():
+    name = "nls"
+    p = mode(name)
+    payload = user_bytes(10 * p.capacity, 6)
+    raw = bytearray(encode_recording(payload, name))
+    offs = field_offsets(name, len(raw))
+    pay_pos = frame.payload_positions(p)
+    rng = np.random.default_rng(4)
+    # 3 errors in distinct codewords of every BOR and data field
+    for f in range(0, data_field(name, 10)):
+        cols = rng.choice(p.interleave, 3, replace=False)
+        for c in cols:
+            b = int(c + p.interleave * rng.integers(0, p.rs_n))
+            raw[offs[f] + p.leader + int(pay_pos[b])] ^= 0x5A
+    player, out, _ = play(name, bytes(raw))
+    assert out == payload
+    # BOR sectors reset the counters: only the 10 data fields count
+    assert player.stats.byte_errors == 30
+    assert player.stats.worst_block == 1
+    assert player.stats.bad_sectors == 0
+    assert player.stats.as_dict()["parity"] == 10
