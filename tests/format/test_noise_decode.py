@@ -1,0 +1,157 @@
+"""Damaged streams: the stored noise vectors and fresh noise of the same model."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import lzma
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backerd.format.params import FORMATTED_MODES, mode
+from backerd.format.player import EndOfRecord, Player, SectorLost
+from backerd.format.recorder import encode_recording
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+MANIFEST = json.loads((DATA / "manifest.json").read_text())
+NOISY = [e for e in MANIFEST if e["tape"] and "noise" in e]
+
+
+def _noise_module():
+    spec = importlib.util.spec_from_file_location("backer_noise", DATA / "noise.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+noise = _noise_module()
+
+
+def mod251(n: int) -> bytes:
+    return bytes(i % 251 for i in range(n))
+
+
+def play(name: str, raw: bytes, chunk: int = 1 << 18):
+    player = Player(name)
+    outs = [player.feed(raw[i : i + chunk]) for i in range(0, len(raw), chunk)]
+    outs.append(player.finish())
+    data = b"".join(o.data for o in outs)
+    events = [e for o in outs for e in o.events]
+    return player, data, events
+
+
+def check_damage_report(out: bytes, expected: bytes, events: list) -> list[SectorLost]:
+    """Output keeps every byte's place; all bytes outside the lost ranges are right."""
+    lost = [e for e in events if isinstance(e, SectorLost)]
+    assert len(out) == len(expected)
+    keep = np.ones(len(expected), bool)
+    for e in lost:
+        assert e.offset >= 0 and e.offset + e.length <= len(expected)
+        keep[e.offset : e.offset + e.length] = False
+    a, b = np.frombuffer(out, np.uint8), np.frombuffer(expected, np.uint8)
+    assert np.array_equal(a[keep], b[keep])
+    return lost
+
+
+def test_stored_noise_cases_cover_both_outcomes():
+    assert {e["recoverable"] for e in NOISY} == {True, False}
+
+
+@pytest.mark.parametrize("entry", NOISY, ids=[e["name"] for e in NOISY])
+def test_stored_noise_vector(entry):
+    raw = lzma.decompress((DATA / entry["tape"]).read_bytes())
+    expected = mod251(entry["input"]["length"])
+    player, out, events = play(entry["mode"], raw)
+    assert events[-1] == EndOfRecord(len(expected))
+    if entry["recoverable"]:
+        assert hashlib.sha256(out).hexdigest() == entry["decoded_sha256"]
+        assert not [e for e in events if isinstance(e, SectorLost)]
+        return
+    lost = check_damage_report(out, expected, events)
+    assert lost, "an unrecoverable case must report what it lost"
+    # Each lost range is one data sector (or its part before the end of the data),
+    # and no more than the wiped fields of the group could cost.
+    cap = mode(entry["mode"]).capacity
+    assert all(e.length <= cap for e in lost)
+    assert len(lost) <= entry["noise"]["wiped_fields_per_group"]
+    # Everything recoverable was recovered: far more than the original decoder managed.
+    assert sum(e.length for e in lost) < len(expected) // 4
+
+
+SP = [m for m in FORMATTED_MODES if mode(m).codec == "sp"]
+EP = [m for m in FORMATTED_MODES if mode(m).codec == "ep"]
+
+
+@pytest.mark.parametrize("name", SP)
+@pytest.mark.parametrize("seed", ["a", "b"])
+def test_fresh_sp_noise_within_capacity(name, seed):
+    # Five byte errors per field can never exceed five in one codeword.
+    payload = mod251(25 * mode(name).capacity + 11)
+    raw = noise.apply_noise(name, encode_recording(payload, name), f"{name}-{seed}", errors=5)
+    player, out, events = play(name, raw)
+    assert out == payload
+    assert not [e for e in events if isinstance(e, SectorLost)]
+    assert player.stats.byte_errors > 0
+    assert player.stats.worst_block <= 5
+
+
+@pytest.mark.parametrize("name", EP)
+def test_fresh_ep_noise_and_wipes_within_capacity(name):
+    payload = mod251(mode(name).group_capacity + 999)  # two groups
+    raw = noise.apply_noise(name, encode_recording(payload, name), f"{name}-w", errors=2,
+                            wipe=16)
+    player, out, events = play(name, raw)
+    assert out == payload
+    assert not [e for e in events if isinstance(e, SectorLost)]
+    assert player.stats.lost_sectors >= 16
+
+
+@pytest.mark.parametrize("name", ["nle", "phe"])
+def test_fresh_ep_wipes_beyond_capacity_lose_only_wiped_data(name):
+    payload = mod251(mode(name).group_capacity + 999)
+    raw = noise.apply_noise(name, encode_recording(payload, name), f"{name}-x", errors=1,
+                            wipe=24)
+    _, out, events = play(name, raw)
+    lost = check_damage_report(out, payload, events)
+    assert lost
+    assert len(lost) <= 24 + 1  # the partial second group has no wipes
+
+
+@pytest.mark.parametrize("name", ["nls", "phs", "nhe", "ple"])
+def test_noise_in_leader_and_trailer_too(name):
+    # noise.py touches the active region only; real tapes are noisy everywhere.
+    payload = mod251(4 * mode(name).capacity)
+    raw = bytearray(encode_recording(payload, name))
+    rng = np.random.default_rng(3)
+    where = rng.choice(len(raw), len(raw) // 400, replace=False)
+    arr = np.frombuffer(raw, np.uint8).copy()
+    arr[where] ^= rng.integers(1, 256, where.size, dtype=np.uint8)
+    player, out, events = play(name, arr.tobytes())
+    assert out == payload
+    assert not [e for e in events if isinstance(e, SectorLost)]
+
+
+@pytest.mark.parametrize("name", ["nhs", "phe"])
+def test_slips_and_noise_together(name):
+    p = mode(name)
+    payload = mod251(20 * p.capacity if p.codec == "sp" else 5000)
+    raw = noise.apply_noise(name, encode_recording(payload, name), f"{name}-s", errors=2)
+    g = p.geometry
+    bpl = g.bytes_per_line
+    offs, off, i = [], 0, 0
+    while off < len(raw):
+        offs.append(off)
+        off += g.field_size + (g.interlace if i % 2 == 0 else 0)
+        i += 1
+    rng = np.random.default_rng(8)
+    out = raw
+    for k, f in enumerate(range(len(offs) - 3, 4, -4)):
+        at = offs[f] + p.leader + bpl * int(rng.integers(0, p.active // bpl))
+        out = out[:at] + out[at + bpl :] if k % 2 else out[: at + bpl] + out[at:]
+    player, got, events = play(name, out)
+    assert got == payload
+    assert not [e for e in events if isinstance(e, SectorLost)]
+    assert player.stats.line_slips > 0
