@@ -3,8 +3,9 @@
 Each byte becomes a 9-bit word from a fixed code book; a word is inverted when the
 previous *transmitted* word ends in a 1 bit. The inversion of word i is therefore the
 XOR of the low bits of all earlier code-book words, a running parity along the row.
-Eight 9-bit words pack into 9 bytes; byte m of a group is made of the tail of word m-1
-and the head of word m, computed for all groups at once from contiguous word rows.
+Eight 9-bit words pack into 9 bytes. Packing is an XOR of per-slot patterns, and the
+inversions of a group are one 72-bit XOR mask chosen by the group's inversion pattern,
+so modulation is a handful of 256-entry table lookups per group of 8 bytes.
 """
 
 from __future__ import annotations
@@ -41,6 +42,40 @@ INVALID[CODEBOOK] = False
 _LOW_BIT = (CODEBOOK & 1).astype(np.uint8)
 
 
+def _be_words(values: list[int]) -> np.ndarray:
+    """uint64 array whose in-memory bytes are each value's 8 big-endian bytes."""
+    raw = b"".join(v.to_bytes(8, "big") for v in values)
+    return np.frombuffer(raw, dtype=np.uint64).copy()
+
+
+def _build_tables() -> tuple[np.ndarray, ...]:
+    """Per-group tables: a group of 8 words is a 72-bit string, bytes 0-7 + byte 8.
+
+    _WORD_AT[m, v]: bytes 0-7 with code word W[v] at word slot m (byte 8 only ever
+    holds the low 8 bits of slot 7). _FLIP_HI/_FLIP_LO[p]: the XOR that inverts the
+    slots whose bit (7 - m) is set in p. _PREFIX[b]: for low-bit pattern b of a group,
+    bit (7 - m) = parity of the low bits of slots before m; _TOTAL[b]: parity of b.
+    """
+    word_at = np.stack([
+        _be_words([(int(w) << (63 - 9 * m)) >> 8 for w in CODEBOOK]) for m in range(8)
+    ])
+    flips, prefix, total = [], np.zeros(256, np.uint8), np.zeros(256, np.uint8)
+    for p in range(256):
+        flips.append(sum(0x1FF << (63 - 9 * m) for m in range(8) if p >> (7 - m) & 1))
+        acc = 0
+        for m in range(8):
+            prefix[p] |= acc << (7 - m)
+            acc ^= p >> (7 - m) & 1
+        total[p] = acc
+    flip_hi = _be_words([f >> 8 for f in flips])
+    flip_lo = np.array([f & 0xFF for f in flips], dtype=np.uint8)
+    return word_at, flip_hi, flip_lo, prefix, total
+
+
+_WORD_AT, _FLIP_HI, _FLIP_LO, _PREFIX, _TOTAL = _build_tables()
+_LOW_BYTE = (CODEBOOK & 0xFF).astype(np.uint8)
+
+
 def modulated_size(sector_size: int) -> int:
     return sector_size // 8 * 9
 
@@ -51,20 +86,22 @@ def modulate(sectors: np.ndarray) -> np.ndarray:
     rows, size = sectors.shape
     if size % 8:
         raise ValueError(f"GCR input rows must be a multiple of 8 bytes, got {size}")
-    words = CODEBOOK[sectors]
-    # Word i is inverted iff the XOR of the low bits of code words 0..i-1 is 1.
-    parity = np.bitwise_xor.accumulate(_LOW_BIT[sectors], axis=1)
-    words[:, 1:] ^= parity[:, :-1] * np.uint16(0x1FF)
-    # Word m of each group of 8 as a contiguous row: w[m] (M,).
-    w = np.ascontiguousarray(words.reshape(-1, 8).T)
-    groups = w.shape[1]
-    out = np.empty((groups, 9), dtype=np.uint8)
-    # Byte m (0 < m < 8) = low m bits of word m-1, then the top 8-m bits of word m.
-    out[:, 0] = w[0] >> 1
-    for m in range(1, 8):
-        out[:, m] = (w[m - 1] << (8 - m)) | (w[m] >> (m + 1))
-    out[:, 8] = w[7]
-    return out.reshape(rows, modulated_size(size))
+    groups = size // 8
+    # Word i is inverted iff the XOR of the low bits of code words 0..i-1 is 1: within
+    # a group from a table of its 8 low bits, across groups by a running parity.
+    low = np.packbits(_LOW_BIT.take(sectors), axis=1)  # (N, groups)
+    carry = np.bitwise_xor.accumulate(_TOTAL.take(low), axis=1)
+    invert = _PREFIX.take(low)
+    invert[:, 1:] ^= carry[:, :-1] * np.uint8(0xFF)
+    invert = invert.reshape(-1)
+    slots = np.ascontiguousarray(sectors.reshape(rows * groups, 8).T)  # (8, N*groups)
+    head = _FLIP_HI.take(invert)
+    for m in range(8):
+        head ^= _WORD_AT[m].take(slots[m])
+    out = np.empty((rows * groups, 9), dtype=np.uint8)
+    out[:, :8] = head.view(np.uint8).reshape(-1, 8)
+    out[:, 8] = _LOW_BYTE.take(slots[7]) ^ _FLIP_LO.take(invert)
+    return out.reshape(rows, groups * 9)
 
 
 def demodulate(payloads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
