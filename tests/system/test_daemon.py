@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-from systemtest import DEVICE_KIND, MODE, Daemon, parse_mt_status, same_tree
+from systemtest import DEVICE_KIND, MODE, STOP_TIMEOUT, Daemon, parse_mt_status, same_tree
 
 
 def test_status_json_lists_nodes_cassette_and_position(daemon: Daemon, tmp_path: Path) -> None:
@@ -86,3 +89,48 @@ def test_offline_encoded_recording_reads_through_device(daemon: Daemon, tree: Pa
     out.mkdir()
     daemon.run("tar", "-xf", daemon.rew, "-C", out)  # a foreign recording: no block marks
     assert same_tree(tree, out / "src") == []
+
+
+def test_systemd_notify_ready_and_stopping(daemon: Daemon) -> None:
+    """Type=notify: READY=1 once the nodes exist, STOPPING=1 on SIGTERM."""
+    assert daemon.stop() == 0
+    sock_path = daemon.tmp / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(sock_path))
+        sock.settimeout(STOP_TIMEOUT)
+        daemon.env["NOTIFY_SOCKET"] = str(sock_path)
+        try:
+            daemon.start()
+            assert sock.recv(4096) == b"READY=1"
+            assert os.path.exists(daemon.nrew)
+            assert daemon.stop() == 0
+            assert sock.recv(4096) == b"STOPPING=1"
+        finally:
+            del daemon.env["NOTIFY_SOCKET"]
+
+
+def test_systemd_unit_and_udev_rules() -> None:
+    root = Path(__file__).resolve().parents[2]
+    unit = (root / "systemd" / "backerd.service").read_text()
+    keys = dict(
+        line.split("=", 1) for line in unit.splitlines() if "=" in line and line[0].isalpha()
+    )
+    assert keys["Type"] == "notify"
+    assert keys["ExecStart"].endswith("backerd serve")
+    assert keys["Restart"] == "on-failure" and keys["KillSignal"] == "SIGTERM"
+    analyze = shutil.which("systemd-analyze")
+    if analyze:  # check the syntax with systemd itself, pointing at this checkout's backerd
+        fixed = unit.replace(keys["ExecStart"], f"{sys.executable} -m backerd serve")
+        here = Path(os.environ.get("TMPDIR", "/tmp")) / f"backerd-verify-{os.getpid()}.service"
+        here.write_text(fixed)
+        try:
+            result = subprocess.run([analyze, "verify", str(here)], capture_output=True,
+                                    text=True)
+        finally:
+            here.unlink()
+        problems = [line for line in result.stderr.splitlines() if "backerd-verify" in line]
+        assert not problems, result.stderr
+    rules = (root / "udev" / "60-backerd.rules").read_text()
+    for kernel in ("backer[0-9]*", "nbacker[0-9]*"):
+        assert (f'SUBSYSTEM=="cuse", KERNEL=="{kernel}", GROUP="tape", MODE="0660"'
+                in rules)

@@ -18,7 +18,7 @@ fi
 [ -s "$INITRD" ] || { echo "run-vm.sh: cannot build the initramfs for $K" >&2; exit 98; }
 QPID=; trap '[ -n "$QPID" ] && kill "$QPID" 2>/dev/null' EXIT; trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP
 timeout ${VM_TIMEOUT:-1200} qemu-system-x86_64 -accel ${ACCEL:-tcg} -M pc -cpu max -m ${VM_MEM:-512} -smp ${VM_CPUS:-2} \
-  -nodefaults -no-user-config -display none -serial stdio -no-reboot \
+  -nodefaults -no-user-config -display none -serial stdio -no-reboot -pidfile "$OUTDIR/qemu.pid" \
   -kernel "$VMLINUZ" -initrd "$INITRD" \
   -append "console=ttyS0 quiet panic=-1 e2e_out=$OUTDIR e2e_cmd=$(printf %s "$CMD" | base64 -w0)" \
   -fsdev local,id=r,path=/,security_model=none,readonly=on,multidevs=remap -device virtio-9p-pci,fsdev=r,mount_tag=hostroot \

@@ -2,7 +2,7 @@
 
 Example (every key is optional; this is the built-in default)::
 
-    state_dir = "/var/lib/backerd"       # or $BACKERD_STATE_DIR
+    state_dir = "/var/lib/backerd"       # or $BACKERD_STATE_DIR / $STATE_DIRECTORY
     runtime_dir = "/run/backerd"         # or $BACKERD_RUNTIME_DIR / $RUNTIME_DIRECTORY
     fuse_root = "/run/backerd/dev"       # default: <runtime_dir>/dev
     transport = "auto"                   # auto | cuse | fuse
@@ -177,11 +177,15 @@ def parse_config(
 ) -> Config:
     """Validate a parsed TOML table and fill in defaults."""
     _check_keys(table, _TOP_KEYS, "")
-    state_default = environ.get("BACKERD_STATE_DIR") or str(DEFAULT_STATE_DIR)
+    state_default = (
+        environ.get("BACKERD_STATE_DIR")
+        or environ.get("STATE_DIRECTORY")  # systemd's StateDirectory=
+        or str(DEFAULT_STATE_DIR)
+    )
     state_dir = Path(_get(table, "state_dir", str, "", state_default))
     runtime_default = (
         environ.get("BACKERD_RUNTIME_DIR")
-        or environ.get("RUNTIME_DIRECTORY")
+        or environ.get("RUNTIME_DIRECTORY")  # systemd's RuntimeDirectory=
         or str(DEFAULT_RUNTIME_DIR)
     )
     runtime_dir = Path(_get(table, "runtime_dir", str, "", runtime_default))
