@@ -280,12 +280,14 @@ def test_realtime_pacing_uses_the_injected_clock(image: Path) -> None:
     with Cassette.create(image, "pal", "E-30") as c:
         deck = SimDeck(c, realtime=2.0, clock=lambda: now[0], sleep=sleep, times=times)
         deck.record([field(i, 1220) for i in range(100)])  # 2 s of PAL tape
-        assert sum(slept) == pytest.approx(1.0)  # at twice real time
-        now[0] += 5.0  # the caller was slow: no need to sleep
-        deck.play(50)
-        assert sum(slept) == pytest.approx(1.0)
-        deck.play(500)  # 10 s of tape = 5 s wall, minus the 5 s already behind... plus 0.5
-        assert now[0] == pytest.approx(100.0 + (2 + 1 + 10) / 2.0)
+        assert now[0] == pytest.approx(101.0)  # at twice real time
+        now[0] += 0.5  # the caller works while the tape runs on...
+        deck.play(50)  # ...so 1 s of tape ends 0.5 s after the recording did
+        assert now[0] == pytest.approx(101.5)
+        now[0] += 60.0  # a long pause: the tape stopped, idle time is not banked
+        deck.play(500)  # 10 s of tape
+        assert now[0] == pytest.approx(161.5 + 5.0)
+        assert deck.transport.elapsed == pytest.approx(13.0)
 
 
 def test_no_cassette(image: Path) -> None:

@@ -5,8 +5,8 @@ tape at one field per field time; winding moves it ``wind_speed`` times faster a
 short spin-up; an index search winds to the mark and then slows down to find it. The
 ``Transport`` adds these costs to a simulated clock (``elapsed``, seconds). With
 ``realtime`` set (1.0 = real time, 2.0 = twice as fast...), it also sleeps, through an
-injectable clock and sleeper, until the wall clock has caught up with the simulated
-one, so a daemon on the simulated deck moves data at the speed of a real VCR.
+injectable clock and sleeper, until each action would have finished on a real deck, so
+a daemon on the simulated deck moves data at the speed of a real VCR.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ class Transport:
     sleep: Callable[[float], None] = time.sleep
     elapsed: float = 0.0  # simulated seconds spent by the transport
     fields_moved: int = 0  # fields that passed the heads while playing or recording
-    _wall_origin: float | None = None
+    slack: float = 2.0  # wall seconds a caller may lag behind the running tape
+    _busy_until: float | None = None
 
     def __post_init__(self) -> None:
         if self.realtime is not None and self.realtime <= 0:
@@ -65,8 +66,12 @@ class Transport:
         if self.realtime is None:
             return
         now = self.clock()
-        if self._wall_origin is None:
-            self._wall_origin = now - (self.elapsed - seconds) / self.realtime
-        target = self._wall_origin + self.elapsed / self.realtime
-        if target > now:
-            self.sleep(target - now)
+        # The tape keeps running while the caller works on what it got, so a call that
+        # follows closely continues from the end of the previous one; after a longer
+        # pause the transport starts afresh (idle time is not banked for later bursts).
+        start = self._busy_until if self._busy_until is not None else now
+        if now - start > self.slack:
+            start = now
+        self._busy_until = start + seconds / self.realtime
+        if self._busy_until > now:
+            self.sleep(self._busy_until - now)
