@@ -262,3 +262,16 @@ def test_erasure_fast_path_agrees_with_the_general_decoder(n_lost: int) -> None:
     assert (fast.corrected[fast.ok] == general.corrected[general.ok]).all()
     assert (fast.n_corrected[fast.ok] == general.n_corrected[general.ok]).all()
     assert (fast.corrected[fast.ok] == cw[fast.ok]).all()
+
+
+def test_a_group_with_an_impossible_length_is_reported_lost() -> None:
+    cap = 24
+    cg = group_capacity(cap)
+    for bad in (-5, cg + 1):
+        stream = bkrenhanced.encode_groups(mod251(cg), cap, [bad])  # valid codewords
+        dec = BkrEnhancedDecoder(cap)
+        sectors = np.frombuffer(stream, np.uint8).reshape(255, cap)
+        out = b"".join(dec.push(s.tobytes()) for s in sectors)
+        assert out == mod251(cg)
+        assert dec.lost == [(0, cg)]
+        assert not dec.reports[0].length_known

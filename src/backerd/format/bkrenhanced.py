@@ -162,10 +162,13 @@ class BkrEnhancedDecoder:
         # if that codeword failed but those sectors arrived, their bytes are still it.
         length_known = bool(result.ok[cap - 1]) or not lost[GROUP_SECTORS - 4 :].any()
         length = int(data_area[cg : cg + 4].view("<i4")[0]) if length_known else cg
-        if not 0 <= length <= cg:
-            length, length_known = cg, False
         base = self.bytes_out
         self._first_new = len(self.lost)  # entries of earlier groups stay as reported
+        if not 0 <= length <= cg:
+            # Not a length bkrenhanced writes: this is no bkrenhanced group (or it is
+            # damaged beyond telling); deliver it whole and report all of it.
+            length, length_known = cg, False
+            failed = np.ones_like(failed)
         for b in np.flatnonzero(failed):
             start = int(b) * DATA_SECTORS
             stop = min(start + DATA_SECTORS, length)
@@ -176,7 +179,7 @@ class BkrEnhancedDecoder:
                 index=len(self.reports), lost_sectors=int(lost.sum()),
                 corrected=int(result.n_corrected[result.ok].sum()),
                 worst=int(result.n_corrected[result.ok].max(initial=0)),
-                failed_codewords=int(failed.sum()), length_known=length_known,
+                failed_codewords=int((~result.ok).sum()), length_known=length_known,
             )
         )
         self._sectors[:] = 0
