@@ -269,3 +269,12 @@ def test_write_after_close_is_an_error() -> None:
     assert rec.close() == b""
     with pytest.raises(UsageError):
         rec.write(b"x")
+
+
+@pytest.mark.parametrize("fmt", ["3.101", "3.3"])
+def test_detect_format_with_damaged_fields(fmt: str) -> None:
+    params = mode("nhe", fmt)
+    sectors = sectors_of(params, legacy.encode_recording(mod251(50_000), "nhe", fmt))
+    window = sectors[params.n_bor - 6 : params.n_bor + 18].copy()
+    window[::2, : params.interleave * 6] ^= 0x5A  # every other sector uncorrectable
+    assert legacy.detect_format("nhe", window) == fmt
