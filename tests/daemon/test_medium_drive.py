@@ -317,3 +317,32 @@ def test_recordings_the_catalog_never_saw_are_found_by_scanning(tmp_path: Path) 
             got.append(bytes(out))
         assert got == contents
         assert m.read_block(10) is END_OF_DATA
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["nhs", "ple"])
+def test_offline_tools_and_the_device_interchange(tmp_path: Path, mode: str) -> None:
+    """backerd encode | cassette record -> read by the Drive; Drive -> dump | decode."""
+    standard = "pal" if mode[0] == "p" else "ntsc"
+    image = tmp_path / "x.img"
+    data = random.Random(mode).randbytes(150_000)
+    assert backerd("cassette", "new", str(image), "--standard", standard,
+                   "--length", "E-30").returncode == 0
+    encoded = backerd("encode", "--mode", mode, stdin=data)
+    assert encoded.returncode == 0, encoded.stderr.decode()
+    assert backerd("cassette", "record", str(image), "--mode", mode,
+                   stdin=encoded.stdout).returncode == 0
+    with Cassette.open(image, sync=False) as c:
+        drive = Drive(BackerMedium(SimDeck(c), mode))
+        drive.open(False, os.O_RDWR)
+        got = bytearray()
+        while chunk := drive.read(10240):  # a foreign stream: the sizes asked for
+            assert len(chunk) <= 10240
+            got += chunk
+        assert got == data
+        drive.write(data[::-1])  # a second file, written through the device
+        drive.close()
+    dumped = backerd("cassette", "dump", str(image), "--file", "1")
+    decoded = backerd("decode", "--mode", mode, stdin=dumped.stdout)
+    assert decoded.returncode == 0, decoded.stderr.decode()
+    assert decoded.stdout == data[::-1]
