@@ -170,29 +170,37 @@ class Recorder:
     def _write_ep(self, view: memoryview) -> bytes:
         cap = self._cap
         cg = ecc2.group_capacity(cap)
-        out = []
+        # Sectors that became ready in this write, encoded in one batch at the end.
+        ready_rows: list[np.ndarray] = []
         while len(view):
             take = min(cg - len(self._pending), len(view))
             self._pending += view[:take]
             view = view[take:]
             if len(self._pending) == cg:
-                out.append(self._finish_group())
+                ready_rows.append(self._group_rest())
                 continue
             # Data sectors before the one holding the length field only carry user bytes.
             ready = min(len(self._pending) // cap, ecc2.DATA_SECTORS - 1)
             if ready > self._group_sent:
                 chunk = memoryview(self._pending)[self._group_sent * cap : ready * cap]
-                out.append(self._full_sectors(bytes(chunk)))
+                ready_rows.append(np.frombuffer(chunk, np.uint8).reshape(-1, cap).copy())
                 self._group_sent = ready
-        return b"".join(out)
+        if not ready_rows:
+            return b""
+        rows = np.concatenate(ready_rows) if len(ready_rows) > 1 else ready_rows[0]
+        return self._data(rows, np.full(rows.shape[0], cap, np.int64))
 
-    def _finish_group(self) -> bytes:
+    def _group_rest(self) -> np.ndarray:
+        """Encode the current group; its sectors not yet emitted; start a new group."""
         group = ecc2.encode_group(bytes(self._pending), self._cap)
         rest = group[self._group_sent :]
-        raw = self._data(rest, np.full(rest.shape[0], self._cap, np.int64))
         self._pending.clear()
         self._group_sent = 0
-        return raw
+        return rest
+
+    def _finish_group(self) -> bytes:
+        rest = self._group_rest()
+        return self._data(rest, np.full(rest.shape[0], self._cap, np.int64))
 
 
 def encode_recording(data: bytes, mode_or_name: ModeParams | str, fmt: str = "3.102") -> bytes:
