@@ -75,12 +75,17 @@ def sign_extend(values: np.ndarray, bits: int) -> np.ndarray:
 
 def randomise_rows(data: np.ndarray, lengths: np.ndarray, numbers: np.ndarray) -> None:
     """XOR bytes [0, length) of each row with its key stream, in place (self-inverse)."""
+    lengths = np.asarray(lengths)
     for n in np.unique(lengths):
         n = int(n)
         if n <= 0:
             continue
-        sel = np.flatnonzero(lengths == n)
-        data[sel[:, None], np.arange(n)[None, :]] ^= randomiser.mask(numbers[sel], n)
+        same = lengths == n
+        if same.all():
+            data[:, :n] ^= randomiser.mask(numbers, n)
+        else:
+            sel = np.flatnonzero(same)
+            data[sel, :n] ^= randomiser.mask(numbers[sel], n)
 
 
 class Sector3102Codec:
