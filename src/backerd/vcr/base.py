@@ -115,17 +115,6 @@ class Interrupted:
     fmt: str | None = None
 
 
-def encode_blocks(sizes: Sequence[int]) -> tuple[tuple[int, int], ...]:
-    """Run-length encode a list of block sizes."""
-    runs: list[list[int]] = []
-    for s in sizes:
-        if runs and runs[-1][0] == s:
-            runs[-1][1] += 1
-        else:
-            runs.append([s, 1])
-    return tuple((s, c) for s, c in runs)
-
-
 @dataclass
 class BlockRuns:
     """A growing run-length list of block sizes (what a recording being written has)."""
