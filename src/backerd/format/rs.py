@@ -25,8 +25,8 @@ from backerd.format.gf import EXP, LOG, MUL, generator_poly
 INV = np.zeros(256, dtype=np.uint8)
 INV[1:] = EXP[(255 - LOG[1:].astype(np.int32)) % 255]
 
-# Rows per chunk in the table-driven linear maps: bounds the temporaries to a few MiB.
-_CHUNK = 1 << 14
+# Rows per chunk of the table-driven linear maps: keeps index and gather buffers in cache.
+_CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -39,29 +39,55 @@ class RSDecodeResult:
     changed: np.ndarray  # (N, n) bool
 
 
-def _packed_table(values: np.ndarray) -> np.ndarray:
-    """(P, 256, B) uint8 table -> (P, 256, W) uint64 with B bytes zero-padded to 8W."""
-    p, v, b = values.shape
-    w = (b + 7) // 8
-    out = np.zeros((p, v, 8 * w), dtype=np.uint8)
-    out[:, :, :b] = values
-    return out.view(np.uint64)
+def _word_dtypes(nbytes: int) -> list[np.dtype]:
+    """Cover nbytes output bytes with as few, then as narrow, integer words as possible."""
+    out = []
+    left = nbytes
+    while left > 0:
+        size = 8 if left > 4 else 4 if left > 2 else left
+        out.append(np.dtype(f"u{size}"))
+        left -= size
+    return out
 
 
-def _xor_gather(table: np.ndarray, symbols: np.ndarray, nbytes: int) -> np.ndarray:
-    """XOR over columns j of table[j, symbols[:, j]]; returns (N, nbytes) uint8."""
-    rows = symbols.shape[0]
-    npos, _, w = table.shape
-    out = np.empty((rows, 8 * w), dtype=np.uint8)
-    acc_view = out.view(np.uint64)
-    flat = table.reshape(npos * 256, w)
-    offsets = (np.arange(npos, dtype=np.intp) * 256)[None, :]
-    for start in range(0, rows, _CHUNK):
-        stop = min(rows, start + _CHUNK)
-        idx = symbols[start:stop].astype(np.intp) + offsets
-        gathered = flat[idx]  # (chunk, npos, w)
-        np.bitwise_xor.reduce(gathered, axis=1, out=acc_view[start:stop])
-    return out[:, :nbytes]
+class LinearMap:
+    """A GF(2)-linear map of P input symbols to B output bytes, as XOR over positions j of
+    table[j][symbol_j]. The B bytes are split into uint64/32/16/8 words, one flat table
+    per word indexed by 256*j + symbol, so each output word costs one gather per symbol."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        npos, nval, nbytes = values.shape
+        assert nval == 256
+        self.npos, self.nbytes = npos, nbytes
+        self.words: list[tuple[int, np.dtype, np.ndarray]] = []
+        start = 0
+        for dt in _word_dtypes(nbytes):
+            chunk = np.zeros((npos, 256, dt.itemsize), dtype=np.uint8)
+            take = min(dt.itemsize, nbytes - start)
+            chunk[:, :, :take] = values[:, :, start : start + take]
+            self.words.append((start, dt, chunk.view(dt).reshape(npos * 256)))
+            start += dt.itemsize
+        self._offsets = np.arange(npos, dtype=np.intp) * 256
+
+    def __call__(self, symbols: np.ndarray) -> np.ndarray:
+        """(N, P) uint8 -> (N, B) uint8."""
+        rows = symbols.shape[0]
+        padded = sum(dt.itemsize for _, dt, _ in self.words)
+        out = np.empty((rows, padded), dtype=np.uint8)
+        accs = [np.empty(rows, dtype=dt) for _, dt, _ in self.words]
+        idx = np.empty((_CHUNK, self.npos), dtype=np.intp)
+        gathered = {dt: np.empty((_CHUNK, self.npos), dtype=dt) for _, dt, _ in self.words}
+        for lo in range(0, rows, _CHUNK):
+            hi = min(rows, lo + _CHUNK)
+            m = hi - lo
+            np.add(symbols[lo:hi], self._offsets, out=idx[:m], casting="unsafe")
+            for acc, (_, dt, table) in zip(accs, self.words, strict=True):
+                g = gathered[dt][:m]
+                np.take(table, idx[:m], out=g, mode="clip")
+                np.bitwise_xor.reduce(g, axis=1, out=acc[lo:hi])
+        for acc, (start, dt, _) in zip(accs, self.words, strict=True):
+            out[:, start : start + dt.itemsize] = acc.view(np.uint8).reshape(rows, dt.itemsize)
+        return out[:, : self.nbytes]
 
 
 def _poly_degree(poly: np.ndarray) -> np.ndarray:
@@ -91,13 +117,13 @@ class RSCode:
             remainders[j] = rem
             top = rem[-1]
             rem = np.concatenate([[0], rem[:-1]]).astype(np.uint8) ^ MUL[top, low_g]
-        self._encode_table = _packed_table(MUL[values[None, :, None], remainders[:, None, :]])
+        self._encode_map = LinearMap(MUL[values[None, :, None], remainders[:, None, :]])
 
         # alpha^((i+1) j): the syndrome S_{i+1} contribution of a unit symbol at position j.
         pos = np.arange(n, dtype=np.int64)
         expo = (np.arange(1, nsym + 1, dtype=np.int64)[None, :] * pos[:, None]) % 255
         self._syn_pow = EXP[expo].astype(np.uint8)  # (n, 2t)
-        self._syn_table = _packed_table(MUL[values[None, :, None], self._syn_pow[:, None, :]])
+        self._syn_map = LinearMap(MUL[values[None, :, None], self._syn_pow[:, None, :]])
         # alpha^(-j k) for Chien / Forney evaluation at X_j^-1, k = 0..2t.
         expo_inv = (-(pos[None, :] * np.arange(nsym + 1, dtype=np.int64)[:, None])) % 255
         self._inv_pow = EXP[expo_inv].astype(np.uint8)  # (2t+1, n)
@@ -109,7 +135,7 @@ class RSCode:
         data = np.ascontiguousarray(data, dtype=np.uint8)
         if data.ndim != 2 or data.shape[1] != self.k:
             raise ValueError(f"expected (N, {self.k}) data, got {data.shape}")
-        return np.ascontiguousarray(_xor_gather(self._encode_table, data, self.nsym))
+        return np.ascontiguousarray(self._encode_map(data))
 
     def codewords(self, data: np.ndarray) -> np.ndarray:
         """Full codewords (N, n) in coefficient order: parity then data."""
@@ -126,7 +152,7 @@ class RSCode:
     def syndromes(self, cw: np.ndarray) -> np.ndarray:
         """(N, 2t) syndromes S_1..S_2t, S_i = c(alpha^i); all zero iff cw is a codeword."""
         cw = self._check_codewords(cw)
-        return np.ascontiguousarray(_xor_gather(self._syn_table, cw, self.nsym))
+        return np.ascontiguousarray(self._syn_map(cw))
 
     def decode(self, cw: np.ndarray, erasures: np.ndarray | None = None) -> RSDecodeResult:
         """Errors-and-erasures decode of every row: 2*errors + erasures <= n - k."""
@@ -138,15 +164,19 @@ class RSCode:
                 raise ValueError(f"erasure mask {erasures.shape} does not match {cw.shape}")
         corrected = cw.copy()
         ok = np.ones(rows, dtype=bool)
+        changed = np.zeros(cw.shape, dtype=bool)
+        n_corrected = np.zeros(rows, dtype=np.int64)
         synd = self.syndromes(cw)
         dirty = np.flatnonzero(synd.any(axis=1))
         if dirty.size:
             er = erasures[dirty] if erasures is not None else None
             fixed, good = self._decode_dirty(cw[dirty], synd[dirty], er)
             ok[dirty] = good
-            corrected[dirty[good]] = fixed[good]
-        changed = corrected != cw
-        n_corrected = changed.sum(axis=1, dtype=np.int64)
+            fixed_rows = dirty[good]
+            corrected[fixed_rows] = fixed[good]
+            diff = fixed[good] != cw[fixed_rows]
+            changed[fixed_rows] = diff
+            n_corrected[fixed_rows] = diff.sum(axis=1)
         return RSDecodeResult(corrected, ok, n_corrected, changed)
 
     def _decode_dirty(
