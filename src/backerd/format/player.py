@@ -329,6 +329,7 @@ class _Decoder:
             from backerd.format.sector import SectorKind
         self.codec = sector_codec(params)
         self.kind_bor, self.kind_eor = int(SectorKind.BOR), int(SectorKind.EOR)
+        self.kind_data = int(SectorKind.DATA)
         self.capacity = params.capacity
         # Number of the first data sector: 3.3 numbers BOR sectors from 0 too.
         self.first_data = params.n_bor if fmt == "3.3" else 0
@@ -381,39 +382,40 @@ class _Decoder:
         self._sequence(dec, ok, fields, pieces, res)
 
     def _sequence(self, dec, ok, fields: FieldBatch, pieces: list[bytes], res: _Result) -> None:
+        """Apply the sequencing rules to the batch's sectors in field order."""
+        if self._plain_run(dec, ok):
+            self._count(dec, ok, 0, ok.size)
+            self._deliver(dec.data, range(ok.size), dec.length, dec.number, pieces, res)
+            self.last = int(dec.number[-1])
+            self.started, self.in_duplicates = True, False
+            return
         st = self.stats
         numbers = dec.number.tolist()
         kinds = dec.kind.tolist()
         lengths = dec.length.tolist()
-        oks = ok.tolist()
-        corrected = dec.corrected
-        worst = dec.worst
         run: list[int] = []  # rows to deliver, in order
-        reset_at = -1  # row of the last BOR sector of this batch
+        reset_at = -1  # row of the last BOR sector so far
+        stop = len(numbers)  # rows after this belong to no record of ours
 
         def flush() -> None:
             if run:
                 self._deliver(dec.data, run, lengths, numbers, pieces, res)
                 run.clear()
 
-        for i, good in enumerate(oks):
-            if reset_at >= 0 and i == reset_at + 1:
-                self._reset_stats(fields, reset_at)
-                reset_at = -1
+        for i, good in enumerate(ok.tolist()):
             if not good:
-                st.bad_sectors += 1
                 continue
-            st.sectors_decoded += 1
-            st.note_codewords(int(corrected[i]), int(worst[i]))
             s, kind = numbers[i], kinds[i]
             if kind == self.kind_bor:
                 if self.last >= self.first_data:
                     # A new recording's BOR after data: this record's EOR was lost.
                     flush()
                     self._end(res, pieces, int(fields.start[i]) - self.params.leader)
-                    st.fields -= len(fields) - i  # the fields from here are not this record's
-                    return
+                    stop = i
+                    break
                 reset_at = i
+                st.reset_errors()
+                self.in_duplicates = False
                 self.started = True
                 continue
             if kind == self.kind_eor and not self.started:
@@ -431,24 +433,45 @@ class _Decoder:
             if kind == self.kind_eor:
                 flush()
                 self._end(res, pieces, self._field_end(fields, i))
-                st.fields -= len(fields) - i - 1  # count fields up to the end of record only
-                return
+                stop = i + 1
+                break
             self.last = s
             if lengths[i] or self.outer is None:
                 run.append(i)
-        if reset_at >= 0:
-            self._reset_stats(fields, reset_at)
         flush()
+        if reset_at >= 0:
+            self._restate_key_stats(fields, reset_at)
+        st.fields -= len(numbers) - stop  # fields after the end are not this record's
+        st.sectors_decoded += int(ok[:stop].sum())
+        self._count(dec, ok, reset_at + 1, stop, decoded=False)
 
-    def _reset_stats(self, fields: FieldBatch, row: int) -> None:
-        """A BOR sector in field `row`: statistics restart after it.
+    def _plain_run(self, dec, ok) -> bool:
+        """The batch is just the next data sectors in order (the common case)."""
+        if not ok.all() or self.ended or not self.started:
+            return False
+        numbers = dec.number
+        return bool(
+            numbers[0] == self.last + 1
+            and (np.diff(numbers) == 1).all()
+            and (dec.kind == self.kind_data).all()
+            and (self.outer is None or (dec.length > 0).all())
+        )
 
-        The key search has already counted the whole batch, so its figures are
-        recomputed from the fields that follow the BOR sector.
-        """
+    def _count(self, dec, ok, start: int, stop: int, *, decoded: bool = True) -> None:
+        """Codeword statistics of rows [start, stop) (those after the last BOR)."""
         st = self.stats
-        st.reset_errors()
-        self.in_duplicates = False
+        good = ok[start:stop]
+        if decoded:
+            st.sectors_decoded += int(good.sum())
+        st.bad_sectors += int(good.size - good.sum())
+        if good.any():
+            st.note_codewords(int(dec.corrected[start:stop][good].sum()),
+                              int(dec.worst[start:stop][good].max()))
+
+    def _restate_key_stats(self, fields: FieldBatch, row: int) -> None:
+        """After a BOR sector in field `row`: the key search had counted the whole
+        batch, so its figures are recomputed from the fields that follow."""
+        st = self.stats
         rest = slice(row + 1, None)
         if fields.matches[rest].size:
             st.worst_key = int(fields.matches[rest].min())
@@ -466,15 +489,15 @@ class _Decoder:
     # ------------------------------------------------------------------ output
     def _deliver(self, data, rows, lengths, numbers, pieces, res) -> None:
         cap = self.capacity
-        rows_a = np.asarray(rows)
-        lens = np.asarray([lengths[r] for r in rows])
+        rows_a = np.asarray(rows, np.int64)
+        lens = np.asarray(lengths)[rows_a]
         if self.groups is not None:
-            for r in rows:
-                self._group_sector(numbers[r] - self.first_data, data[r, :cap], pieces, res)
+            for r in rows_a.tolist():
+                self._group_sector(int(numbers[r]) - self.first_data, data[r, :cap], pieces, res)
             return
         if self.outer is not None:
-            for r in rows:
-                self._outer_push(data[r, : lengths[r]].tobytes(), pieces, res)
+            for r in rows_a.tolist():
+                self._outer_push(data[r, : int(lengths[r])].tobytes(), pieces, res)
             return
         block = data[rows_a, :cap]
         if (lens == cap).all():

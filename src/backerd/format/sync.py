@@ -233,12 +233,12 @@ class FieldSync:
         lengths[0 if odd else 1 :: 2] += self.interlace
         rel = first + np.concatenate([[0], np.cumsum(lengths[:-1])])
         rel = rel[rel < limit]
-        m = (buf[rel[:, None] + self.key_pos[None, :]] == self.key[None, :]).sum(axis=1)
-        bad = np.flatnonzero(m < self.strong)
+        keys = buf[rel[:, None] + self.key_pos[None, :]] == self.key[None, :]
+        bad = np.flatnonzero(keys.sum(axis=1) < self.strong)
         count = int(bad[0]) if bad.size else rel.size
         if count == 0:
             return None
-        return self._accept(buf, rel[:count], odd)
+        return self._accept(buf, rel[:count], odd, keys[:count])
 
     def _slow(self, buf: np.ndarray, pos: int, limit: int, *, final: bool) -> FieldBatch | None:
         """First offset from pos reaching the threshold, refined by the slip check."""
@@ -289,38 +289,32 @@ class FieldSync:
             return True
         return not self._last_odd
 
-    def _accept(self, buf: np.ndarray, rel: np.ndarray, first_odd: bool) -> FieldBatch:
-        """Extract the payloads of fields starting at buffer offsets `rel`."""
+    def _accept(
+        self, buf: np.ndarray, rel: np.ndarray, first_odd: bool, keys: np.ndarray | None = None
+    ) -> FieldBatch:
+        """Extract the payloads of fields starting at buffer offsets `rel`.
+
+        `keys` (N, K): which key bytes match at rel, when the caller has it already.
+        Only fields with a mismatching key or an imperfect edge get the full slip
+        check at every shift; on a clean stream that is none of them.
+        """
         nf = rel.size
-        at = rel[:, None, None] + self.shifts[None, :, None]  # (N, shifts, 1)
-        match = buf[at + self.key_pos[None, None, :]] == self.key[None, None, :]
-        at0 = match[:, self._zero_shift, :]  # (N, K)
+        if keys is None:
+            keys = buf[rel[:, None] + self.key_pos[None, :]] == self.key[None, :]
+        at0 = keys.copy()  # (N, K) key bytes matching at the accepted alignment
         matches = at0.sum(axis=1).astype(np.int64)
-        lead, trail = self._edges(buf, at)  # (N, shifts) fraction of edge checks passed
-        payload = buf[rel[:, None] + self.payload_pos[None, :]]
+        zero = rel[:, None, None]
+        lead0, trail0 = self._edges(buf, zero)
+        payload = self._payloads(buf, rel)
         erasures = np.zeros(payload.shape, bool)
         suspect = np.zeros(payload.shape, bool)
         slips = np.zeros(nf, np.int64)
         end_shift = np.zeros(nf, np.int64)
-        z = self._zero_shift
-        odd_keys = (match.any(axis=1) & ~at0).any(axis=1)
-        odd_edges = (lead.max(axis=1) > lead[:, z]) | (trail.max(axis=1) > trail[:, z])
-        for i in np.flatnonzero(odd_keys | odd_edges):
-            cost = np.concatenate(
-                [_EDGE_WEIGHT * (1 - lead[i])[:, None], (~match[i]).astype(np.float64),
-                 _EDGE_WEIGHT * (1 - trail[i])[:, None]], axis=1)
-            prof = _fit_profile(cost, z)
-            if not (prof != z).any():
-                continue
-            sh = self.shifts[prof]
-            hit = cost[prof, np.arange(prof.size)] < 0.5
-            shift, erased = self._realign(prof, cost < 0.5)
-            payload[i] = buf[rel[i] + self.payload_pos + shift[self.payload_pos]]
-            erasures[i] = erased[self.payload_pos]
-            slips[i] = int(np.count_nonzero(np.diff(prof)))
-            end_shift[i] = sh[-1]
-            at0[i] = hit[1:-1]
-            matches[i] = int(at0[i].sum())
+        check = np.flatnonzero(
+            (matches < self.key_length) | (lead0[:, 0] < 1) | (trail0[:, 0] < 1))
+        if check.size:
+            self._check_slips(buf, rel, check, payload, erasures, slips, end_shift, at0)
+            matches[check] = at0[check].sum(axis=1)
         missing = ~at0
         noisy = np.flatnonzero(missing.any(axis=1))
         if noisy.size:
@@ -337,6 +331,45 @@ class FieldSync:
         self._pos = int(ends[-1])
         self._pred = int(starts[-1] + end_shift[-1]) + self.field_length(self._last_odd)
         return FieldBatch(starts, ends, payload, erasures, suspect, matches, slips)
+
+    def _check_slips(self, buf, rel, check, payload, erasures, slips, end_shift, at0) -> None:
+        """Fit shift profiles to the fields `check` and re-align those with slips."""
+        z = self._zero_shift
+        at = rel[check, None, None] + self.shifts[None, :, None]  # (n, shifts, 1)
+        match = buf[at + self.key_pos[None, None, :]] == self.key[None, None, :]
+        lead, trail = self._edges(buf, at)  # (n, shifts) fraction of edge checks passed
+        odd_keys = (match.any(axis=1) & ~match[:, z, :]).any(axis=1)
+        odd_edges = (lead.max(axis=1) > lead[:, z]) | (trail.max(axis=1) > trail[:, z])
+        for c in np.flatnonzero(odd_keys | odd_edges).tolist():
+            i = int(check[c])
+            cost = np.concatenate(
+                [_EDGE_WEIGHT * (1 - lead[c])[:, None], (~match[c]).astype(np.float64),
+                 _EDGE_WEIGHT * (1 - trail[c])[:, None]], axis=1)
+            prof = _fit_profile(cost, z)
+            if not (prof != z).any():
+                continue
+            hit = cost[prof, np.arange(prof.size)] < 0.5
+            shift, erased = self._realign(prof, cost < 0.5)
+            payload[i] = buf[rel[i] + self.payload_pos + shift[self.payload_pos]]
+            erasures[i] = erased[self.payload_pos]
+            slips[i] = int(np.count_nonzero(np.diff(prof)))
+            end_shift[i] = self.shifts[prof[-1]]
+            at0[i] = hit[1:-1]
+
+    def _payloads(self, buf: np.ndarray, rel: np.ndarray) -> np.ndarray:
+        """(N, Pay) payloads of the fields at rel: whole active rows, key columns cut
+        out by reshaping the K groups (plain strided copies, no per-byte gather)."""
+        p = self.params
+        k, ki, a = p.key_length, p.key_interval, self.active
+        active = np.lib.stride_tricks.sliding_window_view(buf, a)[rel]  # (N, A) copy
+        n = rel.size
+        if p.key_first:  # [key, ki-1 payload] * (K-1), then [key, tail]
+            groups = active[:, : (k - 1) * ki].reshape(n, k - 1, ki)[:, :, 1:]
+            tail = active[:, (k - 1) * ki + 1 :]
+        else:  # [ki-1 payload, key] * K, then the tail
+            groups = active[:, : k * ki].reshape(n, k, ki)[:, :, :-1]
+            tail = active[:, k * ki :]
+        return np.concatenate([groups.reshape(n, -1), tail], axis=1)
 
     def _edges(self, buf: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """How well the leader and trailer edges fit each shift (fraction of checks).
