@@ -283,7 +283,10 @@ def _demodulate(params: ModeParams, fields: FieldBatch) -> tuple[np.ndarray, np.
     from backerd.format import gcr
 
     sectors, invalid = gcr.demodulate(fields.payload)
-    return sectors, invalid | _payload_to_sector_mask(fields.erasures, sectors.shape[1])
+    slipped = np.flatnonzero(fields.erasures.any(axis=1))
+    if slipped.size:
+        invalid[slipped] |= _payload_to_sector_mask(fields.erasures[slipped], sectors.shape[1])
+    return sectors, invalid
 
 
 def _payload_to_sector_mask(mask: np.ndarray, sector_size: int) -> np.ndarray:
@@ -365,19 +368,23 @@ class _Decoder:
 
     def _sectors(self, fields: FieldBatch, pieces: list[bytes], res: _Result) -> None:
         sectors, erasures = _demodulate(self.params, fields)
-        suspect = fields.suspect
-        if self.params.codec == "ep":
-            suspect = _payload_to_sector_mask(suspect, sectors.shape[1])
-        dec = self.codec.decode_sectors(sectors, erasures if erasures.any() else None)
+        marked = erasures.any(axis=1)
+        dec = self.codec.decode_sectors(sectors, erasures if marked.any() else None)
         ok = dec.ok.copy()
-        self.stats.erasures_used += int(erasures[ok].sum())
-        retry = np.flatnonzero(~ok & (suspect & ~erasures).any(axis=1))
+        if marked.any():
+            self.stats.erasures_used += int(erasures[ok & marked].sum())
+        # Sectors that failed: erase the suspect bytes too (near unmatched key bytes).
+        retry = np.flatnonzero(~ok & fields.suspect.any(axis=1))
         if retry.size:
-            again = self.codec.decode_sectors(sectors[retry], (erasures | suspect)[retry])
+            suspect = fields.suspect[retry]
+            if self.params.codec == "ep":
+                suspect = _payload_to_sector_mask(suspect, sectors.shape[1])
+            wider = erasures[retry] | suspect
+            again = self.codec.decode_sectors(sectors[retry], wider)
             good = retry[again.ok]
             if good.size:
                 ok[good] = True
-                self.stats.erasures_used += int((erasures | suspect)[good].sum())
+                self.stats.erasures_used += int(wider[again.ok].sum())
                 dec = _merge(dec, again, retry)
         self._sequence(dec, ok, fields, pieces, res)
 
