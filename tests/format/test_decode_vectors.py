@@ -8,6 +8,7 @@ import lzma
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from backerd.format.player import EndOfRecord, FormatDetected, Player, SectorLost
@@ -106,3 +107,72 @@ def test_feeding_after_the_end_of_record_is_ignored():
     assert out.end_of_record
     assert player.feed(raw).data == b""
     assert player.finish().data == b""
+
+
+# ---------------------------------------------------------------------------- the command
+def backerd_decode(args: list[str], stdin: bytes):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "backerd", "decode", *args], input=stdin,
+                          capture_output=True, check=False)
+
+
+def entry_named(name: str) -> dict:
+    return next(e for e in TAPES if e["name"] == name)
+
+
+def test_cli_decodes_a_vector():
+    entry = entry_named("3.3-nle-bkrenhanced-m1000")
+    done = backerd_decode(["--mode", "nle", "--bkrenhanced"], tape(entry["tape"]))
+    assert done.returncode == 0, done.stderr
+    assert hashlib.sha256(done.stdout).hexdigest() == entry["decoded_sha256"]
+    assert b"Bad Sectors" in done.stderr and b"3.3" in done.stderr
+
+
+def test_cli_json_statistics_and_lost_ranges():
+    entry = entry_named("3.102-nle-m100000-noise-e2-w21")
+    done = backerd_decode(["--mode", "nle", "--json"], tape(entry["tape"]))
+    assert done.returncode == 4  # MediumError: not every byte recovered
+    report = json.loads(done.stderr.decode().splitlines()[0])
+    assert report["format"] == "3.102" and report["end_of_record"]
+    assert report["user_bytes"] == len(done.stdout) == 100_000
+    assert report["lost"] and report["statistics"]["lost_sectors"] >= len(report["lost"])
+    expected = expected_input(entry)
+    good = np.ones(len(expected), bool)
+    for r in report["lost"]:
+        good[r["offset"] : r["offset"] + r["length"]] = False
+    got = np.frombuffer(done.stdout, np.uint8)
+    assert np.array_equal(got[good], np.frombuffer(expected, np.uint8)[good])
+    assert "could not be recovered" in done.stderr.decode().splitlines()[-1]
+
+
+def test_cli_strict_stops_at_the_damage():
+    entry = entry_named("3.102-phe-m100000-noise-e2-w21")
+    done = backerd_decode(["--mode", "phe", "--strict"], tape(entry["tape"]))
+    assert done.returncode == 4
+    assert 0 < len(done.stdout) < 100_000
+    assert done.stdout == expected_input(entry)[: len(done.stdout)]
+    assert done.stderr.decode().splitlines()[-1].startswith("backerd decode: unrecoverable")
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "status", "message"),
+    [
+        (["--mode", "xyz"], b"", 2, "unknown mode"),
+        (["--mode", "nls"], b"", 3, "empty"),
+        (["--mode", "nls"], bytes(range(256)) * 4000, 3, "no signal"),
+        (["--mode", "nhs"], "3.102-nls-m1000.raw.xz", 3, "looks like mode nls"),
+        (["--mode", "nls", "--format", "3.3"], "3.102-nls-m1000.raw.xz", 3, "looks like mode nls"),
+        (["--mode", "pls"], "3.102-pls-m977.raw.xz:200000", 3, "truncated stream"),
+    ],
+)
+def test_cli_one_line_errors(args, stdin, status, message):
+    if isinstance(stdin, str):
+        name, _, cut = stdin.partition(":")
+        stdin = tape(name)[: int(cut)] if cut else tape(name)
+    done = backerd_decode(args, stdin)
+    assert done.returncode == status
+    last = done.stderr.decode().strip().splitlines()[-1]
+    assert last.startswith("backerd decode: ") and message in last
+    assert "Traceback" not in done.stderr.decode()
