@@ -645,6 +645,8 @@ class SimDeck:
     def wind(self, fields: int) -> None:
         cassette = self._require()
         target = min(max(self._pos + fields, 0), cassette.slots)
+        if target == self._pos:
+            return  # already there: the tape keeps running
         self.stop()
         self.transport.wind(target - self._pos)
         self._pos = target
