@@ -73,7 +73,22 @@ def _build_tables() -> tuple[np.ndarray, ...]:
 
 
 _WORD_AT, _FLIP_HI, _FLIP_LO, _PREFIX, _TOTAL = _build_tables()
-_LOW_BYTE = (CODEBOOK & 0xFF).astype(np.uint8)
+
+# The same per-slot tables over byte pairs (slots 2i, 2i+1 as one little-endian uint16
+# index), which halves the lookups: _PAIR_HEAD[i] -> bytes 0-7, _PAIR_LOW[i] -> the two
+# slots' low code-word bits at bits 7-2i and 6-2i; _TAIL[p] -> byte 8 (slot 7 is the
+# high byte of pair 3).
+_PAIR_INDEX = np.arange(1 << 16)
+_PAIR_HEAD = np.stack([
+    _WORD_AT[2 * i][_PAIR_INDEX & 0xFF] ^ _WORD_AT[2 * i + 1][_PAIR_INDEX >> 8]
+    for i in range(4)
+])
+_PAIR_LOW = np.stack([
+    (_LOW_BIT[_PAIR_INDEX & 0xFF] << (7 - 2 * i)) | (_LOW_BIT[_PAIR_INDEX >> 8] << (6 - 2 * i))
+    for i in range(4)
+]).astype(np.uint8)
+_TAIL = (CODEBOOK[_PAIR_INDEX >> 8] & 0xFF).astype(np.uint8)
+del _PAIR_INDEX
 
 
 def modulated_size(sector_size: int) -> int:
@@ -82,25 +97,30 @@ def modulated_size(sector_size: int) -> int:
 
 def modulate(sectors: np.ndarray) -> np.ndarray:
     """(N, S) bytes -> (N, 9S/8) GCR stream bytes; the inversion state resets per row."""
-    sectors = np.asarray(sectors, dtype=np.uint8)
+    sectors = np.ascontiguousarray(sectors, dtype=np.uint8)
     rows, size = sectors.shape
     if size % 8:
         raise ValueError(f"GCR input rows must be a multiple of 8 bytes, got {size}")
     groups = size // 8
+    count = rows * groups
+    pairs = np.ascontiguousarray(sectors.reshape(count, 8).view("<u2").T)  # (4, count)
     # Word i is inverted iff the XOR of the low bits of code words 0..i-1 is 1: within
     # a group from a table of its 8 low bits, across groups by a running parity.
-    low = np.packbits(_LOW_BIT.take(sectors), axis=1)  # (N, groups)
+    low = _PAIR_LOW[0].take(pairs[0])
+    for i in range(1, 4):
+        low ^= _PAIR_LOW[i].take(pairs[i])
+    low = low.reshape(rows, groups)
     carry = np.bitwise_xor.accumulate(_TOTAL.take(low), axis=1)
     invert = _PREFIX.take(low)
     invert[:, 1:] ^= carry[:, :-1] * np.uint8(0xFF)
     invert = invert.reshape(-1)
-    slots = np.ascontiguousarray(sectors.reshape(rows * groups, 8).T)  # (8, N*groups)
     head = _FLIP_HI.take(invert)
-    for m in range(8):
-        head ^= _WORD_AT[m].take(slots[m])
-    out = np.empty((rows * groups, 9), dtype=np.uint8)
-    out[:, :8] = head.view(np.uint8).reshape(-1, 8)
-    out[:, 8] = _LOW_BYTE.take(slots[7]) ^ _FLIP_LO.take(invert)
+    for i in range(4):
+        head ^= _PAIR_HEAD[i].take(pairs[i])
+    out = np.empty((count, 9), dtype=np.uint8)
+    # Bytes 0-7 of every group in one pass through an unaligned strided uint64 view.
+    np.ndarray((count,), dtype=np.uint64, buffer=out, strides=(9,))[:] = head
+    out[:, 8] = _TAIL.take(pairs[3]) ^ _FLIP_LO.take(invert)
     return out.reshape(rows, groups * 9)
 
 
