@@ -17,6 +17,8 @@ _C = 1013904223
 _M = 1 << 32
 # Sectors per batch: bounds the (rows, words) temporaries to a few MiB.
 _ROWS = 8192
+# Up to this many sectors the loop-free shuffle beats the per-word loop's call overhead.
+_FEW = 16
 
 
 @cache
@@ -71,6 +73,27 @@ def _shuffle(stream: np.ndarray, initial: int, first_step: int) -> np.ndarray:
     return out
 
 
+def _shuffle_few(stream: np.ndarray, initial: int, first_step: int) -> np.ndarray:
+    """`_shuffle` for a handful of sectors, without a Python loop over the words.
+
+    A step at position p emits the value of the last position q < p stored in the same
+    slot: per slot, a running maximum of "positions stored in this slot" finds q for
+    every step at once.
+    """
+    length, rows = stream.shape
+    tags = (stream >> 30).astype(np.int8)
+    for i in range(4):
+        tags[i] = abs(initial - i)
+    pos = np.arange(length, dtype=np.int32)[:, None]
+    src = np.empty((length - first_step, rows), dtype=np.int32)
+    for v in range(4):
+        marks = np.where(tags == v, pos, -1).astype(np.int32)
+        last = np.maximum.accumulate(marks, axis=0)  # last position <= p in slot v
+        mine = tags[first_step:] == v
+        src[mine] = last[first_step - 1 : -1][mine]
+    return np.take_along_axis(stream, src.astype(np.intp), axis=0)
+
+
 def _words_to_bytes(words: np.ndarray) -> np.ndarray:
     """(W, N) words, last word first -> (N, 4W) little-endian bytes, first word first."""
     rows = words.shape[1]
@@ -93,7 +116,8 @@ def mask(numbers: np.ndarray, n: int) -> np.ndarray:
         stop = min(rows, start + _ROWS)
         stream = _outputs_by_step(numbers[start:stop], 4 + nwords)
         # Step k masks word nwords-1-k: the first key word goes to the last data word.
-        out[start:stop] = _words_to_bytes(_shuffle(stream, 3, 4))
+        shuffle = _shuffle if stop - start > _FEW else _shuffle_few
+        out[start:stop] = _words_to_bytes(shuffle(stream, 3, 4))
     return out[:, :n]
 
 
@@ -113,5 +137,6 @@ def mask_33(numbers: np.ndarray, capacity: int) -> np.ndarray:
     for start in range(0, rows, _ROWS):
         stop = min(rows, start + _ROWS)
         stream = _outputs_by_step(numbers[start:stop], 5 + steps)
-        out[start:stop, 4:] = _words_to_bytes(_shuffle(stream, 0, 5))
+        shuffle = _shuffle if stop - start > _FEW else _shuffle_few
+        out[start:stop, 4:] = _words_to_bytes(shuffle(stream, 0, 5))
     return out[:, :capacity]
