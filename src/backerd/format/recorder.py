@@ -152,20 +152,17 @@ class Recorder:
     def _write_sp(self, data: bytes) -> bytes:
         cap = self._cap
         view = memoryview(data).cast("B")
-        out = []
-        if self._pending:
-            take = min(cap - len(self._pending), len(view))
-            self._pending += view[:take]
-            view = view[take:]
-            if len(self._pending) < cap:
-                return b""
-            out.append(self._full_sectors(bytes(self._pending)))
-            self._pending.clear()
-        whole = len(view) // cap * cap
-        if whole:
-            out.append(self._full_sectors(view[:whole]))
-        self._pending += view[whole:]
-        return b"".join(out)
+        held = len(self._pending)
+        whole = (held + len(view)) // cap * cap
+        if not whole:
+            self._pending += view
+            return b""
+        # One batch for the held bytes and every whole sector of this write.
+        chunk = self._pending + view[: whole - held] if held else view[:whole]
+        rest = view[whole - held :]
+        out = self._full_sectors(chunk)
+        self._pending = bytearray(rest)
+        return out
 
     def _write_ep(self, view: memoryview) -> bytes:
         cap = self._cap
