@@ -155,3 +155,28 @@ def test_slips_and_noise_together(name):
     assert got == payload
     assert not [e for e in events if isinstance(e, SectorLost)]
     assert player.stats.line_slips > 0
+
+
+@pytest.mark.parametrize(("name", "burst"), [("nls", 60), ("pls", 80), ("nle", 60),
+                                             ("nhe", 130), ("phe", 140)])
+def test_dropout_bursts_beyond_errors_only_correction(name, burst):
+    # A burst of random bytes in every field; per codeword it holds more errors than
+    # errors-only decoding corrects, so only erasing around the keys it took helps.
+    p = mode(name)
+    sector_bytes = burst * 8 // 9 if p.codec == "ep" else burst
+    assert sector_bytes / p.interleave > p.parity_per_codeword / 2
+    payload = mod251(30 * p.capacity if p.codec == "sp" else 30_000)
+    raw = encode_recording(payload, name)
+    g = p.geometry
+    arr = np.frombuffer(raw, np.uint8).copy()
+    rng = np.random.default_rng(burst)
+    off, i = 0, 0
+    while off + g.field_size <= len(arr):
+        at = off + p.leader + int(rng.integers(0, p.active - burst))
+        arr[at : at + burst] = rng.integers(0, 256, burst, dtype=np.uint8)
+        off += g.field_size + (g.interlace if i % 2 == 0 else 0)
+        i += 1
+    player, out, events = play(name, arr.tobytes())
+    assert out == payload
+    assert not [e for e in events if isinstance(e, SectorLost)]
+    assert player.stats.erasures_used > 0

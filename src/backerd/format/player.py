@@ -33,6 +33,7 @@ large feeds are cut into slices, and the EP outer code holds one group.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -254,11 +255,19 @@ class _Probe:
             fields = FieldBatch.concat([fields, self.sync.finish()], self.sync.payload_size)
         if len(fields) == 0:
             return self.decoded
-        sectors, erasures = _demodulate(self.params, fields)
         if self._codec is not None:
-            dec = self._codec.decode_sectors(sectors, erasures)
+            dec, _ = decode_fields(self._codec, self.sync, fields)
             self.decoded += int(dec.ok.sum())
         else:
+            # Both legacy codecs are tried on the widest erasures (the vote needs no
+            # retries: a dozen decodable sectors settle it).
+            sectors, erasures = _demodulate(self.params, fields)
+            rows = np.flatnonzero(fields.missing.any(axis=1))
+            if rows.size:
+                around = self.sync.segments_around(fields.missing[rows])
+                if self.params.codec == "ep":
+                    around = _payload_to_sector_mask(around, sectors.shape[1])
+                erasures[rows] |= around
             from backerd.format.legacy import sector_codec
 
             keep = slice(-self._KEEP, None)
@@ -274,6 +283,45 @@ class _Probe:
                 best = max(best, int(dec.ok.sum()))
             self.decoded = best
         return self.decoded
+
+
+def decode_fields(codec, sync: FieldSync, fields: FieldBatch):
+    """Sector decode of the fields' payloads with erasures, in up to four tiers.
+
+    First the known erasures (re-aligned line slips, invalid GCR words); sectors that
+    fail are retried with the bytes near unmatched key bytes erased too, then also the
+    intervals between two unmatched keys (a dropout that took both), then the whole
+    key intervals around every unmatched key (a dropout that took one). Each tier
+    spends more of the code on erasures, so it only runs where the one before failed.
+    Returns the DecodedSectors and the erasures used per sector.
+    """
+    params = sync.params
+    sectors, erasures = _demodulate(params, fields)
+    size = sectors.shape[1]
+    marked = erasures.any(axis=1)
+    dec = codec.decode_sectors(sectors, erasures if marked.any() else None)
+    used = np.zeros(len(fields), np.int64)
+    if marked.any():
+        used[marked] = erasures[marked].sum(axis=1)
+
+    def to_sector(mask: np.ndarray) -> np.ndarray:
+        return _payload_to_sector_mask(mask, size) if params.codec == "ep" else mask
+
+    tiers = (
+        lambda rows: fields.suspect[rows],
+        lambda rows: fields.suspect[rows] | sync.segments_between(fields.missing[rows]),
+        lambda rows: sync.segments_around(fields.missing[rows]),
+    )
+    for tier in tiers:
+        retry = np.flatnonzero(~dec.ok & fields.missing.any(axis=1))
+        if retry.size == 0:
+            break
+        wider = erasures[retry] | to_sector(tier(retry))
+        again = codec.decode_sectors(sectors[retry], wider)
+        if again.ok.any():
+            dec = _merge(dec, again, retry)
+            used[retry[again.ok]] = wider[again.ok].sum(axis=1)
+    return dec, used
 
 
 def _demodulate(params: ModeParams, fields: FieldBatch) -> tuple[np.ndarray, np.ndarray]:
@@ -367,31 +415,14 @@ class _Decoder:
         return res
 
     def _sectors(self, fields: FieldBatch, pieces: list[bytes], res: _Result) -> None:
-        sectors, erasures = _demodulate(self.params, fields)
-        marked = erasures.any(axis=1)
-        dec = self.codec.decode_sectors(sectors, erasures if marked.any() else None)
-        ok = dec.ok.copy()
-        if marked.any():
-            self.stats.erasures_used += int(erasures[ok & marked].sum())
-        # Sectors that failed: erase the suspect bytes too (near unmatched key bytes).
-        retry = np.flatnonzero(~ok & fields.suspect.any(axis=1))
-        if retry.size:
-            suspect = fields.suspect[retry]
-            if self.params.codec == "ep":
-                suspect = _payload_to_sector_mask(suspect, sectors.shape[1])
-            wider = erasures[retry] | suspect
-            again = self.codec.decode_sectors(sectors[retry], wider)
-            good = retry[again.ok]
-            if good.size:
-                ok[good] = True
-                self.stats.erasures_used += int(wider[again.ok].sum())
-                dec = _merge(dec, again, retry)
-        self._sequence(dec, ok, fields, pieces, res)
+        dec, used = decode_fields(self.codec, self.sync, fields)
+        self._sequence(dec, used, fields, pieces, res)
 
-    def _sequence(self, dec, ok, fields: FieldBatch, pieces: list[bytes], res: _Result) -> None:
+    def _sequence(self, dec, used, fields: FieldBatch, pieces: list[bytes], res: _Result) -> None:
         """Apply the sequencing rules to the batch's sectors in field order."""
+        ok = dec.ok
         if self._plain_run(dec, ok):
-            self._count(dec, ok, 0, ok.size)
+            self._count(dec, used, 0, ok.size)
             self._deliver(dec.data, range(ok.size), dec.length, dec.number, pieces, res)
             self.last = int(dec.number[-1])
             self.started, self.in_duplicates = True, False
@@ -450,7 +481,7 @@ class _Decoder:
             self._restate_key_stats(fields, reset_at)
         st.fields -= len(numbers) - stop  # fields after the end are not this record's
         st.sectors_decoded += int(ok[:stop].sum())
-        self._count(dec, ok, reset_at + 1, stop, decoded=False)
+        self._count(dec, used, reset_at + 1, stop, decoded=False)
 
     def _plain_run(self, dec, ok) -> bool:
         """The batch is just the next data sectors in order (the common case)."""
@@ -464,16 +495,17 @@ class _Decoder:
             and (self.outer is None or (dec.length > 0).all())
         )
 
-    def _count(self, dec, ok, start: int, stop: int, *, decoded: bool = True) -> None:
+    def _count(self, dec, used, start: int, stop: int, *, decoded: bool = True) -> None:
         """Codeword statistics of rows [start, stop) (those after the last BOR)."""
         st = self.stats
-        good = ok[start:stop]
+        good = dec.ok[start:stop]
         if decoded:
             st.sectors_decoded += int(good.sum())
         st.bad_sectors += int(good.size - good.sum())
         if good.any():
             st.note_codewords(int(dec.corrected[start:stop][good].sum()),
                               int(dec.worst[start:stop][good].max()))
+            st.erasures_used += int(used[start:stop][good].sum())
 
     def _restate_key_stats(self, fields: FieldBatch, row: int) -> None:
         """After a BOR sector in field `row`: the key search had counted the whole
@@ -592,14 +624,12 @@ def _merge(dec, again, rows: np.ndarray):
     """dec with the rows that decoded on retry replaced by their retry results."""
     good = again.ok
     idx = rows[good]
-    for name in ("ok", "number", "length", "kind", "corrected", "worst"):
+    changes = {}
+    for name in ("ok", "number", "length", "kind", "data", "corrected", "worst"):
         arr = getattr(dec, name).copy()
         arr[idx] = getattr(again, name)[good]
-        setattr(dec, name, arr)
-    data = dec.data.copy()
-    data[idx] = again.data[good]
-    dec.data = data
-    return dec
+        changes[name] = arr
+    return dataclasses.replace(dec, **changes)
 
 
 # ---------------------------------------------------------------------------- ecc2 groups

@@ -55,17 +55,19 @@ class FieldBatch:
     suspect: np.ndarray  # (N, Pay) bool bytes near key bytes that did not match
     matches: np.ndarray  # (N,) int key bytes matched at the accepted alignment
     slips: np.ndarray  # (N,) int line slips repaired inside the field
+    missing: np.ndarray  # (N, K) bool key bytes that did not match
 
     def __len__(self) -> int:
         return int(self.start.shape[0])
 
     @classmethod
-    def empty(cls, payload_size: int) -> FieldBatch:
+    def empty(cls, payload_size: int, key_length: int = 0) -> FieldBatch:
         z = np.zeros(0, np.int64)
         return cls(
             start=z, end=z.copy(), payload=np.zeros((0, payload_size), np.uint8),
             erasures=np.zeros((0, payload_size), bool),
             suspect=np.zeros((0, payload_size), bool), matches=z.copy(), slips=z.copy(),
+            missing=np.zeros((0, key_length), bool),
         )
 
     @classmethod
@@ -78,7 +80,7 @@ class FieldBatch:
         return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
 
 
-_FIELDS = ("start", "end", "payload", "erasures", "suspect", "matches", "slips")
+_FIELDS = ("start", "end", "payload", "erasures", "suspect", "matches", "slips", "missing")
 
 
 @dataclass
@@ -330,7 +332,20 @@ class FieldSync:
         self._last_odd = first_odd if nf % 2 else not first_odd
         self._pos = int(ends[-1])
         self._pred = int(starts[-1] + end_shift[-1]) + self.field_length(self._last_odd)
-        return FieldBatch(starts, ends, payload, erasures, suspect, matches, slips)
+        return FieldBatch(starts, ends, payload, erasures, suspect, matches, slips, missing)
+
+    def segments_between(self, missing: np.ndarray) -> np.ndarray:
+        """(n, Pay): payload bytes between two adjacent unmatched keys (a dropout that
+        took both keys covered everything between them)."""
+        n = missing.shape[0]
+        edge = np.zeros((n, 1), bool)
+        anchors = np.concatenate([edge, missing, edge], axis=1)
+        return anchors[:, self._left_anchor] & anchors[:, self._right_anchor]
+
+    def segments_around(self, missing: np.ndarray) -> np.ndarray:
+        """(n, Pay): payload bytes between the matching keys on either side of each
+        unmatched key — where a dropout that took the key byte may have reached."""
+        return (missing.astype(np.uint8) @ self._segments_of_key) > 0
 
     def _check_slips(self, buf, rel, check, payload, erasures, slips, end_shift, at0) -> None:
         """Fit shift profiles to the fields `check` and re-align those with slips."""
