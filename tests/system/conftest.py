@@ -31,17 +31,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason="needs " + ", ".join(MISSING)))
 
 
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    """A running daemon on a fresh cassette; stopped (must exit 0) and unmounted after."""
+def _daemon(tmp_path: Path, units: str, cassette_option: bool = True) -> Iterator[Daemon]:
     state, run = tmp_path / "state", tmp_path / "run"
     state.mkdir()
     config_file = tmp_path / "backerd.toml"
-    config_file.write_text(f'transport = "{DEVICE_KIND}"\n[[unit]]\nmode = "{MODE}"\n')
+    config_file.write_text(f'transport = "{DEVICE_KIND}"\n{units}')
     env = dict(os.environ, BACKERD_STATE_DIR=str(state), BACKERD_RUNTIME_DIR=str(run))
     env.pop("NOTIFY_SOCKET", None)
     d = Daemon(tmp=tmp_path, cassette=tmp_path / "tape.cassette", fuse_root=tmp_path / "dev",
-               config_file=config_file, env=env, log=tmp_path / "backerd.log")
+               config_file=config_file, env=env, log=tmp_path / "backerd.log",
+               cassette_option=cassette_option)
     d.start()
     try:
         yield d
@@ -50,6 +49,23 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
             rc = d.stop()
             assert rc == 0, f"backerd exited {rc} on SIGTERM:\n{d.log_tail()}"
         d.unmount()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """A running daemon on a fresh cassette; stopped (must exit 0) and unmounted after."""
+    yield from _daemon(tmp_path, f'[[unit]]\nmode = "{MODE}"\n')
+
+
+@pytest.fixture
+def two_units(tmp_path: Path) -> Iterator[Daemon]:
+    """Units 0 (paced at real tape speed) and 1 (as fast as the machine goes)."""
+    yield from _daemon(
+        tmp_path,
+        f'[[unit]]\nmode = "{MODE}"\nrealtime = true\ncassette = "{tmp_path}/tape.cassette"\n'
+        f'[[unit]]\nnumber = 1\nmode = "{MODE}"\ncassette = "{tmp_path}/one.cassette"\n',
+        cassette_option=False,
+    )
 
 
 @pytest.fixture

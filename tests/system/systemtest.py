@@ -75,6 +75,7 @@ class Daemon:
     starts: int = 0
     exit_codes: list[int] = field(default_factory=list)
     last_status: dict[str, Any] = field(default_factory=dict)
+    cassette_option: bool = True  # pass --cassette (one-unit configurations only)
 
     @property
     def control_socket(self) -> Path:
@@ -102,9 +103,10 @@ class Daemon:
         with open(self.log, "ab") as log:
             log.write(f"---- start #{self.starts}\n".encode())
             log.flush()
+            cassette = ["--cassette", str(self.cassette)] if self.cassette_option else []
             self.proc = subprocess.Popen(
-                self.backerd("serve", "--config", str(self.config_file), "--cassette",
-                             str(self.cassette), "--fuse-root", str(self.fuse_root)),
+                self.backerd("serve", "--config", str(self.config_file), *cassette,
+                             "--fuse-root", str(self.fuse_root)),
                 env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + START_TIMEOUT

@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from systemtest import DEVICE_KIND, MODE, STOP_TIMEOUT, Daemon, parse_mt_status, same_tree
 
 
@@ -134,3 +135,22 @@ def test_systemd_unit_and_udev_rules() -> None:
     for kernel in ("backer[0-9]*", "nbacker[0-9]*"):
         assert (f'SUBSYSTEM=="cuse", KERNEL=="{kernel}", GROUP="tape", MODE="0660"'
                 in rules)
+
+
+@pytest.mark.slow
+def test_a_busy_unit_does_not_hold_up_another(two_units: Daemon, tmp_path: Path) -> None:
+    """While unit 0 records in real time, unit 1 and the status socket still answer."""
+    d = two_units
+    data = tmp_path / "d"
+    data.write_bytes(random.Random(3).randbytes(2 * 1024 * 1024))  # ~15 s of nhs tape
+    with subprocess.Popen(["dd", f"if={data}", f"of={d.nrew}", "bs=64k"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as writer:
+        try:
+            assert parse_mt_status(d.mt(d.node("nbacker1"), "status"))["file"] == 0
+            d.run("dd", f"if={data}", f"of={d.node('nbacker1')}", "bs=64k", "count=2")
+            status = d.status()
+            assert writer.poll() is None, "unit 0 finished first: nothing was shown"
+            assert status["units"][0]["open"] == "nbacker0"
+            assert status["units"][1]["position"] == {"file": 1, "block": 0}
+        finally:
+            writer.kill()

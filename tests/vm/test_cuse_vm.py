@@ -20,7 +20,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,6 +80,7 @@ def _guest_script(out: Path) -> str:
         "BACKERD_TEST_MODE": GUEST_MODE,
         "BACKERD_TEST_START_TIMEOUT": "300",
         "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
         "HOME": "/root",
     }
     pytest_args = [
@@ -102,12 +105,21 @@ def _guest_script(out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_system_suite_on_real_cuse_in_a_vm(tmp_path: Path) -> None:
+@pytest.fixture
+def vm_out() -> Iterator[Path]:
+    """The directory shared with the guest: outside pytest's basetemp, which another
+    pytest run may prune while the guest still writes to it; a short path for the
+    kernel command line."""
+    out = Path(tempfile.mkdtemp(prefix="backerd-vm-"))
+    yield out
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def test_system_suite_on_real_cuse_in_a_vm(vm_out: Path) -> None:
     missing = _missing()
     if missing:
         pytest.skip("CUSE VM stage needs " + ", ".join(missing))
-    out = tmp_path / "vm-out"
-    out.mkdir()
+    out = vm_out
     script = out / "guest.sh"
     script.write_text(_guest_script(out))
     script.chmod(0o755)
