@@ -25,6 +25,26 @@ from backerd.format.gf import EXP, LOG, MUL, generator_poly
 INV = np.zeros(256, dtype=np.uint8)
 INV[1:] = EXP[(255 - LOG[1:].astype(np.int32)) % 255]
 
+_MULF = MUL.reshape(-1)  # _MULF[a << 8 | b] = a*b
+
+# Dirty rows decoded together: bounds the (rows x n) temporaries of the Chien search.
+_DECODE_CHUNK = 2048
+
+
+def _mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise GF(256) product of broadcastable uint8 arrays via the flat 64 KiB table."""
+    idx = np.empty(np.broadcast_shapes(a.shape, b.shape), dtype=np.intp)
+    np.left_shift(a, 8, out=idx, dtype=np.intp)
+    np.bitwise_or(idx, b, out=idx, casting="unsafe")
+    return np.take(_MULF, idx, mode="clip")
+
+
+def _row_starts(sorted_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of a sorted index array and where each run starts."""
+    starts = np.flatnonzero(np.r_[True, sorted_rows[1:] != sorted_rows[:-1]])
+    return sorted_rows[starts], starts
+
+
 # Rows per chunk of the table-driven linear maps: keeps index and gather buffers in cache.
 _CHUNK = 1024
 
@@ -128,6 +148,9 @@ class RSCode:
         expo_inv = (-(pos[None, :] * np.arange(nsym + 1, dtype=np.int64)[:, None])) % 255
         self._inv_pow = EXP[expo_inv].astype(np.uint8)  # (2t+1, n)
         self._alpha_pos = EXP[pos % 255].astype(np.uint8)  # X_j = alpha^j
+        self._inv_pow_t = np.ascontiguousarray(self._inv_pow.T)  # (n, 2t+1)
+        # Chien tables: _chien[k, v, j] = v * alpha^(-j k), one gathered row per coefficient.
+        self._chien = MUL[values[None, :, None], self._inv_pow[:, None, :]]
 
     # ---------------------------------------------------------------- encoding
     def encode(self, data: np.ndarray) -> np.ndarray:
@@ -180,6 +203,127 @@ class RSCode:
         return RSDecodeResult(corrected, ok, n_corrected, changed)
 
     def _decode_dirty(
+        self, cw: np.ndarray, synd: np.ndarray, erasures: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Decode rows with nonzero syndromes; returns (candidate rows, ok mask)."""
+        fixed = cw.copy()
+        good = np.empty(cw.shape[0], dtype=bool)
+        for lo in range(0, cw.shape[0], _DECODE_CHUNK):
+            hi = min(cw.shape[0], lo + _DECODE_CHUNK)
+            er = erasures[lo:hi] if erasures is not None else None
+            good[lo:hi] = self._decode_chunk(fixed[lo:hi], synd[lo:hi], er)
+        return fixed, good
+
+    def _decode_chunk(
+        self, fixed: np.ndarray, synd: np.ndarray, erasures: np.ndarray | None
+    ) -> np.ndarray:
+        """Correct the rows of `fixed` in place where possible; returns the ok mask."""
+        rows = fixed.shape[0]
+        nsym = self.nsym
+        width = nsym + 1
+        good = np.ones(rows, dtype=bool)
+        if erasures is not None and not erasures.any():
+            erasures = None
+
+        # Erasure locator Gamma(x) = prod (1 + X_j x); missing slots multiply by 1.
+        gamma = np.zeros((rows, width), dtype=np.uint8)
+        gamma[:, 0] = 1
+        n_eras = np.zeros(rows, dtype=np.int64)
+        if erasures is not None:
+            n_eras = erasures.sum(axis=1, dtype=np.int64)
+            good &= n_eras <= nsym
+            erasures = erasures & good[:, None]
+            r_idx, c_idx = np.nonzero(erasures)
+            if r_idx.size:
+                _, starts = _row_starts(r_idx)
+                counts = np.diff(np.r_[starts, r_idx.size])
+                rank = np.arange(r_idx.size) - np.repeat(starts, counts)
+                locs = np.zeros((rows, int(rank.max()) + 1), dtype=np.uint8)
+                locs[r_idx, rank] = self._alpha_pos[c_idx]
+                for s in range(locs.shape[1]):
+                    gamma[:, 1 : s + 2] ^= _mul(locs[:, s : s + 1], gamma[:, : s + 1])
+
+        # Berlekamp-Massey on S_1..S_2t seeded with Gamma (Blahut): Psi = Lambda * Gamma.
+        # At step r every active polynomial has degree <= r, so only r + 1 columns move.
+        sext = np.zeros((rows, 2 * nsym + 1), dtype=np.uint8)  # sext[:, nsym + m] = S_m
+        sext[:, nsym + 1 :] = synd
+        lam = gamma
+        bpoly = gamma.copy()
+        big_l = n_eras.copy()
+        xb = np.zeros((rows, width), dtype=np.uint8)
+        for r in range(1, nsym + 1):
+            w = min(r + 1, width)
+            active = good & (r > n_eras) if erasures is not None else good
+            window = sext[:, nsym + r - w + 1 : nsym + r + 1][:, ::-1]  # S_{r-j}, j < w
+            delta = np.bitwise_xor.reduce(_mul(lam[:, :w], window), axis=1)
+            delta[~active] = 0
+            xb[:, 1:w] = bpoly[:, : w - 1]
+            grow = (delta != 0) & (2 * big_l <= r + n_eras - 1)
+            scaled = _mul(INV[delta][:, None], lam[:, :w])
+            np.copyto(bpoly[:, :w], xb[:, :w], where=active[:, None])
+            np.copyto(bpoly[:, :w], scaled, where=grow[:, None])
+            lam[:, :w] ^= _mul(delta[:, None], xb[:, :w])
+            big_l = np.where(grow, r - big_l + n_eras, big_l)
+
+        deg = _poly_degree(lam)
+        # Bounded distance: errata degree equals L and 2*errors + erasures <= 2t.
+        good &= (deg == big_l) & (2 * big_l - n_eras <= nsym) & (deg >= 1)
+
+        # Roots. If BM found no errors beyond the erasures, Psi = Gamma and the roots are
+        # exactly the erased positions; otherwise a Chien search over positions < n.
+        root_rows, root_cols = [], []
+        if erasures is not None:
+            only_eras = good & (big_l == n_eras)
+            r_idx, c_idx = np.nonzero(erasures & only_eras[:, None])
+            root_rows.append(r_idx)
+            root_cols.append(c_idx)
+            search = np.flatnonzero(good & ~only_eras)
+        else:
+            search = np.flatnonzero(good)
+        if search.size:
+            psi = lam[search]
+            top = int(deg[search].max())
+            vals = np.take(self._chien[1], psi[:, 1], axis=0)
+            for k in range(2, top + 1):
+                vals ^= np.take(self._chien[k], psi[:, k], axis=0)
+            is_root = vals == 1  # Psi_0 = 1, so Psi(X^-1) = 0 where the rest sums to 1
+            found = is_root.sum(axis=1) == deg[search]
+            good[search[~found]] = False
+            is_root &= found[:, None]
+            r_idx, c_idx = np.nonzero(is_root)
+            root_rows.append(search[r_idx])
+            root_cols.append(c_idx)
+        if not root_rows:
+            return good
+        rr = np.concatenate(root_rows)
+        cc = np.concatenate(root_cols)
+        order = np.argsort(rr, kind="stable")
+        rr, cc = rr[order], cc[order]
+        if rr.size == 0:
+            return good
+
+        # Errata evaluator Omega(x) = S(x) Psi(x) mod x^2t, S(x) = sum S_{i+1} x^i.
+        top = int(deg[rr].max())
+        omega = np.zeros((rows, nsym), dtype=np.uint8)
+        for k in range(top + 1):
+            omega[:, k:] ^= _mul(lam[:, k : k + 1], synd[:, : nsym - k])
+        # Forney (fcr = 1): e_j = Omega(X_j^-1) / Psi'(X_j^-1).
+        pw = self._inv_pow_t[cc]  # (roots, 2t+1): alpha^(-j k)
+        om = np.bitwise_xor.reduce(_mul(omega[rr], pw[:, :nsym]), axis=1)
+        odd = np.arange(1, top + 1, 2)
+        dpsi = np.bitwise_xor.reduce(_mul(lam[rr][:, odd], pw[:, odd - 1]), axis=1)
+        good[rr[dpsi == 0]] = False
+        mag = _mul(om, INV[dpsi])
+        fixed[rr, cc] ^= mag
+
+        # Verify: syndromes are linear, so S(fixed) = S(received) + S(error pattern).
+        uniq, starts = _row_starts(rr)
+        contrib = _mul(mag[:, None], self._syn_pow[cc])
+        check = synd[uniq] ^ np.bitwise_xor.reduceat(contrib, starts, axis=0)
+        good[uniq[check.any(axis=1)]] = False
+        return good
+
+    def _decode_dirty_ref(
         self, cw: np.ndarray, synd: np.ndarray, erasures: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Decode rows with nonzero syndromes; returns (candidate rows, ok mask)."""
