@@ -154,3 +154,16 @@ def test_a_busy_unit_does_not_hold_up_another(two_units: Daemon, tmp_path: Path)
             assert status["units"][1]["position"] == {"file": 1, "block": 0}
         finally:
             writer.kill()
+
+
+def test_second_daemon_is_refused_with_one_line(daemon: Daemon, tmp_path: Path) -> None:
+    other = tmp_path / "other.cassette"
+    result = daemon.run(*daemon.backerd("serve", "--cassette", str(other), "--fuse-root",
+                                        str(tmp_path / "dev2")), ok=False)
+    assert result.returncode == 7
+    assert result.stderr.decode().strip().splitlines() == [
+        f"backerd serve: another backerd is already running "
+        f"(its control socket {daemon.control_socket} answers)"
+    ]
+    assert not other.exists()
+    assert daemon.status()["units"][0]["cassette"] == str(daemon.cassette)

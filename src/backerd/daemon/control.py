@@ -57,6 +57,17 @@ async def _handle(stream: trio.SocketStream, status: Callable[[], dict[str, Any]
             await stream.send_all(json.dumps(reply, default=str).encode() + b"\n")
 
 
+async def ensure_not_running(path: Path) -> None:
+    """Refuse to start a second daemon on the same runtime directory."""
+    if (path.exists() or path.is_symlink()) and await trio.to_thread.run_sync(
+        _socket_answers, path
+    ):
+        raise HardwareUnavailable(
+            f"another backerd is already running (its control socket {path} answers)",
+            errno=errno.EBUSY,
+        )
+
+
 async def serve_control(
     path: Path,
     status: Callable[[], dict[str, Any]],
@@ -65,12 +76,8 @@ async def serve_control(
 ) -> None:
     """Answer status requests on ``path`` until cancelled; remove the socket on exit."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() or path.is_symlink():
-        if await trio.to_thread.run_sync(_socket_answers, path):
-            raise HardwareUnavailable(
-                f"another backerd is already running (its control socket {path} answers)",
-                errno=errno.EBUSY,
-            )
+    await ensure_not_running(path)
+    with contextlib.suppress(FileNotFoundError):
         path.unlink()  # stale: left by a daemon that was killed
     sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

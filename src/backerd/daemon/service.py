@@ -27,7 +27,7 @@ import trio
 
 from backerd import __version__
 from backerd.daemon.config import Config, UnitConfig
-from backerd.daemon.control import serve_control
+from backerd.daemon.control import ensure_not_running, serve_control
 from backerd.daemon.node import TapeNode, Unit
 from backerd.errors import HardwareUnavailable
 
@@ -186,6 +186,7 @@ async def serve(
     task_status: trio.TaskStatus[Service] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve every unit of ``config`` until cancelled."""
+    await ensure_not_running(config.control_socket)
     units: list[Unit] = []
     try:
         for uc in config.units:
