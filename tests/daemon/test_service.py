@@ -298,3 +298,12 @@ def test_status_output_is_json_serialisable_with_paths(tmp_path: Path) -> None:
     assert unit["transport"] == "fuse" and unit["position"] == {"file": 0, "block": 0}
     cuse = Service(c, [make_unit()], TransportChoice("cuse", "test")).status()
     assert cuse["units"][0]["nodes"]["non_rewinding"] == "/dev/nbacker0"
+
+
+def test_demo_offline_fallback_round_trip(capsys: pytest.CaptureFixture[str]) -> None:
+    from backerd.cli.demo import offline_round_trip
+
+    offline_round_trip("nls")
+    out = capsys.readouterr().out
+    assert "encoded 300000 bytes in mode nls" in out
+    assert "decoded 300000 bytes: identical to the original" in out
