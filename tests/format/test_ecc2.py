@@ -119,3 +119,33 @@ def test_lost_length_field_is_reported() -> None:
     damaged[lost] ^= 0x10
     res = ecc2.decode_group(damaged, lost)
     assert not res.ok and res.length == ecc2.group_capacity(C)
+
+
+def test_lost_flag_on_intact_sectors_changes_nothing() -> None:
+    data = user_bytes(120_000, 6)
+    group = ecc2.encode_group(data, C)
+    lost = np.zeros(255, bool)
+    lost[[0, 7, 234, 254]] = True
+    res = ecc2.decode_group(group, lost)
+    assert res.ok and res.data == data and res.corrected == 0
+
+
+@pytest.mark.parametrize("n_lost", [1, 8, 19])
+def test_erasures_plus_one_unflagged_error_per_codeword(n_lost: int) -> None:
+    """Lost sectors solved directly where they explain everything; codewords with an
+    extra error (2 parity symbols each) go through the general decoder."""
+    data = user_bytes(168_256, 7)
+    group = ecc2.encode_group(data, C)
+    rng = np.random.default_rng(n_lost)
+    lost_idx = rng.choice(255, n_lost, replace=False)
+    lost = np.zeros(255, bool)
+    lost[lost_idx] = True
+    damaged = group.copy()
+    damaged[lost] = rng.integers(0, 256, (n_lost, C), dtype=np.uint8)
+    if n_lost <= 18:
+        # One wrong byte in a sector the inner code passed, in some codewords.
+        ok_rows = np.flatnonzero(~lost)
+        for b in range(0, C, 5):
+            damaged[rng.choice(ok_rows), b] ^= 0x40
+    res = ecc2.decode_group(damaged, lost)
+    assert res.ok and res.data == data

@@ -9,12 +9,14 @@ x^(20+j), parity sector 235+i that of x^i. Lost sectors are erasures at those po
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 
+from backerd.format.gf import EXP, MUL, gf_inv
 from backerd.format.params import FILL
 from backerd.format.rs import rs_code
-from backerd.format.rsenc import column_encoder
+from backerd.format.rsenc import LinearMap, column_encoder
 
 GROUP_SECTORS = 255
 DATA_SECTORS = 235
@@ -58,7 +60,7 @@ class GroupResult:
 
 
 def _to_codewords(sectors: np.ndarray) -> np.ndarray:
-    """(255, C) group in sector order -> (C, 255) codewords in coefficient order."""
+    """(255, M) group columns in sector order -> (M, 255) codewords, coefficient order."""
     return np.ascontiguousarray(
         np.concatenate([sectors[DATA_SECTORS:], sectors[:DATA_SECTORS]], axis=0).T
     )
@@ -83,35 +85,64 @@ def decode_group(sectors: np.ndarray, lost: np.ndarray) -> GroupResult:
         raise ValueError("decode_group expects sectors (255, C) and lost (255,)")
     capacity = sectors.shape[1]
     code = rs_code(*_CODE)
-    cw = _to_codewords(sectors)
     known_bad = _positions(lost)
-    if known_bad.any():
-        erasures = np.broadcast_to(known_bad, cw.shape)
-        result = code.decode(cw, erasures)
+    n_lost = int(lost.sum())
+    if 0 < n_lost <= PARITY_SECTORS:
+        dirty = np.arange(capacity)  # the erasure solver below also spots clean columns
     else:
-        result = code.decode(cw)
-    out = result.corrected.copy()
-    ok = result.ok.copy()
-    changed_total = int(result.n_corrected[ok].sum())
-    suspect = known_bad.copy()
-    while not ok.all():
-        revealed = _revealed(result, suspect) & ~suspect
-        if not revealed.any():
-            break
-        suspect |= revealed
-        if suspect.sum() > PARITY_SECTORS:
-            break
-        retry = np.flatnonzero(~ok)
-        result = code.decode(cw[retry], np.broadcast_to(suspect, (retry.size, GROUP_SECTORS)))
-        fixed = retry[result.ok]
-        out[fixed] = result.corrected[result.ok]
-        ok[fixed] = True
-        changed_total += int(result.n_corrected[result.ok].sum())
-        if not result.ok.any():
-            break
-    # Back to sector order, data sectors only: byte o of the data area is sector o // C,
-    # codeword o % C.
-    data_area = out[:, PARITY_SECTORS:].T.reshape(-1)
+        # Codewords whose recomputed parity matches are clean: no decode needed.
+        parity = column_encoder(*_CODE).parity(sectors[:DATA_SECTORS])
+        dirty = np.flatnonzero((parity != sectors[DATA_SECTORS:]).any(axis=0))
+    ok = np.ones(capacity, dtype=bool)
+    data_sectors = sectors[:DATA_SECTORS]
+    if dirty.size:
+        data_sectors = data_sectors.copy()  # corrections go here
+    changed_total = 0
+    if 0 < n_lost <= PARITY_SECTORS:
+        # Erasures only: solve for the lost symbols directly; what does not check out
+        # (further errors) goes to the general decoder below.
+        erased = np.flatnonzero(lost)
+        work = sectors[:, dirty].copy()
+        work[erased] = 0
+        values, consistent = _fill_erasures(_syndrome_map().apply(work), erased)
+        cols = dirty[consistent]
+        if cols.size:
+            filled = values[:, consistent]
+            changed_total += int((filled != sectors[erased][:, cols]).sum())
+            data_rows = erased < DATA_SECTORS
+            data_sectors[np.ix_(erased[data_rows], cols)] = filled[data_rows]
+        dirty = dirty[~consistent]
+    if dirty.size:
+        cw = _to_codewords(sectors[:, dirty])
+        result = code.decode(cw, np.broadcast_to(known_bad, cw.shape) if lost.any() else None)
+        ok[dirty] = result.ok
+        good = np.flatnonzero(result.ok)
+        corrected = result.corrected
+        changed_total += int(result.n_corrected[good].sum())
+        suspect = known_bad.copy()
+        while not ok[dirty].all():
+            revealed = _revealed(result, suspect) & ~suspect
+            if not revealed.any():
+                break
+            suspect |= revealed
+            if suspect.sum() > PARITY_SECTORS:
+                break
+            retry = np.flatnonzero(~ok[dirty])
+            result = code.decode(
+                cw[retry], np.broadcast_to(suspect, (retry.size, GROUP_SECTORS))
+            )
+            won = retry[result.ok]
+            corrected[won] = result.corrected[result.ok]
+            ok[dirty[won]] = True
+            changed_total += int(result.n_corrected[result.ok].sum())
+            if not result.ok.any():
+                break
+        done = ok[dirty]
+        if done.any():
+            # Corrected codewords back into sector order (data positions 20..254).
+            data_sectors[:, dirty[done]] = corrected[done][:, PARITY_SECTORS:].T
+    # Byte o of the data area is sector o // C, codeword o % C.
+    data_area = data_sectors.reshape(-1)
     cg = group_capacity(capacity)
     # The length field is in data sector 234: as received if the inner code passed it.
     length_ok = bool(ok[capacity - 4 :].all()) or not lost[DATA_SECTORS - 1]
@@ -127,6 +158,59 @@ def decode_group(sectors: np.ndarray, lost: np.ndarray) -> GroupResult:
         corrected=changed_total,
         failed_codewords=int((~ok).sum()),
     )
+
+
+# Coefficient position of each sector of a group: data j -> 20 + j, parity 235 + i -> i.
+_SECTOR_POSITION = np.concatenate(
+    [np.arange(PARITY_SECTORS, GROUP_SECTORS), np.arange(PARITY_SECTORS)]
+)
+
+
+@cache
+def _syndrome_map() -> LinearMap:
+    """Group columns in sector order (255, M) -> syndromes S_1..S_20 (20, M)."""
+    powers = np.arange(1, PARITY_SECTORS + 1)
+    return LinearMap(EXP[(_SECTOR_POSITION[:, None] * powers[None, :]) % 255])
+
+
+def _gf_inverse(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a nonsingular square matrix over GF(2^8) (Gauss-Jordan)."""
+    size = matrix.shape[0]
+    work = np.concatenate([matrix, np.eye(size, dtype=np.uint8)], axis=1)
+    for col in range(size):
+        pivot = col + int(np.flatnonzero(work[col:, col])[0])
+        work[[col, pivot]] = work[[pivot, col]]
+        work[col] = MUL[gf_inv(int(work[col, col])), work[col]]
+        for row in np.flatnonzero(work[:, col]):
+            if row != col:
+                work[row] ^= MUL[work[row, col], work[col]]
+    return work[:, size:]
+
+
+def _fill_erasures(synd: np.ndarray, erased: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Values of the erased sectors' symbols (e, M) from syndromes (20, M) of columns
+    whose erased symbols were zeroed, and which columns that explains completely.
+
+    sum_t v_t X_t^s = S_s for s = 1..e is a Vandermonde system; the syndromes s > e then
+    check that no other symbol is in error.
+    """
+    count = erased.size
+    pos = _SECTOR_POSITION[erased]
+    powers = np.arange(1, PARITY_SECTORS + 1)
+    x_pow = EXP[(powers[:, None] * pos[None, :]) % 255]  # (20, e): X_t^s
+    inverse = _gf_inverse(x_pow[:count])
+    values = np.zeros((count, synd.shape[1]), dtype=np.uint8)
+    for r in range(count):
+        for t in range(count):
+            if inverse[r, t]:
+                values[r] ^= MUL[inverse[r, t]].take(synd[t])
+    consistent = np.ones(synd.shape[1], dtype=bool)
+    for s in range(count, PARITY_SECTORS):
+        check = synd[s].copy()
+        for t in range(count):
+            check ^= MUL[x_pow[s, t]].take(values[t])
+        consistent &= check == 0
+    return values, consistent
 
 
 def _revealed(result, erased: np.ndarray) -> np.ndarray:

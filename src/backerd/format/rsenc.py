@@ -1,4 +1,4 @@
-"""Reed-Solomon parity for symbols laid out position-major, as the writer holds them.
+"""GF(2^8)-linear maps of symbol columns; Reed-Solomon parity as the writer needs it.
 
 Same code as `rs` (spec 6.4: GF(2^8)/0x11D, fcr = 1, parity = data(x) x^2t mod g(x)),
 but organised for throughput: parity is linear in the data, so it is the XOR over data
@@ -24,38 +24,32 @@ _WIDE = 4096
 _BLOCK_ELEMENTS = 1 << 17
 
 
-class ColumnEncoder:
-    """RS(n, k) parity of M codewords given as data symbols (k, M) -> parity (2t, M)."""
+class LinearMap:
+    """A GF(2^8)-linear map of symbol columns: (k, M) -> (m, M), out = XOR_j in_j * A[j].
 
-    def __init__(self, n: int, k: int) -> None:
-        if not (0 < k < n <= 255):
-            raise ValueError(f"invalid Reed-Solomon code ({n}, {k})")
-        self.n, self.k, self.nsym = n, k, n - k
-        nsym = self.nsym
-        low_g = np.asarray(generator_poly(nsym), dtype=np.uint8)[:nsym]
-        # rem_j = x^(2t+j) mod g(x): the parity of a unit symbol at data position j.
-        remainders = np.zeros((k, nsym), dtype=np.uint8)
-        rem = low_g.copy()
-        for j in range(k):
-            remainders[j] = rem
-            top = rem[-1]
-            rem = np.concatenate([[0], rem[:-1]]).astype(np.uint8) ^ MUL[top, low_g]
+    ``coeffs`` (k, m) holds row A[j] for input position j.
+    """
+
+    def __init__(self, coeffs: np.ndarray) -> None:
+        coeffs = np.asarray(coeffs, dtype=np.uint8)
+        k, nsym = coeffs.shape
+        self.k, self.nsym = k, nsym
         self.words = (nsym + 7) // 8
         table = np.zeros((k, 256, 8 * self.words), dtype=np.uint8)
-        table[:, :, :nsym] = MUL[np.arange(256)[None, :, None], remainders[:, None, :]]
+        table[:, :, :nsym] = MUL[np.arange(256)[None, :, None], coeffs[:, None, :]]
         # (k, words, 256): one contiguous 256-entry uint64 table per (position, word).
         self._table = np.ascontiguousarray(table.view(np.uint64).transpose(0, 2, 1))
-        # (words, k*256): entry j*256 + v of row w is word w of the parity of v at j.
+        # (words, k*256): entry j*256 + v of row w is word w of the image of v at j.
         self._flat = np.ascontiguousarray(self._table.transpose(1, 0, 2)).reshape(
             self.words, k * 256
         )
         self._offsets = (np.arange(k, dtype=np.intp) * 256)[:, None]
 
-    def parity(self, data: np.ndarray) -> np.ndarray:
-        """(k, M) data symbols d_0..d_{k-1} of M codewords -> (2t, M) parity p_0.."""
+    def apply(self, data: np.ndarray) -> np.ndarray:
+        """(k, M) symbols, one column per codeword -> (m, M) image."""
         data = np.asarray(data, dtype=np.uint8)
         if data.ndim != 2 or data.shape[0] != self.k:
-            raise ValueError(f"expected ({self.k}, M) data symbols, got {data.shape}")
+            raise ValueError(f"expected ({self.k}, M) symbols, got {data.shape}")
         count = data.shape[1]
         acc = np.zeros((self.words, count), dtype=np.uint64)
         if count >= _WIDE:
@@ -77,6 +71,29 @@ class ColumnEncoder:
         # acc[w, m] holds parity bytes 8w..8w+7 of codeword m (little-endian).
         out = acc.view(np.uint8).reshape(self.words, count, 8).transpose(0, 2, 1)
         return out.reshape(8 * self.words, count)[: self.nsym]
+
+
+class ColumnEncoder(LinearMap):
+    """RS(n, k) parity of M codewords given as data symbols (k, M) -> parity (2t, M)."""
+
+    def __init__(self, n: int, k: int) -> None:
+        if not (0 < k < n <= 255):
+            raise ValueError(f"invalid Reed-Solomon code ({n}, {k})")
+        nsym = n - k
+        low_g = np.asarray(generator_poly(nsym), dtype=np.uint8)[:nsym]
+        # rem_j = x^(2t+j) mod g(x): the parity of a unit symbol at data position j.
+        remainders = np.zeros((k, nsym), dtype=np.uint8)
+        rem = low_g.copy()
+        for j in range(k):
+            remainders[j] = rem
+            top = rem[-1]
+            rem = np.concatenate([[0], rem[:-1]]).astype(np.uint8) ^ MUL[top, low_g]
+        super().__init__(remainders)
+        self.n = n
+
+    def parity(self, data: np.ndarray) -> np.ndarray:
+        """(k, M) data symbols d_0..d_{k-1} of M codewords -> (2t, M) parity p_0.."""
+        return self.apply(data)
 
 
 @cache
