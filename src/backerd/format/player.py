@@ -122,10 +122,14 @@ class Player:
             return PlayerOutput(bytes(raw))
         out = PlayerOutput()
         view = memoryview(raw)
-        for start in range(0, len(view), _SLICE):
-            self._step(view[start : start + _SLICE], out, final=False)
-            if self.ended:
-                break
+        pieces: list[bytes] = []
+        try:
+            for start in range(0, len(view), _SLICE):
+                self._step(view[start : start + _SLICE], out, pieces, final=False)
+                if self.ended:
+                    break
+        finally:
+            out.data = b"".join(pieces)
         return out
 
     def finish(self) -> PlayerOutput:
@@ -134,7 +138,11 @@ class Player:
         if self.ended or self._raw:
             out.end_of_record = self.ended
             return out
-        self._step(memoryview(b""), out, final=True)
+        pieces: list[bytes] = []
+        try:
+            self._step(memoryview(b""), out, pieces, final=True)
+        finally:
+            out.data = b"".join(pieces)
         return out
 
     # ------------------------------------------------------------------ internals
@@ -146,7 +154,9 @@ class Player:
         self._decoder = _Decoder(params, self.stats, bkrenhanced=self.bkrenhanced,
                                  origin=origin)
 
-    def _step(self, raw: memoryview, out: PlayerOutput, *, final: bool) -> None:
+    def _step(
+        self, raw: memoryview, out: PlayerOutput, pieces: list[bytes], *, final: bool
+    ) -> None:
         if self._decoder is None:
             det = self._detector
             fmt = det.feed(raw, final=final)
@@ -164,22 +174,23 @@ class Player:
             raw = memoryview(held)
         dec = self._decoder
         result = dec.feed(raw, final=final)
-        self._emit(result, out)
+        self._emit(result, out, pieces)
         self.raw_consumed = dec.consumed if dec.ended else self.raw_consumed + len(raw)
 
-    def _emit(self, result: _Result, out: PlayerOutput) -> None:
+    def _emit(self, result: _Result, out: PlayerOutput, pieces: list[bytes]) -> None:
         if self.strict and result.lost:
             first = result.lost[0]
-            keep = first.offset - result.offset
-            out.data += result.data[: max(keep, 0)]
-            out.events.extend(e for e in result.events if not isinstance(e, EndOfRecord))
+            pieces.append(result.data[: max(first.offset - result.offset, 0)])
+            upto = result.events.index(first)
+            out.events.extend(result.events[: upto + 1])
+            out.data = b"".join(pieces)
             exc = MediumError(
                 f"unrecoverable data: user bytes {first.offset}..{first.offset + first.length}"
                 f" (sector {first.sector})")
             exc.output = out  # what was recovered before the damage
             self.ended = True
             raise exc
-        out.data += result.data
+        pieces.append(result.data)
         out.events.extend(result.events)
         if result.ended:
             out.end_of_record = True
