@@ -291,3 +291,22 @@ def test_byte_errors_count_data_fields_only():
     assert player.stats.worst_block == 1
     assert player.stats.bad_sectors == 0
     assert player.stats.as_dict()["parity"] == 10
+
+
+def test_repeated_fields_are_underflows_not_data():
+    # When the writer fell behind, the card repeated the last fields it had.
+    name = "nhs"
+    cap = mode(name).capacity
+    payload = user_bytes(10 * cap, 13)
+    raw = encode_recording(payload, name)
+    offs = field_offsets(name, len(raw)) + [len(raw)]
+    out = []
+    for i in range(len(offs) - 1):
+        out.append(raw[offs[i] : offs[i + 1]])
+        if i in (data_field(name, 2), data_field(name, 6)):
+            out.append(raw[offs[i - 1] : offs[i + 1]])  # two fields once more
+    player, data, events = play(name, b"".join(out))
+    assert data == payload
+    assert not lost_events(events)
+    assert player.stats.underflows == 2
+    assert player.stats.bad_sector_runs == 0
