@@ -169,16 +169,31 @@ class Sector3102Codec:
         rows = sectors.shape[0]
         if sectors.ndim != 2 or sectors.shape[1] != p.sector_size:
             raise ValueError(f"expected (N, {p.sector_size}) sectors, got {sectors.shape}")
-        er = None
-        if erasures is not None:
-            er = self.codewords(np.asarray(erasures, dtype=bool))
-        result = self.rs.decode(self.codewords(sectors), er)
         nsym = p.parity_per_codeword
-        ok = result.ok.reshape(rows, inter).all(axis=1)
-        per_cw = result.n_corrected.reshape(rows, inter)
-        # Back to tape order: data symbol j of codeword b is byte j*I + b.
-        data_sym = result.corrected[:, nsym:].reshape(rows, inter, k)
-        area = np.ascontiguousarray(data_sym.transpose(0, 2, 1)).reshape(rows, k * inter)
+        # Codewords whose recomputed parity matches are clean (erasure flags or not):
+        # only the others go to the decoder.
+        msgs = sectors[:, : p.data_size].reshape(rows, k, inter).transpose(1, 0, 2)
+        parity = self.encoder.parity(msgs.reshape(k, rows * inter))
+        received = sectors[:, p.data_size :].reshape(rows, nsym, inter).transpose(1, 0, 2)
+        dirty = np.flatnonzero((parity != received.reshape(nsym, rows * inter)).any(axis=0))
+        cw_ok = np.ones(rows * inter, dtype=bool)
+        cw_fixed = np.zeros(rows * inter, dtype=np.int64)
+        area = sectors[:, : p.data_size].copy()
+        if dirty.size:
+            er = None
+            if erasures is not None:
+                er = self.codewords(np.asarray(erasures, dtype=bool))[dirty]
+            result = self.rs.decode(self.codewords(sectors)[dirty], er)
+            cw_ok[dirty] = result.ok
+            cw_fixed[dirty] = result.n_corrected
+            # Data symbol j of codeword (row, b) is tape byte j*I + b of that row.
+            fix = result.n_corrected > 0
+            row, col = np.divmod(dirty[fix], inter)
+            area.reshape(rows, k, inter)[row[:, None], np.arange(k)[None, :], col[:, None]] = (
+                result.corrected[fix][:, nsym:]
+            )
+        ok = cw_ok.reshape(rows, inter).all(axis=1)
+        per_cw = cw_fixed.reshape(rows, inter)
         header = area[:, cap : cap + 4].copy().view("<u4")[:, 0].astype(np.int64)
         number = sign_extend(header, NUMBER_BITS)
         low = header >> NUMBER_BITS
