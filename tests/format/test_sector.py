@@ -179,3 +179,27 @@ def test_sector_codec_dispatch() -> None:
     assert not isinstance(legacy, Sector3102Codec)
     out = legacy.decode_sectors(np.zeros((1, mode("nhs", "3.101").sector_size), np.uint8))
     assert isinstance(out, DecodedSectors)
+
+
+@pytest.mark.parametrize("params", [mode("nhs"), mode("phe")], ids=lambda p: p.name)
+def test_damage_in_a_few_codewords_among_many(params) -> None:
+    rng = np.random.default_rng(21)
+    codec = Sector3102Codec(params)
+    count = 40
+    data = rng.integers(0, 256, (count, params.capacity), dtype=np.uint8)
+    lengths = np.full(count, params.capacity)
+    clean = codec.encode_sectors(data, lengths, np.arange(count))
+    noisy = clean.copy()
+    inter = params.interleave
+    hits = [(3, 0), (3, inter - 1), (17, 5), (39, inter // 2)]  # (sector, codeword)
+    for row, b in hits:
+        noisy[row, b + inter * np.array([0, 7])] ^= 0x99  # 2 errors in that codeword
+    erasures = np.zeros(clean.shape, bool)
+    erasures[25, :50] = True  # flagged but intact
+    decoded = codec.decode_sectors(noisy, erasures)
+    assert decoded.ok.all()
+    assert (decoded.data == data).all()
+    expected = np.zeros(count, int)
+    for row, _ in hits:
+        expected[row] += 2
+    assert decoded.corrected.tolist() == expected.tolist()
