@@ -79,7 +79,6 @@ class Recorder:
         self.params = _params(mode_or_name, fmt)
         self._closed = False
         self._started = False
-        self._raw_bytes = 0
         if self.params.is_raw:
             return
         self._writer = _FieldWriter(self.params)
@@ -98,7 +97,6 @@ class Recorder:
         if self._closed:
             raise ValueError("write to a closed Recorder")
         if self.params.is_raw:
-            self._raw_bytes += len(data)
             return bytes(data)
         out = [self._begin()]
         if data:
@@ -179,8 +177,9 @@ class Recorder:
             # Data sectors before the one holding the length field only carry user bytes.
             ready = min(len(self._pending) // cap, ecc2.DATA_SECTORS - 1)
             if ready > self._group_sent:
-                chunk = memoryview(self._pending)[self._group_sent * cap : ready * cap]
-                ready_rows.append(np.frombuffer(chunk, np.uint8).reshape(-1, cap).copy())
+                # A copy: a buffer export would stop the bytearray from growing.
+                chunk = self._pending[self._group_sent * cap : ready * cap]
+                ready_rows.append(np.frombuffer(chunk, np.uint8).reshape(-1, cap))
                 self._group_sent = ready
         if not ready_rows:
             return b""
