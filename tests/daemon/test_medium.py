@@ -130,13 +130,30 @@ def apply(m: Any, op: str, arg: int, rnd: random.Random) -> Any:
     raise AssertionError(op)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                HealthCheck.function_scoped_fixture])
+SLOW_OK = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=SLOW_OK)
 @given(ops=st.lists(OPS, max_size=25), seed=st.integers(0, 2**32))
 def test_behaves_like_memory_medium(tmp_path: Path, ops: list[tuple[str, int]], seed: int) -> None:
+    compare_with_memory_medium(tmp_path, "nhr", ops, seed)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=SLOW_OK)
+@given(ops=st.lists(OPS, max_size=16), seed=st.integers(0, 2**32),
+       mode=st.sampled_from(["nls", "nhe"]))
+def test_formatted_modes_behave_like_memory_medium(
+    tmp_path: Path, ops: list[tuple[str, int]], seed: int, mode: str
+) -> None:
+    compare_with_memory_medium(tmp_path, mode, ops, seed)
+
+
+def compare_with_memory_medium(
+    tmp_path: Path, mode: str, ops: list[tuple[str, int]], seed: int
+) -> None:
     ref = MemoryMedium()
     with Cassette.create(tmp_path / "d.img", "ntsc", "T-30", force=True, sync=False) as c:
-        m = medium_on(c, "nhr")
+        m = medium_on(c, mode)
         r1, r2 = random.Random(seed), random.Random(seed)
         for op, arg in ops:
             expected = apply(ref, op, arg, r1)
