@@ -106,8 +106,9 @@ def _print_info(info: dict) -> None:
     lost = info.get("interrupted")
     if lost:
         mode = lost["mode"] or "unknown mode"
-        print(f"warning    signal after EOD at {_hms(lost['start'], fps)} ({lost['fields']} "
-              f"fields, {mode}): an interrupted recording; the daemon recovers it on load")
+        print(f"signal     after EOD at {_hms(lost['start'], fps)} ({lost['fields']} "
+              f"fields, {mode}): a recording in progress, or an interrupted one that "
+              "the daemon recovers when it loads the cassette")
 
 
 def _record(args: argparse.Namespace) -> int:
