@@ -310,3 +310,31 @@ def test_repeated_fields_are_underflows_not_data():
     assert not lost_events(events)
     assert player.stats.underflows == 2
     assert player.stats.bad_sector_runs == 0
+
+
+@pytest.mark.parametrize("name", ["nhs", "phs", "nls", "phe"])
+def test_two_slips_in_one_field_and_double_line_drops(name):
+    # Two open slip spans in one high-density SP field are more erasures than the code
+    # holds; the decoder has to find the line of each slip by trying them.
+    p = mode(name)
+    bpl = p.geometry.bytes_per_line
+    lines = p.active // bpl
+    payload = user_bytes(20 * p.capacity if p.codec == "sp" else 20_000, 2)
+    raw = encode_recording(payload, name)
+    offs = field_offsets(name, len(raw))
+    rng = np.random.default_rng(0)
+    out = raw
+    for f in range(len(offs) - 3, 3, -2):
+        base = offs[f] + p.leader
+        if f % 4 == 1:  # a repeated line late in the field, a dropped one early
+            a = base + bpl * int(rng.integers(lines // 2 + 10, lines - 2))
+            out = out[: a + bpl] + out[a:]
+            a = base + bpl * int(rng.integers(2, lines // 2 - 10))
+            out = out[:a] + out[a + bpl :]
+        else:  # two lines dropped together
+            a = base + bpl * int(rng.integers(0, lines - 2))
+            out = out[:a] + out[a + 2 * bpl :]
+    player, data, events = play(name, out)
+    assert data == payload
+    assert not lost_events(events)
+    assert player.stats.bad_sectors == 0

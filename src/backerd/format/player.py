@@ -332,7 +332,45 @@ def decode_fields(codec, sync: FieldSync, fields: FieldBatch):
         if again.ok.any():
             dec = _merge(dec, again, retry)
             used[retry[again.ok]] = wider[again.ok].sum(axis=1)
+    if fields.alternatives and not dec.ok.all():
+        dec = _try_slip_lines(codec, params, fields, dec, used)
     return dec, used
+
+
+def _try_slip_lines(codec, params: ModeParams, fields: FieldBatch, dec, used):
+    """Sectors with a slip the keys could not pin down: try each line it may be at.
+
+    A wrong line misaligns the bytes between it and the true one, far beyond what the
+    code corrects, so the candidate that decodes (with the fewest corrections) is it.
+    """
+    rows, payloads, erasures = [], [], []
+    for i in np.flatnonzero(~dec.ok).tolist():
+        alt = fields.alternatives.get(int(fields.start[i]))
+        if alt is not None:
+            rows += [i] * alt[0].shape[0]
+            payloads.append(alt[0])
+            erasures.append(alt[1])
+    if not rows:
+        return dec
+    cand = FieldBatch.empty(params.payload)
+    cand.payload = np.concatenate(payloads)
+    cand.erasures = np.concatenate(erasures)
+    sectors, marks = _demodulate(params, cand)
+    again = codec.decode_sectors(sectors, marks)
+    owner = np.asarray(rows)
+    best: dict[int, int] = {}
+    for c in np.flatnonzero(again.ok).tolist():
+        i = rows[c]
+        if i not in best or again.corrected[c] < again.corrected[best[i]]:
+            best[i] = c
+    if not best:
+        return dec
+    pick = np.asarray(list(best.values()))
+    chosen = dataclasses.replace(
+        again, **{name: getattr(again, name)[pick] for name in _DECODED_FIELDS})
+    target = owner[pick]
+    used[target] = marks[pick].sum(axis=1)
+    return _merge(dec, chosen, target)
 
 
 def _demodulate(params: ModeParams, fields: FieldBatch) -> tuple[np.ndarray, np.ndarray]:
@@ -631,12 +669,15 @@ class _Decoder:
                 self._outer_out(out, pieces, res)
 
 
+_DECODED_FIELDS = ("ok", "number", "length", "kind", "data", "corrected", "worst")
+
+
 def _merge(dec, again, rows: np.ndarray):
     """dec with the rows that decoded on retry replaced by their retry results."""
     good = again.ok
     idx = rows[good]
     changes = {}
-    for name in ("ok", "number", "length", "kind", "data", "corrected", "worst"):
+    for name in _DECODED_FIELDS:
         arr = getattr(dec, name).copy()
         arr[idx] = getattr(again, name)[good]
         changes[name] = arr

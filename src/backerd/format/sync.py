@@ -28,6 +28,7 @@ between calls.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +57,9 @@ class FieldBatch:
     matches: np.ndarray  # (N,) int key bytes matched at the accepted alignment
     slips: np.ndarray  # (N,) int line slips repaired inside the field
     missing: np.ndarray  # (N, K) bool key bytes that did not match
+    # Fields with a slip the keys could not pin to one line: absolute start ->
+    # (payloads (m, Pay), erasures (m, Pay)), one candidate per line the slip may be at.
+    alternatives: dict = dataclasses.field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.start.shape[0])
@@ -77,7 +81,10 @@ class FieldBatch:
             return cls.empty(payload_size)
         if len(parts) == 1:
             return parts[0]
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+        merged = cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+        for p in parts:
+            merged.alternatives.update(p.alternatives)
+        return merged
 
 
 _FIELDS = ("start", "end", "payload", "erasures", "suspect", "matches", "slips", "missing")
@@ -314,8 +321,10 @@ class FieldSync:
         end_shift = np.zeros(nf, np.int64)
         check = np.flatnonzero(
             (matches < self.key_length) | (lead0[:, 0] < 1) | (trail0[:, 0] < 1))
+        alternatives: dict = {}
         if check.size:
-            self._check_slips(buf, rel, check, payload, erasures, slips, end_shift, at0)
+            self._check_slips(buf, rel, check, payload, erasures, slips, end_shift, at0,
+                              alternatives)
             matches[check] = at0[check].sum(axis=1)
         missing = ~at0
         noisy = np.flatnonzero(missing.any(axis=1))
@@ -332,7 +341,9 @@ class FieldSync:
         self._last_odd = first_odd if nf % 2 else not first_odd
         self._pos = int(ends[-1])
         self._pred = int(starts[-1] + end_shift[-1]) + self.field_length(self._last_odd)
-        return FieldBatch(starts, ends, payload, erasures, suspect, matches, slips, missing)
+        alts = {int(rel[i]) + self._base: v for i, v in alternatives.items()}
+        return FieldBatch(starts, ends, payload, erasures, suspect, matches, slips, missing,
+                          alts)
 
     def segments_between(self, missing: np.ndarray) -> np.ndarray:
         """(n, Pay): payload bytes between two adjacent unmatched keys (a dropout that
@@ -347,7 +358,9 @@ class FieldSync:
         unmatched key — where a dropout that took the key byte may have reached."""
         return (missing.astype(np.uint8) @ self._segments_of_key) > 0
 
-    def _check_slips(self, buf, rel, check, payload, erasures, slips, end_shift, at0) -> None:
+    def _check_slips(
+        self, buf, rel, check, payload, erasures, slips, end_shift, at0, alternatives
+    ) -> None:
         """Fit shift profiles to the fields `check` and re-align those with slips."""
         z = self._zero_shift
         at = rel[check, None, None] + self.shifts[None, :, None]  # (n, shifts, 1)
@@ -364,9 +377,13 @@ class FieldSync:
             if not (prof != z).any():
                 continue
             hit = cost[prof, np.arange(prof.size)] < 0.5
-            shift, erased = self._realign(prof, cost < 0.5)
-            payload[i] = buf[rel[i] + self.payload_pos + shift[self.payload_pos]]
-            erasures[i] = erased[self.payload_pos]
+            shift, erased, spans = self._realign(prof, cost < 0.5)
+            pay = self.payload_pos
+            payload[i] = buf[rel[i] + pay + shift[pay]]
+            erasures[i] = erased[pay]
+            if spans:
+                cand = self._candidates(shift, erased, spans)
+                alternatives[i] = (buf[rel[i] + pay + cand[0][:, pay]], cand[1][:, pay])
             slips[i] = int(np.count_nonzero(np.diff(prof)))
             end_shift[i] = self.shifts[prof[-1]]
             at0[i] = hit[1:-1]
@@ -400,7 +417,7 @@ class FieldSync:
         scale = 1.0 / (2 * self.bpl)
         return lead * scale, trail * scale
 
-    def _realign(self, prof: np.ndarray, good: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _realign(self, prof: np.ndarray, good: np.ndarray) -> tuple:
         """Shift and erasure flag of every active byte for a stepped shift profile.
 
         good (shifts, anchors): the anchor fits that shift. A slip lies after the last
@@ -409,7 +426,8 @@ class FieldSync:
         in the regular filler of empty sectors) or neither (damaged, or in the slipped
         line itself) leave the place open, and the open span is erased. One exception
         pins it down: when a line was dropped, a key byte fitting neither shift between
-        the brackets was in the dropped line, so only that line is lost.
+        the brackets was in the dropped line, so only that line is lost. Returns the
+        shift and erasure per active byte, and the spans left open.
         """
         pos = self._anchor_pos
         shift = np.empty(self.active, np.int64)
@@ -417,6 +435,7 @@ class FieldSync:
         steps = np.flatnonzero(np.diff(prof)).tolist()
         last = prof.size - 1
         cursor = 0  # active bytes before this are assigned
+        spans: list[tuple[int, int, int, int]] = []  # steps left open: (from, to, shifts)
         for a in steps:
             before, after = int(prof[a]), int(prof[a + 1])
             lo, hi = a, a + 1
@@ -436,9 +455,37 @@ class FieldSync:
             shift[cut:] = self.shifts[after]
             erased[max(open_from, 0) : max(open_to, 0)] = True
             cursor = max(cursor, min(max(cut, 0), self.active))
+            if open_to - open_from > self.bpl:
+                spans.append((open_from, open_to, int(self.shifts[before]),
+                              int(self.shifts[after])))
         if not steps:
             shift[:] = self.shifts[prof[0]]
-        return shift, erased
+        return shift, erased, spans
+
+    def _candidates(self, shift: np.ndarray, erased: np.ndarray, spans: list) -> tuple:
+        """Shift and erasure rows for each line a slip of an open span may be at.
+
+        A line dropped at x: bytes before x keep the old shift, from x + bpl the new
+        one, and the line itself is lost. A line repeated at x: the same cut, nothing
+        lost. Other spans stay erased, so each candidate has few erasures.
+        """
+        bpl = self.bpl
+        shifts, erasures = [], []
+        for open_from, open_to, before, after in spans:
+            first = max(open_from - open_from % bpl - bpl, 0)
+            for x in range(first, min(open_to, self.active), bpl):
+                sh = shift.copy()
+                er = erased.copy()
+                lo, hi = max(open_from, 0), min(open_to, self.active)
+                er[lo:hi] = False
+                cut = min(x + bpl, self.active)
+                sh[lo:cut] = before
+                sh[cut:hi] = after
+                if after < before:  # a dropped line: its bytes are gone
+                    er[x:cut] = True
+                shifts.append(sh)
+                erasures.append(er)
+        return np.array(shifts), np.array(erasures)
 
     def _note_fields(self, starts: np.ndarray, matches: np.ndarray, slips: np.ndarray) -> None:
         st = self.stats
