@@ -7,7 +7,8 @@ vectorised over all fields a call finds:
    (re-aligned line slips) and suspect marks (near key bytes that did not match).
 2. EP: 8/9 GCR demodulation; invalid 9-bit words become erasures.
 3. Sector decode (`sector` / `legacy` codec): inner RS with the known erasures; sectors
-   that fail are retried with the suspect bytes erased too.
+   that fail are retried with more erasures around unmatched key bytes (three tiers),
+   then, for an unpinned line slip, with each candidate line of the slip.
 4. Sequencing (spec 9.2): BOR sectors reset the statistics, duplicates (number not
    above the last one) are dropped, a jump in numbers reports the skipped sectors as
    lost, the first EOR sector ends the record. Two rules of our own (spec 17.8): EOR

@@ -16,10 +16,13 @@ vectorised in two tiers:
 
 Each accepted field is then checked against the keys shifted by up to two video lines
 either way. A line dropped or repeated inside the active region moves all later key
-bytes by one line (bytes_per_line); a small Viterbi fit over the K keys finds such a
-step, the payload after it is re-aligned, and the bytes between the two keys around the
-step (where the slip is) are marked as erasures, so the sector survives instead of
-being lost. Key bytes that match at no shift mark their neighbourhood as suspect; the
+bytes by one line (bytes_per_line); a small Viterbi fit over the K keys and the two
+field edges (leader/active, active/trailer) finds such a step, the payload after it is
+re-aligned, and the bytes between the two keys around the step (where the slip is) are
+marked as erasures, so the sector survives instead of being lost. A dropped key byte
+pins the slip to its line; otherwise the batch also carries one candidate payload per
+line the slip may be at, for the player to try when the erased span is too much for
+the code. Key bytes that match at no shift mark their neighbourhood as suspect; the
 player erases suspect bytes only when a sector does not decode without them.
 
 Memory is bounded: only the tail that may hold the start of an incomplete field is kept
