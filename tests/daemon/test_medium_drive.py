@@ -295,19 +295,22 @@ def test_recordings_the_catalog_never_saw_are_found_by_scanning(tmp_path: Path) 
     from backerd.format.recorder import Recorder
 
     contents = [mod251(3000), b"", random.Random(6).randbytes(5000)]
-    fields: list[bytes] = []
+    streams: list[list[bytes]] = []
     for blob in contents:
         r = Recorder("nle")
         cutter = FieldCutter(mode_params("nle"))
-        fields += cutter.cut(r.write(blob) + r.close())
+        streams.append(cutter.cut(r.write(blob) + r.close()))
     image = tmp_path / "s.img"
+    gap = 500  # the VCR was stopped and started again before the third recording
     with Cassette.create(image, "ntsc", "T-30", sync=False) as c:
-        c.write_fields(0, fields)
+        c.write_fields(0, streams[0] + streams[1])
+        c.write_fields(len(streams[0]) + len(streams[1]) + gap, streams[2])
     with Cassette.open(image, sync=False) as c:
         notes: list[str] = []
         m = BackerMedium(SimDeck(c), "nhs", log=notes.append)
         assert [r.mode for r in c.recordings] == ["nle"] * 3, notes
-        assert sum(r.fields for r in c.recordings) == len(fields)
+        assert [r.fields for r in c.recordings] == [len(f) for f in streams]
+        assert c.recordings[2].start == c.recordings[1].end + gap
         got = []
         for _ in contents:
             out = bytearray()

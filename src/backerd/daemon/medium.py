@@ -442,26 +442,36 @@ class BackerMedium:
         """Index the signal found after the last committed recording, by decoding it.
 
         A recording interrupted by a crash of the daemon (journaled: its mode is known)
-        or signal the catalog lost (mode guessed from the field length) becomes one or
-        more recordings without block boundaries, split where the Player finds an EOR.
+        or signal the catalog never saw (mode guessed from the field length) becomes one
+        or more recordings without block boundaries, split where the Player finds an
+        EOR; runs of signal separated by blank tape are taken one after the other.
         """
         catalog = self.deck.catalog
         if catalog is None or catalog.interrupted is None:
             return
-        lost = catalog.interrupted
         if self.deck.write_protected:
-            self._notice(f"signal after the last recording at {lost.start} ({lost.fields} "
-                         "fields) not recovered: the cassette is write-protected")
+            lost = catalog.interrupted
+            self._notice(f"signal after the last recording at {self.deck_time(lost.start)} "
+                         f"({lost.fields} fields) not recovered: the cassette is "
+                         "write-protected")
             return
-        start, end = lost.start, lost.start + lost.fields
-        mode, fmt = lost.mode, lost.fmt or "auto"
+        while (lost := catalog.interrupted) is not None:
+            if not self._recover_run(catalog, lost.start, lost.start + lost.fields,
+                                     lost.mode, lost.fmt or "auto"):
+                catalog.forget_interrupted()  # the rest is blank tape to us
+                return
+
+    def _recover_run(
+        self, catalog: RecordingCatalog, start: int, end: int, mode: str | None, fmt: str
+    ) -> bool:
+        """Index the recordings in fields [start, end); False if some signal is left."""
         while start < end:
             where = f"at {self.deck_time(start)} ({end - start} fields)"
             if mode is None:
                 mode = self._guess_mode(start, end)
                 if mode is None:
                     self._notice(f"unknown signal after the last recording {where} ignored")
-                    break
+                    return False
             probe = Recording(start, end - start, mode, fmt, filemark=False,
                               origin="recovered")
             reader = _Reader(self, len(catalog.recordings), probe)
@@ -469,18 +479,17 @@ class BackerMedium:
                 length = reader.length()
             except BackerError as exc:
                 self._notice(f"signal {where} could not be decoded: {exc.message}")
-                break
+                return False
             if length == 0 and not reader.eor:
                 self._notice(f"nothing recoverable in the signal {where}")
-                break
+                return False
             fields = end - start
             consumed = getattr(reader.player, "raw_consumed", None)
             if reader.eor and consumed:
                 # consumed ends with the first EOR field; the rest of the EOR and the
                 # pad field follow (a short EOR only moves us into the next BOR)
-                params = mode_params(mode)
                 fields = self._fields_of_raw(mode, int(consumed), end - start)
-                fields += params.n_eor - 1
+                fields += mode_params(mode).n_eor - 1
                 fields = min(fields + fields % 2, end - start)
             try:
                 catalog.commit_recording(probe.with_(fields=fields, user_bytes=length,
@@ -488,12 +497,11 @@ class BackerMedium:
             except BackerError as exc:
                 self._notice(f"recovered recording {where} could not be indexed: "
                              f"{exc.message}")
-                break
+                return False
             self._notice(f"recovered recording {len(catalog.recordings) - 1} {where}: "
                          f"{mode}, {length} bytes, no block boundaries")
             start += fields
-        if catalog.interrupted is not None:
-            catalog.forget_interrupted()
+        return True
 
     def deck_time(self, slot: int) -> str:
         from backerd.vcr.base import format_time

@@ -334,6 +334,9 @@ class Cassette:
         self._interrupted = None
         self._signal_end = max(self._signal_end, recording.end)
         self._commit()
+        if recording.origin == "recovered":
+            # recovering old signal: is there more of it further on?
+            self._interrupted = self._find_interrupted()
 
     def replace_recording(self, index: int, recording: Recording) -> None:
         if self.readonly:
