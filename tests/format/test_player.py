@@ -66,7 +66,6 @@ def test_sp_round_trip(name, data):
     assert not lost_events(events)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", EP)
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
