@@ -581,8 +581,9 @@ class _Decoder:
         rows_a = np.asarray(rows, np.int64)
         lens = np.asarray(lengths)[rows_a]
         if self.groups is not None:
-            for r in rows_a.tolist():
-                self._group_sector(int(numbers[r]) - self.first_data, data[r, :cap], pieces, res)
+            index = np.asarray(numbers)[rows_a] - self.first_data
+            for chunk in self.groups.add(index, data[rows_a, :cap]):
+                self._group_out(chunk, pieces, res)
             return
         if self.outer is not None:
             for r in rows_a.tolist():
@@ -625,10 +626,6 @@ class _Decoder:
         res.events.append(EndOfRecord(self.user_bytes))
 
     # ------------------------------------------------------------------ EP outer codes
-    def _group_sector(self, index: int, data: np.ndarray, pieces, res) -> None:
-        for chunk in self.groups.add(index, data):
-            self._group_out(chunk, pieces, res)
-
     def _group_gap(self, first: int, stop: int, pieces, res) -> None:
         for chunk in self.groups.skip(first, stop):
             self._group_out(chunk, pieces, res)
@@ -708,12 +705,21 @@ class _Groups:
         self.have = np.zeros(GROUP_SECTORS, bool)
         self.touched = False  # the current group has received or lost a sector
 
-    def add(self, index: int, data: np.ndarray) -> list[_GroupOut]:
-        g, j = divmod(index, GROUP_SECTORS)
-        out = self._advance(g) if g > self.group else []
-        self.sectors[j] = data
-        self.have[j] = True
-        self.touched = True
+    def add(self, index: np.ndarray, data: np.ndarray) -> list[_GroupOut]:
+        """Data sectors with increasing numbers `index` (from 0) and their C bytes."""
+        out: list[_GroupOut] = []
+        groups = index // GROUP_SECTORS
+        cuts = np.flatnonzero(np.diff(groups)) + 1
+        for part in np.split(np.arange(index.size), cuts):
+            if part.size == 0:
+                continue
+            g = int(groups[part[0]])
+            if g > self.group:
+                out += self._advance(g)
+            j = index[part] % GROUP_SECTORS
+            self.sectors[j] = data[part]
+            self.have[j] = True
+            self.touched = True
         return out
 
     def skip(self, first: int, stop: int) -> list[_GroupOut]:
