@@ -180,3 +180,22 @@ def test_dropout_bursts_beyond_errors_only_correction(name, burst):
     assert out == payload
     assert not [e for e in events if isinstance(e, SectorLost)]
     assert player.stats.erasures_used > 0
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "bkrenhanced", "errors", "wipe"),
+    [("3.101", "nls", False, 5, 0), ("3.3", "phs", False, 3, 0), ("3.3", "ple", False, 3, 0),
+     ("3.101", "nle", True, 2, 12), ("3.3", "phe", True, 2, 12)],
+)
+def test_old_formats_with_noise(fmt, name, bkrenhanced, errors, wipe):
+    from backerd.format.legacy import encode_recording as encode_legacy
+
+    payload = mod251(300_000 if bkrenhanced else 40_000)
+    raw = encode_legacy(payload, name, fmt, bkrenhanced=bkrenhanced)
+    noisy = noise.apply_noise(name, raw, f"{fmt}-{name}", errors=errors, wipe=wipe)
+    player = Player(name, bkrenhanced=bkrenhanced)
+    out = player.feed(noisy).data + player.finish().data
+    assert player.fmt == fmt
+    assert out == payload
+    assert player.ended
+    assert player.stats.byte_errors > 0
