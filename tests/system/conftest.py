@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the tests import systemtest
 
-from systemtest import DEVICE_KIND, MISSING, MODE, Daemon  # noqa: E402
+from systemtest import DEVICE_KIND, MISSING, MODE, Daemon, parse_mt_status  # noqa: E402
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -31,41 +31,87 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason="needs " + ", ".join(MISSING)))
 
 
-def _daemon(tmp_path: Path, units: str, cassette_option: bool = True) -> Iterator[Daemon]:
-    state, run = tmp_path / "state", tmp_path / "run"
-    state.mkdir()
-    config_file = tmp_path / "backerd.toml"
+def _new_daemon(home: Path, units: str, cassette_option: bool = True) -> Daemon:
+    state, run = home / "state", home / "run"
+    state.mkdir(exist_ok=True)
+    config_file = home / "backerd.toml"
     config_file.write_text(f'transport = "{DEVICE_KIND}"\n{units}')
     env = dict(os.environ, BACKERD_STATE_DIR=str(state), BACKERD_RUNTIME_DIR=str(run))
     env.pop("NOTIFY_SOCKET", None)
-    d = Daemon(tmp=tmp_path, cassette=tmp_path / "tape.cassette", fuse_root=tmp_path / "dev",
-               config_file=config_file, env=env, log=tmp_path / "backerd.log",
-               cassette_option=cassette_option)
-    d.start()
+    return Daemon(tmp=home, cassette=home / "tape.cassette", fuse_root=home / "dev",
+                  config_file=config_file, env=env, log=home / "backerd.log",
+                  cassette_option=cassette_option)
+
+
+def _stop_checked(d: Daemon) -> None:
+    if d.proc is not None:
+        rc = d.stop()
+        assert rc == 0, f"backerd exited {rc} on SIGTERM:\n{d.log_tail()}"
+    d.unmount()
+
+
+@pytest.fixture(scope="session")
+def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One daemon for the session: starting one costs ~1 s here but ~30 s in a TCG guest."""
+    d = _new_daemon(tmp_path_factory.mktemp("backerd"), f'[[unit]]\nmode = "{MODE}"\n')
     try:
         yield d
     finally:
-        if d.proc is not None:
-            rc = d.stop()
-            assert rc == 0, f"backerd exited {rc} on SIGTERM:\n{d.log_tail()}"
+        _stop_checked(d)
+
+
+def _reset(d: Daemon) -> None:
+    """Bring the shared daemon to a blank cassette at BOT (restarting it if need be)."""
+    if d.proc is not None and d.proc.poll() is None:
+        try:
+            d.mt(d.nrew, "rewind")
+            d.mt(d.nrew, "erase")  # st: erase from the head (BOT) to the end
+            status = parse_mt_status(d.mt(d.nrew, "status"))
+            if (status["file"], status["block"]) == (0, 0):
+                return
+        except AssertionError:
+            pass
+        d.kill()  # a previous test left it unusable: start afresh
+    elif d.proc is not None:
+        d.proc = None
         d.unmount()
+    d.cassette.unlink(missing_ok=True)
+    d.start()
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    """A running daemon on a fresh cassette; stopped (must exit 0) and unmounted after."""
-    yield from _daemon(tmp_path, f'[[unit]]\nmode = "{MODE}"\n')
+def daemon(shared_daemon: Daemon, tmp_path: Path) -> Iterator[Daemon]:
+    """The running daemon on a blank cassette at BOT; ``daemon.tmp`` is the test's scratch.
+
+    Tests may stop and restart it; one left stopped is started again for the next test.
+    """
+    _reset(shared_daemon)
+    shared_daemon.tmp = tmp_path
+    yield shared_daemon
+    if shared_daemon.proc is None:
+        shared_daemon.start()
 
 
 @pytest.fixture
-def two_units(tmp_path: Path) -> Iterator[Daemon]:
+def no_shared_daemon(shared_daemon: Daemon) -> None:
+    """Stop the shared daemon (CUSE node names are machine-wide); the next test restarts it."""
+    _stop_checked(shared_daemon)
+
+
+@pytest.fixture
+def two_units(no_shared_daemon: None, tmp_path: Path) -> Iterator[Daemon]:
     """Units 0 (paced at real tape speed) and 1 (as fast as the machine goes)."""
-    yield from _daemon(
+    d = _new_daemon(
         tmp_path,
         f'[[unit]]\nmode = "{MODE}"\nrealtime = true\ncassette = "{tmp_path}/tape.cassette"\n'
         f'[[unit]]\nnumber = 1\nmode = "{MODE}"\ncassette = "{tmp_path}/one.cassette"\n',
         cassette_option=False,
     )
+    d.start()
+    try:
+        yield d
+    finally:
+        _stop_checked(d)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import sys
 from systemtest import DEVICE_KIND, MODE, TOOL_TIMEOUT
 
 
-def test_demo_writes_lists_and_restores() -> None:
+def test_demo_writes_lists_and_restores(no_shared_daemon: None) -> None:
     argv = [sys.executable, "-m", "backerd", "demo", "--mode", MODE]
     if DEVICE_KIND == "cuse":
         argv.append("--cuse")

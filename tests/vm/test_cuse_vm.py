@@ -79,7 +79,7 @@ def _guest_script(out: Path) -> str:
         "BACKERD_TEST_DEVICE": "cuse",
         "BACKERD_TEST_MODE": GUEST_MODE,
         "BACKERD_TEST_START_TIMEOUT": "300",
-        "PYTHONDONTWRITEBYTECODE": "1",
+        # compiled modules go to the guest's throw-away overlay: compile once, not per process
         "PYTHONUNBUFFERED": "1",
         "HOME": "/root",
     }
