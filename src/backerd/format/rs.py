@@ -24,11 +24,14 @@ from backerd.format.gf import EXP, LOG, MUL, generator_poly
 # Multiplicative inverse table; INV[0] = 0 is never used on a valid path.
 INV = np.zeros(256, dtype=np.uint8)
 INV[1:] = EXP[(255 - LOG[1:].astype(np.int32)) % 255]
+_INV_INTP = INV.astype(np.intp)
 
 _MULF = MUL.reshape(-1)  # _MULF[a << 8 | b] = a*b
+_MULF_INTP = _MULF.astype(np.intp)  # same, for the all-intp Berlekamp-Massey loop
 
-# Dirty rows decoded together: bounds the (rows x n) temporaries of the Chien search.
-_DECODE_CHUNK = 2048
+# Symbols of dirty rows decoded together: bounds the (rows x n) Chien temporaries while
+# keeping numpy's per-call overhead small.
+_DECODE_CELLS = 1 << 20
 
 
 def _mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -193,41 +196,50 @@ class RSCode:
         dirty = np.flatnonzero(synd.any(axis=1))
         if dirty.size:
             er = erasures[dirty] if erasures is not None else None
-            fixed, good = self._decode_dirty(cw[dirty], synd[dirty], er)
+            good, rr, cc, mag = self._decode_dirty(synd[dirty], er)
             ok[dirty] = good
-            fixed_rows = dirty[good]
-            corrected[fixed_rows] = fixed[good]
-            diff = fixed[good] != cw[fixed_rows]
-            changed[fixed_rows] = diff
-            n_corrected[fixed_rows] = diff.sum(axis=1)
+            keep = good[rr] & (mag != 0)  # erased symbols may turn out to be right
+            rr, cc, mag = dirty[rr[keep]], cc[keep], mag[keep]
+            corrected[rr, cc] ^= mag
+            changed[rr, cc] = True
+            n_corrected += np.bincount(rr, minlength=rows)
         return RSDecodeResult(corrected, ok, n_corrected, changed)
 
     def _decode_dirty(
-        self, cw: np.ndarray, synd: np.ndarray, erasures: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Decode rows with nonzero syndromes; returns (candidate rows, ok mask)."""
-        fixed = cw.copy()
-        good = np.empty(cw.shape[0], dtype=bool)
-        for lo in range(0, cw.shape[0], _DECODE_CHUNK):
-            hi = min(cw.shape[0], lo + _DECODE_CHUNK)
+        self, synd: np.ndarray, erasures: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Decode rows with nonzero syndromes S (N, 2t) and erasure masks (N, n).
+
+        Returns (ok (N,), rows, cols, values): the error pattern as (row, column, value)
+        triples, meaningful for ok rows only, where the pattern was checked to zero S.
+        """
+        good = np.empty(synd.shape[0], dtype=bool)
+        parts = [(np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0, np.uint8))]
+        step = max(256, _DECODE_CELLS // self.n)
+        for lo in range(0, synd.shape[0], step):
+            hi = min(synd.shape[0], lo + step)
             er = erasures[lo:hi] if erasures is not None else None
-            good[lo:hi] = self._decode_chunk(fixed[lo:hi], synd[lo:hi], er)
-        return fixed, good
+            good[lo:hi], rr, cc, mag = self._decode_chunk(synd[lo:hi], er)
+            parts.append((rr + lo, cc, mag))
+        rr, cc, mag = (np.concatenate(x) for x in zip(*parts, strict=True))
+        return good, rr, cc, mag
 
     def _decode_chunk(
-        self, fixed: np.ndarray, synd: np.ndarray, erasures: np.ndarray | None
-    ) -> np.ndarray:
-        """Correct the rows of `fixed` in place where possible; returns the ok mask."""
-        rows = fixed.shape[0]
+        self, synd: np.ndarray, erasures: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One chunk of _decode_dirty."""
+        rows = synd.shape[0]
         nsym = self.nsym
         width = nsym + 1
         good = np.ones(rows, dtype=bool)
+        none = (np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0, np.uint8))
         if erasures is not None and not erasures.any():
             erasures = None
 
-        # Erasure locator Gamma(x) = prod (1 + X_j x); missing slots multiply by 1.
-        gamma = np.zeros((rows, width), dtype=np.uint8)
-        gamma[:, 0] = 1
+        # Erasure locator Gamma(x) = prod (1 + X_j x), coefficient-major (width, rows);
+        # missing slots multiply by 1.
+        gamma = np.zeros((width, rows), dtype=np.intp)
+        gamma[0] = 1
         n_eras = np.zeros(rows, dtype=np.int64)
         if erasures is not None:
             n_eras = erasures.sum(axis=1, dtype=np.int64)
@@ -238,34 +250,58 @@ class RSCode:
                 _, starts = _row_starts(r_idx)
                 counts = np.diff(np.r_[starts, r_idx.size])
                 rank = np.arange(r_idx.size) - np.repeat(starts, counts)
-                locs = np.zeros((rows, int(rank.max()) + 1), dtype=np.uint8)
-                locs[r_idx, rank] = self._alpha_pos[c_idx]
-                for s in range(locs.shape[1]):
-                    gamma[:, 1 : s + 2] ^= _mul(locs[:, s : s + 1], gamma[:, : s + 1])
+                locs = np.zeros((int(rank.max()) + 1, rows), dtype=np.intp)
+                locs[rank, r_idx] = self._alpha_pos[c_idx]
+                for s in range(locs.shape[0]):
+                    gamma[1 : s + 2] ^= _MULF_INTP[(locs[s] << 8) | gamma[: s + 1]]
 
-        # Berlekamp-Massey on S_1..S_2t seeded with Gamma (Blahut): Psi = Lambda * Gamma.
-        # At step r every active polynomial has degree <= r, so only r + 1 columns move.
-        sext = np.zeros((rows, 2 * nsym + 1), dtype=np.uint8)  # sext[:, nsym + m] = S_m
-        sext[:, nsym + 1 :] = synd
-        lam = gamma
-        bpoly = gamma.copy()
+        # Berlekamp-Massey on S_1..S_2t seeded with Gamma (Blahut): Psi = Lambda * Gamma,
+        # in Massey's unnormalised form: Lambda -= (delta / b) x^m B, with xb = x^m B.
+        # A row whose L passes its capacity (2t + e) / 2 fails whatever follows, so every
+        # polynomial is kept to cap + 1 coefficients (exact for the rows that can succeed),
+        # and at step r only the first r + 1 coefficients can be nonzero. Polynomials are
+        # coefficient-major intp arrays: contiguous rows, no casts in the index arithmetic.
+        e_max = int(n_eras.max()) if erasures is not None else 0
+        cap = min((nsym + e_max) // 2, nsym)
+        pw_ = cap + 1
+        sx = np.zeros((2 * nsym + 1, rows), dtype=np.intp)  # sx[nsym + m] = S_m << 8
+        np.left_shift(synd.T, 8, out=sx[nsym + 1 :], dtype=np.intp)
+        lam = gamma[:pw_].copy()
+        xb = np.zeros((pw_, rows), dtype=np.intp)
+        xb[1:] = lam[:-1]
+        binv = np.ones(rows, dtype=np.intp)
         big_l = n_eras.copy()
-        xb = np.zeros((rows, width), dtype=np.uint8)
+        idx = np.empty((pw_, rows), dtype=np.intp)
         for r in range(1, nsym + 1):
-            w = min(r + 1, width)
-            active = good & (r > n_eras) if erasures is not None else good
-            window = sext[:, nsym + r - w + 1 : nsym + r + 1][:, ::-1]  # S_{r-j}, j < w
-            delta = np.bitwise_xor.reduce(_mul(lam[:, :w], window), axis=1)
+            if erasures is not None:
+                active = good & (r > n_eras)
+                if not active.any():
+                    continue
+            else:
+                active = good
+            w = min(r + 1, pw_)
+            window = sx[nsym + r - w + 1 : nsym + r + 1][::-1]  # S_{r-j} << 8, j < w
+            np.bitwise_or(window, lam[:w], out=idx[:w])
+            delta = np.bitwise_xor.reduce(np.take(_MULF_INTP, idx[:w], mode="clip"), axis=0)
             delta[~active] = 0
-            xb[:, 1:w] = bpoly[:, : w - 1]
             grow = (delta != 0) & (2 * big_l <= r + n_eras - 1)
-            scaled = _mul(INV[delta][:, None], lam[:, :w])
-            np.copyto(bpoly[:, :w], xb[:, :w], where=active[:, None])
-            np.copyto(bpoly[:, :w], scaled, where=grow[:, None])
-            lam[:, :w] ^= _mul(delta[:, None], xb[:, :w])
+            coef = _MULF_INTP[(delta << 8) | binv]
+            np.left_shift(coef, 8, out=idx[:w])
+            np.bitwise_or(idx[:w], xb[:w], out=idx[:w])
+            prod = np.take(_MULF_INTP, idx[:w], mode="clip")
+            np.copyto(xb, lam, where=grow)  # B <- Lambda before this step
+            lam[:w] ^= prod
+            binv = np.where(grow, _INV_INTP[delta], binv)
             big_l = np.where(grow, r - big_l + n_eras, big_l)
+            if erasures is not None:
+                shifted = np.zeros_like(xb)
+                shifted[1:] = xb[:-1]
+                np.copyto(xb, shifted, where=active)
+            else:
+                xb[1:] = xb[:-1].copy()
+                xb[0] = 0
 
-        deg = _poly_degree(lam)
+        deg = _poly_degree(np.ascontiguousarray(lam.T))
         # Bounded distance: errata degree equals L and 2*errors + erasures <= 2t.
         good &= (deg == big_l) & (2 * big_l - n_eras <= nsym) & (deg >= 1)
 
@@ -281,47 +317,52 @@ class RSCode:
         else:
             search = np.flatnonzero(good)
         if search.size:
-            psi = lam[search]
             top = int(deg[search].max())
-            vals = np.take(self._chien[1], psi[:, 1], axis=0)
+            vals = np.take(self._chien[1], lam[1, search], axis=0)
             for k in range(2, top + 1):
-                vals ^= np.take(self._chien[k], psi[:, k], axis=0)
+                vals ^= np.take(self._chien[k], lam[k, search], axis=0)
             is_root = vals == 1  # Psi_0 = 1, so Psi(X^-1) = 0 where the rest sums to 1
             found = is_root.sum(axis=1) == deg[search]
             good[search[~found]] = False
             is_root &= found[:, None]
-            r_idx, c_idx = np.nonzero(is_root)
+            flat = np.flatnonzero(is_root)
+            r_idx, c_idx = np.divmod(flat, self.n)
             root_rows.append(search[r_idx])
             root_cols.append(c_idx)
         if not root_rows:
-            return good
+            return (good, *none)
         rr = np.concatenate(root_rows)
         cc = np.concatenate(root_cols)
+        if rr.size == 0:
+            return (good, *none)
         order = np.argsort(rr, kind="stable")
         rr, cc = rr[order], cc[order]
-        if rr.size == 0:
-            return good
 
-        # Errata evaluator Omega(x) = S(x) Psi(x) mod x^2t, S(x) = sum S_{i+1} x^i.
-        top = int(deg[rr].max())
-        omega = np.zeros((rows, nsym), dtype=np.uint8)
-        for k in range(top + 1):
-            omega[:, k:] ^= _mul(lam[:, k : k + 1], synd[:, : nsym - k])
-        # Forney (fcr = 1): e_j = Omega(X_j^-1) / Psi'(X_j^-1).
-        pw = self._inv_pow_t[cc]  # (roots, 2t+1): alpha^(-j k)
-        om = np.bitwise_xor.reduce(_mul(omega[rr], pw[:, :nsym]), axis=1)
+        # Errata evaluator Omega(x) = S(x) Psi(x) mod x^2t, S(x) = sum S_{i+1} x^i. For a
+        # true errata locator deg Omega < deg Psi, so only those terms are formed (a wrong
+        # Omega can only give a wrong pattern, which the final syndrome check rejects).
+        uniq, starts = _row_starts(rr)
+        which = np.repeat(np.arange(uniq.size), np.diff(np.r_[starts, rr.size]))
+        top = int(deg[uniq].max())
+        lam_u = lam[:, uniq]  # (cap + 1, rows with roots)
+        synd_u = synd[uniq].T.astype(np.intp)  # (2t, rows with roots)
+        omega = np.zeros((top, uniq.size), dtype=np.intp)
+        for k in range(top):
+            omega[k:] ^= _MULF_INTP[(lam_u[k] << 8) | synd_u[: top - k]]
+        # Forney (fcr = 1): e_j = Omega(X_j^-1) / Psi'(X_j^-1), per root.
+        pw = self._inv_pow[:, cc]  # (2t+1, roots): alpha^(-j k)
+        om = np.bitwise_xor.reduce(_MULF_INTP[(omega[:, which] << 8) | pw[:top]], axis=0)
         odd = np.arange(1, top + 1, 2)
-        dpsi = np.bitwise_xor.reduce(_mul(lam[rr][:, odd], pw[:, odd - 1]), axis=1)
+        lam_odd = lam_u[odd][:, which]
+        dpsi = np.bitwise_xor.reduce(_MULF_INTP[(lam_odd << 8) | pw[odd - 1]], axis=0)
         good[rr[dpsi == 0]] = False
-        mag = _mul(om, INV[dpsi])
-        fixed[rr, cc] ^= mag
+        mag = _MULF[(om << 8) | _INV_INTP[dpsi]]
 
         # Verify: syndromes are linear, so S(fixed) = S(received) + S(error pattern).
-        uniq, starts = _row_starts(rr)
         contrib = _mul(mag[:, None], self._syn_pow[cc])
         check = synd[uniq] ^ np.bitwise_xor.reduceat(contrib, starts, axis=0)
         good[uniq[check.any(axis=1)]] = False
-        return good
+        return good, rr, cc, mag
 
     def _decode_dirty_ref(
         self, cw: np.ndarray, synd: np.ndarray, erasures: np.ndarray | None
