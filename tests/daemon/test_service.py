@@ -307,3 +307,17 @@ def test_demo_offline_fallback_round_trip(capsys: pytest.CaptureFixture[str]) ->
     out = capsys.readouterr().out
     assert "encoded 300000 bytes in mode nls" in out
     assert "decoded 300000 bytes: identical to the original" in out
+
+
+def test_transport_choice() -> None:
+    from backerd.daemon.service import CUSE_DEVICE, choose_transport
+    from backerd.errors import HardwareUnavailable
+
+    fuse = trio.run(choose_transport, cfg.parse_config({"transport": "fuse"}, environ={}))
+    assert fuse.kind == "fuse"
+    auto = trio.run(choose_transport, cfg.parse_config({}, environ={}))
+    assert auto.kind == ("cuse" if CUSE_DEVICE.exists() else "fuse")
+    if not CUSE_DEVICE.exists():
+        assert "/dev/cuse missing" in auto.reason
+        with pytest.raises(HardwareUnavailable, match="CUSE requested but /dev/cuse"):
+            trio.run(choose_transport, cfg.parse_config({"transport": "cuse"}, environ={}))
