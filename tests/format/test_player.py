@@ -337,3 +337,26 @@ def test_two_slips_in_one_field_and_double_line_drops(name):
     assert data == payload
     assert not lost_events(events)
     assert player.stats.bad_sectors == 0
+
+
+def test_a_wild_sector_number_is_not_taken():
+    # A header the code passed but that cannot be right here (a miscorrection, or a
+    # stray field) must not make the reader report millions of lost sectors.
+    from backerd.format.sector import sector_codec
+
+    name = "pls"
+    p = mode(name)
+    cap = p.capacity
+    payload = user_bytes(8 * cap, 14)
+    raw = encode_recording(payload, name)
+    offs = field_offsets(name, len(raw)) + [len(raw)]
+    f = data_field(name, 5)
+    wild = sector_codec(p).encode_sectors(
+        np.zeros((1, cap), np.uint8), np.array([cap]), np.array([5_000_000]))
+    field = frame.assemble_fields(p, wild, f)
+    assert len(field) == offs[f + 1] - offs[f]
+    player, out, events = play(name, raw[: offs[f]] + field + raw[offs[f + 1] :])
+    assert lost_events(events) == [SectorLost(5, 5 * cap, cap)]
+    assert len(out) == len(payload)
+    assert out[: 5 * cap] == payload[: 5 * cap] and out[6 * cap :] == payload[6 * cap :]
+    assert player.stats.bad_sectors == 1

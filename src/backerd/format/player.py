@@ -52,6 +52,9 @@ _DETECT_HOLD = 8 << 20
 # Decoded sectors that settle the format.
 _DETECT_SECTORS = 3
 GROUP_SECTORS, GROUP_DATA, GROUP_PARITY = 255, 235, 20
+# Fields that may vanish from a stream between two sectors (capture overruns): about
+# ten seconds of video. A larger jump in sector numbers is taken for a bad header.
+_MAX_VANISHED = 600
 
 
 # ---------------------------------------------------------------------------- events
@@ -213,7 +216,6 @@ class _Detector:
         self._held: list[bytes] = []
         self._held_len = 0
         self._origin = 0
-        self._old_sectors: list[tuple[np.ndarray, np.ndarray]] = []
         self.stats = stats
 
     def feed(self, raw: memoryview, *, final: bool) -> str | None:
@@ -437,6 +439,7 @@ class _Decoder:
         self.last = self.first_data - 1  # last data sector delivered
         self.in_duplicates = False
         self.started = False  # a BOR or data sector of this recording was seen
+        self.last_start: int | None = None  # stream offset of the last accepted sector
         self.user_bytes = 0  # user bytes delivered (or reserved for lost data)
         self.ended = False
         self.consumed = 0
@@ -476,6 +479,7 @@ class _Decoder:
             self._deliver(dec.data, range(ok.size), dec.length, dec.number, pieces, res)
             self.last = int(dec.number[-1])
             self.started, self.in_duplicates = True, False
+            self.last_start = int(fields.start[-1])
             return
         st = self.stats
         numbers = dec.number.tolist()
@@ -483,6 +487,8 @@ class _Decoder:
         lengths = dec.length.tolist()
         run: list[int] = []  # rows to deliver, in order
         reset_at = -1  # row of the last BOR sector so far
+        starts = fields.start.tolist()
+        implausible = 0  # decoded sectors whose number cannot be right here
         stop = len(numbers)  # rows after this belong to no record of ours
 
         def flush() -> None:
@@ -505,6 +511,7 @@ class _Decoder:
                 st.reset_errors()
                 self.in_duplicates = False
                 self.started = True
+                self.last_start = starts[i]
                 continue
             if kind == self.kind_eor and not self.started:
                 continue  # the EOR tail of a previous recording: not ours to end
@@ -516,8 +523,12 @@ class _Decoder:
                 continue
             self.in_duplicates = False
             if s > self.last + 1:
+                if not self._plausible_jump(s, starts[i]):
+                    implausible += 1
+                    continue
                 flush()
                 self._lost(self.last + 1, s, pieces, res)
+            self.last_start = starts[i]
             if kind == self.kind_eor:
                 flush()
                 self._end(res, pieces, self._field_end(fields, i))
@@ -530,8 +541,22 @@ class _Decoder:
         if reset_at >= 0:
             self._restate_key_stats(fields, reset_at)
         st.fields -= len(numbers) - stop  # fields after the end are not this record's
-        st.sectors_decoded += int(ok[:stop].sum())
+        st.sectors_decoded += int(ok[:stop].sum()) - implausible
         self._count(dec, used, reset_at + 1, stop, decoded=False)
+        st.bad_sectors += implausible
+
+    def _plausible_jump(self, number: int, start: int) -> bool:
+        """Can sector `number` follow the last one at this place in the stream?
+
+        One sector per field: the number runs ahead of the fields that passed since the
+        last accepted sector only when fields vanished from the stream (a capture
+        overrun), so a jump beyond that plus _MAX_VANISHED fields is a header the code
+        miscorrected; taking it would report thousands of sectors lost.
+        """
+        if self.last_start is None:
+            return True
+        fields = -(-(start - self.last_start) // self.params.geometry.field_size)
+        return number - self.last <= fields + _MAX_VANISHED
 
     def _plain_run(self, dec, ok) -> bool:
         """The batch is just the next data sectors in order (the common case)."""
