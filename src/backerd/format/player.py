@@ -1,48 +1,44 @@
 """The reader: a raw Backer stream in, user bytes, events and statistics out.
 
-Theory of operation. `Player.feed(raw)` passes the stream through these stages, each
-vectorised over all fields a call finds:
+Theory of operation. `Player.feed(raw)` finds the fields of the stream by their key
+bytes (`sync.FieldSync`: payloads, erasure marks of re-aligned line slips, suspect
+marks near key bytes that did not match), then hands them to the `RecordDecoder` of
+the stream's format (`record_decoder`: GCR, inner RS with erasure tiers, sequencing,
+EP outer codes). Large feeds are cut into slices so the arrays of one step stay small.
 
-1. Field synchronisation (`sync.FieldSync`): payloads, plus per-byte erasure marks
-   (re-aligned line slips) and suspect marks (near key bytes that did not match).
-2. EP: 8/9 GCR demodulation; invalid 9-bit words become erasures.
-3. Sector decode (`sector` / `legacy` codec): inner RS with the known erasures; sectors
-   that fail are retried with more erasures around unmatched key bytes (three tiers),
-   then, for an unpinned line slip, with each candidate line of the slip.
-4. Sequencing (spec 9.2): BOR sectors reset the statistics, duplicates (number not
-   above the last one) are dropped, a jump in numbers reports the skipped sectors as
-   lost, the first EOR sector ends the record. Two rules of our own (spec 17.8): EOR
-   sectors before any BOR or data sector are a previous recording's tail and are
-   skipped, and a BOR sector after data ends a record whose EOR was lost.
-5. Output: SP and bare EP sectors deliver their bytes; 3.102 EP collects groups of 255
-   sectors for the outer code (ecc2; lost sectors are erasures at their codeword
-   positions); 3.101/3.3 EP may pass through the bkrenhanced outer decoder.
-
-Lost user bytes are never skipped: the output keeps their place (filled with zeros or
-with what was received) and a `SectorLost(sector, offset, length)` event names the
-range, so every later byte stays at its true offset. Only `strict=True` stops, with a
-MediumError at the first unrecoverable range.
+Lost user bytes are never skipped: the output keeps their place and a
+`SectorLost(sector, offset, length)` event names the range. Only `strict=True` stops,
+with a MediumError at the first unrecoverable range (its `output` holds what came
+before).
 
 The format is detected from the stream unless forced: 3.102 puts the key byte first in
 each group, 3.101 and 3.3 last; the layout whose sector codec decodes sectors wins, and
 3.101 vs 3.3 is settled by `legacy.detect_format`. The raw bytes seen while detecting
 are kept (bounded) and replayed into the chosen decoder.
-
-Memory is bounded whatever the recording length: the sync keeps less than a field,
-large feeds are cut into slices, and the EP outer code holds one group.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from backerd.errors import MediumError, UsageError
-from backerd.format.params import FILL, ModeParams, mode
+from backerd.format.params import ModeParams, mode
+from backerd.format.record_decoder import (
+    DecodeResult,
+    EndOfRecord,
+    RecordDecoder,
+    SectorLost,
+    decode_fields,
+    demodulate,
+    payload_to_sector_mask,
+)
 from backerd.format.stats import Statistics
 from backerd.format.sync import FieldBatch, FieldSync
+
+__all__ = ["EndOfRecord", "FormatDetected", "Player", "PlayerOutput", "SectorLost",
+           "identify"]
 
 FORMAT_CHOICES = ("auto", "3.102", "3.101", "3.3")
 # Raw bytes decoded per internal step: bounds the arrays of one step.
@@ -51,30 +47,12 @@ _SLICE = 1 << 20
 _DETECT_HOLD = 8 << 20
 # Decoded sectors that settle the format.
 _DETECT_SECTORS = 3
-GROUP_SECTORS, GROUP_DATA, GROUP_PARITY = 255, 235, 20
-# Fields that may vanish from a stream between two sectors (capture overruns): about
-# ten seconds of video. A larger jump in sector numbers is taken for a bad header.
-_MAX_VANISHED = 600
 
 
 # ---------------------------------------------------------------------------- events
 @dataclass(frozen=True)
 class FormatDetected:
     fmt: str
-
-
-@dataclass(frozen=True)
-class SectorLost:
-    """User bytes [offset, offset + length) could not be recovered (best knowledge)."""
-
-    sector: int
-    offset: int
-    length: int
-
-
-@dataclass(frozen=True)
-class EndOfRecord:
-    user_bytes: int
 
 
 @dataclass
@@ -105,7 +83,7 @@ class Player:
         self.fmt: str | None = None
         self.ended = False
         self._raw = base.is_raw
-        self._decoder: _Decoder | None = None
+        self._decoder: RecordDecoder | None = None
         self._detector: _Detector | None = None
         if self._raw:
             self.fmt = "raw"
@@ -155,7 +133,7 @@ class Player:
         self.fmt = fmt
         self.stats.parity = params.parity_per_codeword
         self.stats.key_length = params.key_length
-        self._decoder = _Decoder(params, self.stats, bkrenhanced=self.bkrenhanced,
+        self._decoder = RecordDecoder(params, self.stats, bkrenhanced=self.bkrenhanced,
                                  origin=origin)
 
     def _step(
@@ -181,7 +159,7 @@ class Player:
         self._emit(result, out, pieces)
         self.raw_consumed = dec.consumed if dec.ended else self.raw_consumed + len(raw)
 
-    def _emit(self, result: _Result, out: PlayerOutput, pieces: list[bytes]) -> None:
+    def _emit(self, result: DecodeResult, out: PlayerOutput, pieces: list[bytes]) -> None:
         if self.strict and result.lost:
             first = result.lost[0]
             pieces.append(result.data[: max(first.offset - result.offset, 0)])
@@ -275,12 +253,12 @@ class _Probe:
         else:
             # Both legacy codecs are tried on the widest erasures (the vote needs no
             # retries: a dozen decodable sectors settle it).
-            sectors, erasures = _demodulate(self.params, fields)
+            sectors, erasures = demodulate(self.params, fields)
             rows = np.flatnonzero(fields.missing.any(axis=1))
             if rows.size:
                 around = self.sync.segments_around(fields.missing[rows])
                 if self.params.codec == "ep":
-                    around = _payload_to_sector_mask(around, sectors.shape[1])
+                    around = payload_to_sector_mask(around, sectors.shape[1])
                 erasures[rows] |= around
             from backerd.format.legacy import sector_codec
 
@@ -297,536 +275,6 @@ class _Probe:
                 best = max(best, int(dec.ok.sum()))
             self.decoded = best
         return self.decoded
-
-
-def decode_fields(codec, sync: FieldSync, fields: FieldBatch):
-    """Sector decode of the fields' payloads with erasures, in up to four tiers.
-
-    First the known erasures (re-aligned line slips, invalid GCR words); sectors that
-    fail are retried with the bytes near unmatched key bytes erased too, then also the
-    intervals between two unmatched keys (a dropout that took both), then the whole
-    key intervals around every unmatched key (a dropout that took one). Each tier
-    spends more of the code on erasures, so it only runs where the one before failed.
-    Returns the DecodedSectors and the erasures used per sector.
-    """
-    params = sync.params
-    sectors, erasures = _demodulate(params, fields)
-    size = sectors.shape[1]
-    marked = erasures.any(axis=1)
-    dec = codec.decode_sectors(sectors, erasures if marked.any() else None)
-    used = np.zeros(len(fields), np.int64)
-    if marked.any():
-        used[marked] = erasures[marked].sum(axis=1)
-
-    def to_sector(mask: np.ndarray) -> np.ndarray:
-        return _payload_to_sector_mask(mask, size) if params.codec == "ep" else mask
-
-    tiers = (
-        lambda rows: fields.suspect[rows],
-        lambda rows: fields.suspect[rows] | sync.segments_between(fields.missing[rows]),
-        lambda rows: sync.segments_around(fields.missing[rows]),
-    )
-    for tier in tiers:
-        retry = np.flatnonzero(~dec.ok & fields.missing.any(axis=1))
-        if retry.size == 0:
-            break
-        wider = erasures[retry] | to_sector(tier(retry))
-        again = codec.decode_sectors(sectors[retry], wider)
-        if again.ok.any():
-            dec = _merge(dec, again, retry)
-            used[retry[again.ok]] = wider[again.ok].sum(axis=1)
-    if fields.alternatives and not dec.ok.all():
-        dec = _try_slip_lines(codec, params, fields, dec, used)
-    return dec, used
-
-
-def _try_slip_lines(codec, params: ModeParams, fields: FieldBatch, dec, used):
-    """Sectors with a slip the keys could not pin down: try each line it may be at.
-
-    A wrong line misaligns the bytes between it and the true one, far beyond what the
-    code corrects, so the candidate that decodes (with the fewest corrections) is it.
-    """
-    rows, payloads, erasures = [], [], []
-    for i in np.flatnonzero(~dec.ok).tolist():
-        alt = fields.alternatives.get(int(fields.start[i]))
-        if alt is not None:
-            rows += [i] * alt[0].shape[0]
-            payloads.append(alt[0])
-            erasures.append(alt[1])
-    if not rows:
-        return dec
-    cand = FieldBatch.empty(params.payload)
-    cand.payload = np.concatenate(payloads)
-    cand.erasures = np.concatenate(erasures)
-    sectors, marks = _demodulate(params, cand)
-    again = codec.decode_sectors(sectors, marks)
-    owner = np.asarray(rows)
-    best: dict[int, int] = {}
-    for c in np.flatnonzero(again.ok).tolist():
-        i = rows[c]
-        if i not in best or again.corrected[c] < again.corrected[best[i]]:
-            best[i] = c
-    if not best:
-        return dec
-    pick = np.asarray(list(best.values()))
-    chosen = dataclasses.replace(
-        again, **{name: getattr(again, name)[pick] for name in _DECODED_FIELDS})
-    target = owner[pick]
-    used[target] = marks[pick].sum(axis=1)
-    return _merge(dec, chosen, target)
-
-
-def _demodulate(params: ModeParams, fields: FieldBatch) -> tuple[np.ndarray, np.ndarray]:
-    """Sectors (N, S) and their erasures from field payloads (GCR for EP)."""
-    if params.codec != "ep":
-        return fields.payload, fields.erasures.copy()
-    from backerd.format import gcr
-
-    sectors, invalid = gcr.demodulate(fields.payload)
-    slipped = np.flatnonzero(fields.erasures.any(axis=1))
-    if slipped.size:
-        invalid[slipped] |= _payload_to_sector_mask(fields.erasures[slipped], sectors.shape[1])
-    return sectors, invalid
-
-
-def _payload_to_sector_mask(mask: np.ndarray, sector_size: int) -> np.ndarray:
-    """Sector bytes touched by marked payload bytes through the 8/9 code.
-
-    Sector byte w is the 9-bit word at payload bits [9w, 9w + 9): payload bytes
-    9w // 8 and the next. A damaged word also inverts the word after it.
-    """
-    if not mask.any():
-        return np.zeros((mask.shape[0], sector_size), bool)
-    lo = (9 * np.arange(sector_size)) // 8
-    words = mask[:, lo] | mask[:, lo + 1]
-    words[:, 1:] |= words[:, :-1].copy()
-    return words
-
-
-# ---------------------------------------------------------------------------- decoding
-@dataclass
-class _Result:
-    data: bytes = b""
-    offset: int = 0  # user offset of data[0]
-    events: list = field(default_factory=list)
-    lost: list = field(default_factory=list)  # SectorLost events among events
-    ended: bool = False
-
-
-class _Decoder:
-    """Sync, sector decode, sequencing and output for one known format."""
-
-    def __init__(
-        self, params: ModeParams, stats: Statistics, *, bkrenhanced: bool, origin: int
-    ) -> None:
-        self.params = params
-        self.stats = stats
-        self.sync = FieldSync(params, stats)
-        if origin:
-            self.sync.rebase(origin)
-        fmt = params.format
-        if fmt == "3.102":
-            from backerd.format.sector import SectorKind, sector_codec
-        else:
-            from backerd.format.legacy import sector_codec
-            from backerd.format.sector import SectorKind
-        self.codec = sector_codec(params)
-        self.kind_bor, self.kind_eor = int(SectorKind.BOR), int(SectorKind.EOR)
-        self.kind_data = int(SectorKind.DATA)
-        self.capacity = params.capacity
-        # Number of the first data sector: 3.3 numbers BOR sectors from 0 too.
-        self.first_data = params.n_bor if fmt == "3.3" else 0
-        self.last = self.first_data - 1  # last data sector delivered
-        self.in_duplicates = False
-        self.started = False  # a BOR or data sector of this recording was seen
-        self.last_start: int | None = None  # stream offset of the last accepted sector
-        self.user_bytes = 0  # user bytes delivered (or reserved for lost data)
-        self.ended = False
-        self.consumed = 0
-        self.groups: _Groups | None = None
-        self.outer = None
-        if params.codec == "ep" and fmt == "3.102":
-            self.groups = _Groups(params.capacity, stats)
-        elif params.codec == "ep" and bkrenhanced:
-            from backerd.format.bkrenhanced import BkrEnhancedDecoder
-
-            self.outer = BkrEnhancedDecoder(params.capacity)
-            self._outer_lost_seen = 0
-
-    # ------------------------------------------------------------------ stages
-    def feed(self, raw: memoryview, *, final: bool) -> _Result:
-        res = _Result(offset=self.user_bytes)
-        fields = self.sync.feed(raw) if len(raw) else FieldBatch.empty(self.sync.payload_size)
-        if final:
-            fields = FieldBatch.concat([fields, self.sync.finish()], self.sync.payload_size)
-        pieces: list[bytes] = []
-        if len(fields):
-            self._sectors(fields, pieces, res)
-        if final and not self.ended:
-            self._flush_outer(pieces, res, final=True)
-        res.data = b"".join(pieces)
-        return res
-
-    def _sectors(self, fields: FieldBatch, pieces: list[bytes], res: _Result) -> None:
-        dec, used = decode_fields(self.codec, self.sync, fields)
-        self._sequence(dec, used, fields, pieces, res)
-
-    def _sequence(self, dec, used, fields: FieldBatch, pieces: list[bytes], res: _Result) -> None:
-        """Apply the sequencing rules to the batch's sectors in field order."""
-        ok = dec.ok
-        if self._plain_run(dec, ok):
-            self._count(dec, used, 0, ok.size)
-            self._deliver(dec.data, range(ok.size), dec.length, dec.number, pieces, res)
-            self.last = int(dec.number[-1])
-            self.started, self.in_duplicates = True, False
-            self.last_start = int(fields.start[-1])
-            return
-        st = self.stats
-        numbers = dec.number.tolist()
-        kinds = dec.kind.tolist()
-        lengths = dec.length.tolist()
-        run: list[int] = []  # rows to deliver, in order
-        reset_at = -1  # row of the last BOR sector so far
-        starts = fields.start.tolist()
-        implausible = 0  # decoded sectors whose number cannot be right here
-        stop = len(numbers)  # rows after this belong to no record of ours
-
-        def flush() -> None:
-            if run:
-                self._deliver(dec.data, run, lengths, numbers, pieces, res)
-                run.clear()
-
-        for i, good in enumerate(ok.tolist()):
-            if not good:
-                continue
-            s, kind = numbers[i], kinds[i]
-            if kind == self.kind_bor:
-                if self.last >= self.first_data:
-                    # A new recording's BOR after data: this record's EOR was lost.
-                    flush()
-                    self._end(res, pieces, int(fields.start[i]) - self.params.leader)
-                    stop = i
-                    break
-                reset_at = i
-                st.reset_errors()
-                self.in_duplicates = False
-                self.started = True
-                self.last_start = starts[i]
-                continue
-            if kind == self.kind_eor and not self.started:
-                continue  # the EOR tail of a previous recording: not ours to end
-            self.started = True
-            if s <= self.last:
-                if not self.in_duplicates:
-                    st.underflows += 1
-                    self.in_duplicates = True
-                continue
-            self.in_duplicates = False
-            if s > self.last + 1:
-                if not self._plausible_jump(s, starts[i]):
-                    implausible += 1
-                    continue
-                flush()
-                self._lost(self.last + 1, s, pieces, res)
-            self.last_start = starts[i]
-            if kind == self.kind_eor:
-                flush()
-                self._end(res, pieces, self._field_end(fields, i))
-                stop = i + 1
-                break
-            self.last = s
-            if lengths[i] or self.outer is None:
-                run.append(i)
-        flush()
-        if reset_at >= 0:
-            self._restate_key_stats(fields, reset_at)
-        st.fields -= len(numbers) - stop  # fields after the end are not this record's
-        st.sectors_decoded += int(ok[:stop].sum()) - implausible
-        self._count(dec, used, reset_at + 1, stop, decoded=False)
-        st.bad_sectors += implausible
-
-    def _plausible_jump(self, number: int, start: int) -> bool:
-        """Can sector `number` follow the last one at this place in the stream?
-
-        One sector per field: the number runs ahead of the fields that passed since the
-        last accepted sector only when fields vanished from the stream (a capture
-        overrun), so a jump beyond that plus _MAX_VANISHED fields is a header the code
-        miscorrected; taking it would report thousands of sectors lost.
-        """
-        if self.last_start is None:
-            return True
-        fields = -(-(start - self.last_start) // self.params.geometry.field_size)
-        return number - self.last <= fields + _MAX_VANISHED
-
-    def _plain_run(self, dec, ok) -> bool:
-        """The batch is just the next data sectors in order (the common case)."""
-        if not ok.all() or self.ended or not self.started:
-            return False
-        numbers = dec.number
-        return bool(
-            numbers[0] == self.last + 1
-            and (np.diff(numbers) == 1).all()
-            and (dec.kind == self.kind_data).all()
-            and (self.outer is None or (dec.length > 0).all())
-        )
-
-    def _count(self, dec, used, start: int, stop: int, *, decoded: bool = True) -> None:
-        """Codeword statistics of rows [start, stop) (those after the last BOR)."""
-        st = self.stats
-        good = dec.ok[start:stop]
-        if decoded:
-            st.sectors_decoded += int(good.sum())
-        st.bad_sectors += int(good.size - good.sum())
-        if good.any():
-            st.note_codewords(int(dec.corrected[start:stop][good].sum()),
-                              int(dec.worst[start:stop][good].max()))
-            st.erasures_used += int(used[start:stop][good].sum())
-
-    def _restate_key_stats(self, fields: FieldBatch, row: int) -> None:
-        """After a BOR sector in field `row`: the key search had counted the whole
-        batch, so its figures are recomputed from the fields that follow."""
-        st = self.stats
-        rest = slice(row + 1, None)
-        if fields.matches[rest].size:
-            st.worst_key = int(fields.matches[rest].min())
-        st.line_slips = int(fields.slips[rest].sum())
-        d = np.diff(fields.start[row:])
-        if d.size:
-            st.smallest_field, st.largest_field = int(d.min()), int(d.max())
-            frame = self.params.geometry.frame_size
-            st.framing_errors = int(np.count_nonzero(d > (3 * frame) // 4))
-
-    def _field_end(self, fields: FieldBatch, i: int) -> int:
-        p = self.params
-        return int(fields.end[i]) + p.trailer
-
-    # ------------------------------------------------------------------ output
-    def _deliver(self, data, rows, lengths, numbers, pieces, res) -> None:
-        cap = self.capacity
-        rows_a = np.asarray(rows, np.int64)
-        lens = np.asarray(lengths)[rows_a]
-        if self.groups is not None:
-            index = np.asarray(numbers)[rows_a] - self.first_data
-            for chunk in self.groups.add(index, data[rows_a, :cap]):
-                self._group_out(chunk, pieces, res)
-            return
-        if self.outer is not None:
-            for r in rows_a.tolist():
-                self._outer_push(data[r, : int(lengths[r])].tobytes(), pieces, res)
-            return
-        block = data[rows_a, :cap]
-        if (lens == cap).all():
-            out = block.tobytes()
-        else:
-            out = block[np.arange(cap)[None, :] < lens[:, None]].tobytes()
-        pieces.append(out)
-        self.user_bytes += len(out)
-
-    def _lost(self, first: int, stop: int, pieces, res) -> None:
-        """Sectors [first, stop) were never received."""
-        st = self.stats
-        st.bad_sector_runs += 1
-        st.lost_sectors += stop - first
-        cap = self.capacity
-        if self.groups is not None:
-            self._group_gap(first - self.first_data, stop - self.first_data, pieces, res)
-            return
-        if self.outer is not None:
-            for _ in range(first, stop):
-                self._outer_push(None, pieces, res)
-            return
-        for s in range(first, stop):
-            ev = SectorLost(s, self.user_bytes, cap)
-            res.events.append(ev)
-            res.lost.append(ev)
-            pieces.append(bytes(cap))
-            self.user_bytes += cap
-            st.unrecovered_bytes += cap
-
-    def _end(self, res: _Result, pieces: list[bytes], consumed: int) -> None:
-        self._flush_outer(pieces, res, final=True)
-        self.ended = True
-        res.ended = True
-        self.consumed = consumed
-        res.events.append(EndOfRecord(self.user_bytes))
-
-    # ------------------------------------------------------------------ EP outer codes
-    def _group_gap(self, first: int, stop: int, pieces, res) -> None:
-        for chunk in self.groups.skip(first, stop):
-            self._group_out(chunk, pieces, res)
-
-    def _group_out(self, chunk: _GroupOut, pieces, res) -> None:
-        base = self.user_bytes
-        for sector, off, length in chunk.lost:
-            ev = SectorLost(sector + self.first_data, base + off, length)
-            res.events.append(ev)
-            res.lost.append(ev)
-            self.stats.unrecovered_bytes += length
-        pieces.append(chunk.data)
-        self.user_bytes += len(chunk.data)
-
-    def _outer_push(self, sector: bytes | None, pieces, res) -> None:
-        out = self.outer.push(sector)
-        if out:
-            self._outer_out(out, pieces, res)
-
-    def _outer_out(self, out: bytes, pieces, res) -> None:
-        lost = self.outer.lost
-        for off, length in lost[self._outer_lost_seen :]:
-            sector = self.first_data + off // self.capacity
-            ev = SectorLost(sector, off, length)
-            res.events.append(ev)
-            res.lost.append(ev)
-            self.stats.unrecovered_bytes += length
-        self._outer_lost_seen = len(lost)
-        pieces.append(out)
-        self.user_bytes += len(out)
-
-    def _flush_outer(self, pieces, res, *, final: bool) -> None:
-        if self.groups is not None:
-            for chunk in self.groups.finish():
-                self._group_out(chunk, pieces, res)
-        elif self.outer is not None:
-            out = self.outer.finish()
-            if out or len(self.outer.lost) > self._outer_lost_seen:
-                self._outer_out(out, pieces, res)
-
-
-_DECODED_FIELDS = ("ok", "number", "length", "kind", "data", "corrected", "worst")
-
-
-def _merge(dec, again, rows: np.ndarray):
-    """dec with the rows that decoded on retry replaced by their retry results."""
-    good = again.ok
-    idx = rows[good]
-    changes = {}
-    for name in _DECODED_FIELDS:
-        arr = getattr(dec, name).copy()
-        arr[idx] = getattr(again, name)[good]
-        changes[name] = arr
-    return dataclasses.replace(dec, **changes)
-
-
-# ---------------------------------------------------------------------------- ecc2 groups
-@dataclass
-class _GroupOut:
-    data: bytes
-    lost: list  # (data sector index, offset in data, length)
-
-
-class _Groups:
-    """Collects 3.102 EP data sectors into 255-sector groups for the outer code.
-
-    Sector numbers only grow (duplicates are dropped before), so a group is complete
-    when a later group's sector arrives, or at the end of the record (then it is the
-    last group, which matters only when its length field was lost).
-    """
-
-    def __init__(self, capacity: int, stats: Statistics) -> None:
-        self.capacity = capacity
-        self.stats = stats
-        self.group = 0  # index of the group being collected
-        self.sectors = np.zeros((GROUP_SECTORS, capacity), np.uint8)
-        self.have = np.zeros(GROUP_SECTORS, bool)
-        self.touched = False  # the current group has received or lost a sector
-
-    def add(self, index: np.ndarray, data: np.ndarray) -> list[_GroupOut]:
-        """Data sectors with increasing numbers `index` (from 0) and their C bytes."""
-        out: list[_GroupOut] = []
-        groups = index // GROUP_SECTORS
-        cuts = np.flatnonzero(np.diff(groups)) + 1
-        for part in np.split(np.arange(index.size), cuts):
-            if part.size == 0:
-                continue
-            g = int(groups[part[0]])
-            if g > self.group:
-                out += self._advance(g)
-            j = index[part] % GROUP_SECTORS
-            self.sectors[j] = data[part]
-            self.have[j] = True
-            self.touched = True
-        return out
-
-    def skip(self, first: int, stop: int) -> list[_GroupOut]:
-        """Data sectors [first, stop) are lost; complete the groups they close."""
-        g = stop // GROUP_SECTORS
-        out = self._advance(g) if g > self.group else []
-        if stop % GROUP_SECTORS:
-            self.touched = True
-        return out
-
-    def finish(self) -> list[_GroupOut]:
-        return [self._decode(last=True)] if self.touched else []
-
-    def _advance(self, g: int) -> list[_GroupOut]:
-        out = [self._decode(last=False)] if self.touched else []
-        # Whole groups with no sector at all: their data is lost.
-        cap = self.capacity
-        cg = GROUP_DATA * cap - 4
-        while self.group < g:
-            base = self.group * GROUP_SECTORS
-            lost = [(base + j, j * cap, min(cap, cg - j * cap)) for j in range(GROUP_DATA)]
-            out.append(_GroupOut(bytes(cg), lost))
-            self.group += 1
-        return out
-
-    def _decode(self, *, last: bool) -> _GroupOut:
-        from backerd.format.ecc2 import decode_group
-
-        result = decode_group(self.sectors, ~self.have)
-        self.stats.groups_decoded += 1
-        self.stats.outer_corrected += result.corrected
-        data, ranges = result.data, result.lost
-        length = self._length(result, last)
-        if length < len(data):
-            data = data[:length]
-            ranges = [(o, min(n, length - o)) for o, n in ranges if o < length]
-        base = self.group * GROUP_SECTORS
-        cap = self.capacity
-        lost = []  # one entry per data sector, like the inner layer's losses
-        for off, n in ranges:
-            while n > 0:
-                piece = min(n, cap - off % cap)
-                lost.append((base + off // cap, off, piece))
-                off, n = off + piece, n - piece
-        self.sectors[:] = 0
-        self.have[:] = False
-        self.group += 1
-        self.touched = False
-        return _GroupOut(data, lost)
-
-    def _length(self, result, last: bool) -> int:
-        """User bytes of the group when the outer code could not restore its length.
-
-        The length field sits at the end of data sector 234: if that sector arrived,
-        the inner code has verified it even where the outer codewords failed. For a lost
-        length in the last group, the data ends where the 0x33 filler begins.
-        """
-        cap = self.capacity
-        cg = GROUP_DATA * cap - 4
-        if result.length != cg or result.ok:
-            return result.length
-        j_len = GROUP_DATA - 1
-        if self.have[j_len]:
-            value = int(self.sectors[j_len, cap - 4 :].copy().view("<u4")[0])
-            return value if value <= cg else cg
-        if not last:
-            return cg
-        # User bytes fill the data area from its start, filler follows: the data ends
-        # before the first arrived all-filler sector after the last arrived data.
-        data = self.sectors[:j_len]
-        have = self.have[:j_len]
-        fill = have & (data == FILL).all(axis=1)
-        content = np.flatnonzero(have & ~fill)
-        top = int(content[-1]) if content.size else -1
-        later_fill = np.flatnonzero(fill[top + 1 :])
-        first_fill = top + 1 + int(later_fill[0]) if later_fill.size else j_len
-        if first_fill > top + 1 or top < 0:
-            end = first_fill * cap  # the end lies in lost sectors (reported lost)
-        else:
-            row = np.flatnonzero(data[top] != FILL)
-            end = top * cap + int(row[-1]) + 1
-        return min(end, cg)
 
 
 # ---------------------------------------------------------------------------- diagnosis
@@ -850,7 +298,7 @@ def identify(raw: bytes, *, limit: int = 1 << 20) -> list[tuple[str, str, int]]:
             fmts = ("3.102",) if layout == "3.102" else ("3.101", "3.3")
             for fmt in fmts:
                 params = mode(name, fmt)
-                sectors, erasures = _demodulate(params, fields)
+                sectors, erasures = demodulate(params, fields)
                 dec = sector_codec(params).decode_sectors(sectors, erasures)
                 if dec.ok.any():
                     found.append((name, fmt, int(dec.ok.sum())))
