@@ -31,14 +31,21 @@ def best_time(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
     return wall, cpu
 
 
+# Codewords per EP group sharing one pattern of lost sectors (C of mode nls).
+GROUP = 826
+
+
 def inject(
-    rng: np.random.Generator, cw: np.ndarray, n_err: int, n_eras: int
+    rng: np.random.Generator, cw: np.ndarray, n_err: int, n_eras: int, group: int = 1
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """n_err random errors and n_eras erasures at distinct random positions of every row."""
+    """n_err random errors and n_eras erasures at distinct random positions of every row;
+    with group > 1, runs of `group` rows share their positions (EP lost sectors)."""
     rows, n = cw.shape
     recv = cw.copy()
     # distinct positions per row: the first columns of a random permutation per row
-    pos = np.argsort(rng.random((rows, n)), axis=1)[:, : n_err + n_eras]
+    n_groups = -(-rows // group)
+    pos = np.argsort(rng.random((n_groups, n)), axis=1)[:, : n_err + n_eras]
+    pos = np.repeat(pos, group, axis=0)[:rows]
     r = np.arange(rows)[:, None]
     if n_err:
         recv[r, pos[:, :n_err]] ^= rng.integers(1, 256, (rows, n_err), dtype=np.uint8)
@@ -50,12 +57,14 @@ def inject(
     return recv, eras
 
 
-def scenarios(code: RSCode) -> list[tuple[str, int, int]]:
+def scenarios(code: RSCode) -> list[tuple[str, int, int, int]]:
+    """(name, errors, erasures, rows sharing the positions)."""
     t = code.nsym // 2
-    out = [("decode clean", 0, 0), ("decode 1 error", 1, 0), ("decode 3 errors", 3, 0)]
-    out.append((f"decode {t} errors", t, 0))
-    out.append((f"decode {code.nsym // 2} erasures", 0, code.nsym // 2))
-    out.append((f"decode {code.nsym} erasures", 0, code.nsym))
+    out = [("decode clean", 0, 0, 1), ("decode 1 error", 1, 0, 1), ("decode 3 errors", 3, 0, 1)]
+    out.append((f"decode {t} errors", t, 0, 1))
+    for e in (t, code.nsym):
+        out.append((f"decode {e} erasures", 0, e, 1))
+        out.append((f"decode {e} eras/{GROUP} rows", 0, e, GROUP))
     return out
 
 
@@ -63,7 +72,7 @@ def report(code: RSCode, name: str, rows: int, times: tuple[float, float]) -> No
     wall, cpu = times
     mb = rows * code.k / 1e6
     label = f"({code.n},{code.k})"
-    print(f"{label:>10} {name:<22} {rows:>8} {wall:8.3f} {cpu:8.3f} {mb / cpu:9.1f}", flush=True)
+    print(f"{label:>10} {name:<24} {rows:>8} {wall:8.3f} {cpu:8.3f} {mb / cpu:9.1f}", flush=True)
 
 
 def bench_code(code: RSCode, rows: int, repeat: int, rng: np.random.Generator) -> None:
@@ -71,8 +80,8 @@ def bench_code(code: RSCode, rows: int, repeat: int, rng: np.random.Generator) -
     report(code, "encode", rows, best_time(lambda: code.encode(data), repeat))
     cw = code.codewords(data)
     report(code, "syndromes clean", rows, best_time(lambda: code.syndromes(cw), repeat))
-    for name, n_err, n_eras in scenarios(code):
-        recv, eras = inject(rng, cw, n_err, n_eras)
+    for name, n_err, n_eras, group in scenarios(code):
+        recv, eras = inject(rng, cw, n_err, n_eras, group)
         res = code.decode(recv, eras)
         if not (res.ok.all() and np.array_equal(res.corrected, cw)):
             raise SystemExit(f"({code.n},{code.k}) {name}: decode failed")
@@ -81,7 +90,7 @@ def bench_code(code: RSCode, rows: int, repeat: int, rng: np.random.Generator) -
 
 def run(mib: float, repeat: int, codes: list[tuple[int, int]]) -> None:
     rng = np.random.default_rng(1)
-    print(f"{'code':>10} {'scenario':<22} {'rows':>8} {'wall s':>8} {'cpu s':>8} {'MB/s cpu':>9}")
+    print(f"{'code':>10} {'scenario':<24} {'rows':>8} {'wall s':>8} {'cpu s':>8} {'MB/s cpu':>9}")
     for n, k in codes:
         bench_code(rs_code(n, k), int(np.ceil(mib * 2**20 / k)), repeat, rng)
 

@@ -193,6 +193,43 @@ def test_mixed_batch_and_readonly_broadcast_erasures() -> None:
     assert res.n_corrected.tolist() == [0, 0, 0, 5, 5, 5, 0, 0, 0]
 
 
+@pytest.mark.parametrize(("n", "k"), [(255, 235), (93, 83), (68, 60)])
+@pytest.mark.parametrize("fraction", [0.5, 1.0])
+def test_shared_erasure_pattern(n: int, k: int, fraction: float) -> None:
+    """Many rows with one erasure pattern (an EP lost sector): erasure-only rows, rows
+    with extra errors inside and beyond capacity, and clean rows, in one batch."""
+    rng = np.random.default_rng(n + int(fraction * 10))
+    code = rs_code(n, k)
+    nsym = n - k
+    e = int(nsym * fraction)
+    spare = (nsym - e) // 2  # errors still correctable besides the erasures
+    cw = random_codewords(rng, code, 80)
+    pattern = np.zeros(n, dtype=bool)
+    pattern[rng.choice(n, e, replace=False)] = True
+    recv = cw.copy()
+    recv[:60, pattern] = rng.integers(0, 256, (60, e), dtype=np.uint8)
+    outside = np.flatnonzero(~pattern)
+    for i in range(20, 40):  # correctable extra errors (if any capacity is left)
+        if spare:
+            recv[i, rng.choice(outside, spare, replace=False)] ^= np.uint8(0x11)
+    for i in range(40, 60):  # beyond capacity
+        recv[i, rng.choice(outside, spare + 2, replace=False)] ^= np.uint8(0x22)
+    eras = np.broadcast_to(pattern, recv.shape)
+    res = code.decode(recv, eras)
+    assert res.ok[:40].all() and res.ok[60:].all()
+    assert np.array_equal(res.corrected[:40], cw[:40])
+    assert np.array_equal(res.corrected[60:], cw[60:])
+    assert np.array_equal(res.changed[:40], recv[:40] != cw[:40])
+    assert np.array_equal(res.n_corrected, res.changed.sum(axis=1))
+    check_beyond_capacity(code, recv[40:60], eras[40:60])
+    # reedsolo decodes the erasure-only rows to the same codewords
+    ref = ref_codec(n, k)
+    erase_pos = [n - 1 - int(j) for j in np.flatnonzero(pattern)]
+    for i in range(3):
+        _, full, _ = ref.decode(bytes(recv[i][::-1].tolist()), erase_pos=erase_pos)
+        assert np.array_equal(res.corrected[i], np.frombuffer(bytes(full), np.uint8)[::-1])
+
+
 # ------------------------------------------------------------- beyond capacity
 
 

@@ -48,6 +48,11 @@ def _row_starts(sorted_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sorted_rows[starts], starts
 
 
+# Rows sharing one erasure pattern before the per-pattern linear solver pays off, and
+# how many such solvers a code keeps (each is 2t * 256 * (e + 2t) bytes).
+_SHARED_MIN_ROWS = 16
+_SOLVER_CACHE = 64
+
 # Rows per chunk of the table-driven linear maps: keeps index and gather buffers in cache.
 _CHUNK = 1024
 
@@ -154,6 +159,7 @@ class RSCode:
         self._inv_pow_t = np.ascontiguousarray(self._inv_pow.T)  # (n, 2t+1)
         # Chien tables: _chien[k, v, j] = v * alpha^(-j k), one gathered row per coefficient.
         self._chien = MUL[values[None, :, None], self._inv_pow[:, None, :]]
+        self._solvers: dict[tuple[int, ...], LinearMap] = {}
 
     # ---------------------------------------------------------------- encoding
     def encode(self, data: np.ndarray) -> np.ndarray:
@@ -194,16 +200,101 @@ class RSCode:
         n_corrected = np.zeros(rows, dtype=np.int64)
         synd = self.syndromes(cw)
         dirty = np.flatnonzero(synd.any(axis=1))
+        fixes = []
+        if dirty.size and erasures is not None:
+            er = erasures[dirty]
+            solved, rr, cc, mag = self._decode_shared_erasures(synd[dirty], er)
+            fixes.append((dirty[rr], cc, mag))
+            dirty = dirty[~solved]
         if dirty.size:
             er = erasures[dirty] if erasures is not None else None
             good, rr, cc, mag = self._decode_dirty(synd[dirty], er)
             ok[dirty] = good
-            keep = good[rr] & (mag != 0)  # erased symbols may turn out to be right
-            rr, cc, mag = dirty[rr[keep]], cc[keep], mag[keep]
-            corrected[rr, cc] ^= mag
-            changed[rr, cc] = True
-            n_corrected += np.bincount(rr, minlength=rows)
+            keep = good[rr]
+            fixes.append((dirty[rr[keep]], cc[keep], mag[keep]))
+        for rr, cc, mag in fixes:
+            nonzero = mag != 0  # erased symbols may turn out to be right
+            flat = rr[nonzero] * self.n + cc[nonzero]
+            corrected.reshape(-1)[flat] ^= mag[nonzero]
+            changed.reshape(-1)[flat] = True
+            n_corrected += np.bincount(rr[nonzero], minlength=rows)
         return RSDecodeResult(corrected, ok, n_corrected, changed)
+
+    def _decode_shared_erasures(
+        self, synd: np.ndarray, erasures: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Erasure-only decoding of rows that share an erasure pattern (an EP lost sector
+        erases the same position in every codeword of its group). For a fixed pattern the
+        erased values and the leftover syndromes are GF(256)-linear in S, so each is one
+        table-driven linear map. Rows whose leftover is zero are solved (a codeword that
+        differs from the received word only at the e <= 2t erasures is the unique answer);
+        the rest (errors besides the erasures) go to the general decoder.
+
+        Returns (solved (N,) bool, rows, cols, values) for the solved rows.
+        """
+        rows = synd.shape[0]
+        solved = np.zeros(rows, dtype=bool)
+        empty = (solved, np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0, np.uint8))
+        n_eras = erasures.sum(axis=1)
+        candidates = np.flatnonzero((n_eras > 0) & (n_eras <= self.nsym))
+        if candidates.size < _SHARED_MIN_ROWS:
+            return empty
+        packed = np.packbits(erasures[candidates], axis=1)
+        keys = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1])))[:, 0]
+        uniq, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        parts = []
+        order = np.argsort(inverse.reshape(-1), kind="stable")
+        ends = np.cumsum(counts)
+        for p in np.flatnonzero(counts >= _SHARED_MIN_ROWS):
+            members = candidates[order[ends[p] - counts[p] : ends[p]]]
+            bits = np.frombuffer(uniq[p].tobytes(), dtype=np.uint8)
+            positions = np.flatnonzero(np.unpackbits(bits)[: self.n])
+            solver = self._erasure_solver(tuple(int(x) for x in positions))
+            out = solver(synd[members])
+            e = positions.size
+            done = ~out[:, e:].any(axis=1)
+            members = members[done]
+            solved[members] = True
+            parts.append(
+                (np.repeat(members, e), np.tile(positions, members.size), out[done, :e].ravel())
+            )
+        if not parts:
+            return empty
+        rr, cc, mag = (np.concatenate(x) for x in zip(*parts, strict=True))
+        return solved, rr, cc, mag
+
+    def _erasure_solver(self, positions: tuple[int, ...]) -> LinearMap:
+        """Map S (2t) -> (erased values (e), leftover syndromes (2t)) for one pattern."""
+        cached = self._solvers.get(positions)
+        if cached is not None:
+            return cached
+        nsym = self.nsym
+        pos = np.array(positions, dtype=np.intp)
+        e = pos.size
+        # Gamma(x) = prod (1 + X_j x) and Gamma'(X_j^-1) for each erased position j.
+        gam = np.zeros(e + 1, dtype=np.uint8)
+        gam[0] = 1
+        for s, x in enumerate(self._alpha_pos[pos]):
+            gam[1 : s + 2] ^= MUL[x, gam[: s + 1]]
+        inv_pow = self._inv_pow_t[pos]  # (e, 2t+1): alpha^(-j k)
+        odd = np.arange(1, e + 1, 2)
+        dgam = np.bitwise_xor.reduce(MUL[gam[odd][None, :], inv_pow[:, odd - 1]], axis=1)
+        # Forney with S = unit vector at S_{i+1}: Omega = x^i Gamma mod x^e (deg < e), so
+        # values[i, j] = sum_m Gamma_{m-i} X_j^-m / Gamma'(X_j^-1): a Toeplitz product.
+        m_minus_i = np.arange(e)[None, :] - np.arange(nsym)[:, None]
+        toeplitz = np.where(m_minus_i >= 0, gam[np.clip(m_minus_i, 0, e)], 0).astype(np.uint8)
+        om = np.bitwise_xor.reduce(MUL[toeplitz[:, :, None], inv_pow[:, :e].T[None]], axis=1)
+        values = MUL[om, INV[dgam][None, :]]  # (2t, e)
+        # Leftover syndromes: S + S(pattern) = (I + values H) S.
+        h = self._syn_pow[pos]  # (e, 2t): alpha^((i'+1) j)
+        left = np.eye(nsym, dtype=np.uint8)
+        left ^= np.bitwise_xor.reduce(MUL[values[:, :, None], h[None, :, :]], axis=1)
+        full = np.concatenate([values, left], axis=1)  # (2t, e + 2t)
+        solver = LinearMap(MUL[np.arange(256, dtype=np.uint8)[None, :, None], full[:, None, :]])
+        if len(self._solvers) >= _SOLVER_CACHE:
+            self._solvers.pop(next(iter(self._solvers)))
+        self._solvers[positions] = solver
+        return solver
 
     def _decode_dirty(
         self, synd: np.ndarray, erasures: np.ndarray | None
