@@ -25,6 +25,11 @@ from backerd.format.gf import EXP, LOG, MUL, generator_poly
 INV = np.zeros(256, dtype=np.uint8)
 INV[1:] = EXP[(255 - LOG[1:].astype(np.int32)) % 255]
 _INV_INTP = INV.astype(np.intp)
+# Log/antilog with a zero sentinel: _EXPZ[_LOGZ[a] + l] = a * alpha^l for 0 <= l < 255.
+_LOGZ = LOG.astype(np.intp)
+_LOGZ[0] = 511
+_EXPZ = np.zeros(1024, dtype=np.uint8)
+_EXPZ[:510] = EXP[:510]
 
 _MULF = MUL.reshape(-1)  # _MULF[a << 8 | b] = a*b
 _MULF_INTP = _MULF.astype(np.intp)  # same, for the all-intp Berlekamp-Massey loop
@@ -151,6 +156,7 @@ class RSCode:
         pos = np.arange(n, dtype=np.int64)
         expo = (np.arange(1, nsym + 1, dtype=np.int64)[None, :] * pos[:, None]) % 255
         self._syn_pow = EXP[expo].astype(np.uint8)  # (n, 2t)
+        self._syn_log = expo.astype(np.intp)  # (n, 2t): log of _syn_pow
         self._syn_map = LinearMap(MUL[values[None, :, None], self._syn_pow[:, None, :]])
         # alpha^(-j k) for Chien / Forney evaluation at X_j^-1, k = 0..2t.
         expo_inv = (-(pos[None, :] * np.arange(nsym + 1, dtype=np.int64)[:, None])) % 255
@@ -344,7 +350,9 @@ class RSCode:
                 locs = np.zeros((int(rank.max()) + 1, rows), dtype=np.intp)
                 locs[rank, r_idx] = self._alpha_pos[c_idx]
                 for s in range(locs.shape[0]):
-                    gamma[1 : s + 2] ^= _MULF_INTP[(locs[s] << 8) | gamma[: s + 1]]
+                    gamma[1 : s + 2] ^= np.take(
+                        _MULF_INTP, (locs[s] << 8) | gamma[: s + 1], mode="clip"
+                    )
 
         # Berlekamp-Massey on S_1..S_2t seeded with Gamma (Blahut): Psi = Lambda * Gamma,
         # in Massey's unnormalised form: Lambda -= (delta / b) x^m B, with xb = x^m B.
@@ -376,13 +384,13 @@ class RSCode:
             delta = np.bitwise_xor.reduce(np.take(_MULF_INTP, idx[:w], mode="clip"), axis=0)
             delta[~active] = 0
             grow = (delta != 0) & (2 * big_l <= r + n_eras - 1)
-            coef = _MULF_INTP[(delta << 8) | binv]
+            coef = np.take(_MULF_INTP, (delta << 8) | binv, mode="clip")
             np.left_shift(coef, 8, out=idx[:w])
             np.bitwise_or(idx[:w], xb[:w], out=idx[:w])
             prod = np.take(_MULF_INTP, idx[:w], mode="clip")
             np.copyto(xb, lam, where=grow)  # B <- Lambda before this step
             lam[:w] ^= prod
-            binv = np.where(grow, _INV_INTP[delta], binv)
+            binv = np.where(grow, np.take(_INV_INTP, delta, mode="clip"), binv)
             big_l = np.where(grow, r - big_l + n_eras, big_l)
             if erasures is not None:
                 shifted = np.zeros_like(xb)
@@ -412,12 +420,12 @@ class RSCode:
             vals = np.take(self._chien[1], lam[1, search], axis=0)
             for k in range(2, top + 1):
                 vals ^= np.take(self._chien[k], lam[k, search], axis=0)
-            is_root = vals == 1  # Psi_0 = 1, so Psi(X^-1) = 0 where the rest sums to 1
-            found = is_root.sum(axis=1) == deg[search]
+            # Psi_0 = 1, so Psi(X^-1) = 0 where the other terms sum to 1
+            r_idx, c_idx = np.divmod(np.flatnonzero(vals == 1), self.n)
+            found = np.bincount(r_idx, minlength=search.size) == deg[search]
             good[search[~found]] = False
-            is_root &= found[:, None]
-            flat = np.flatnonzero(is_root)
-            r_idx, c_idx = np.divmod(flat, self.n)
+            keep = found[r_idx]
+            r_idx, c_idx = r_idx[keep], c_idx[keep]
             root_rows.append(search[r_idx])
             root_cols.append(c_idx)
         if not root_rows:
@@ -439,18 +447,24 @@ class RSCode:
         synd_u = synd[uniq].T.astype(np.intp)  # (2t, rows with roots)
         omega = np.zeros((top, uniq.size), dtype=np.intp)
         for k in range(top):
-            omega[k:] ^= _MULF_INTP[(lam_u[k] << 8) | synd_u[: top - k]]
+            omega[k:] ^= np.take(_MULF_INTP, (lam_u[k] << 8) | synd_u[: top - k], mode="clip")
         # Forney (fcr = 1): e_j = Omega(X_j^-1) / Psi'(X_j^-1), per root.
         pw = self._inv_pow[:, cc]  # (2t+1, roots): alpha^(-j k)
-        om = np.bitwise_xor.reduce(_MULF_INTP[(omega[:, which] << 8) | pw[:top]], axis=0)
+        om = np.bitwise_xor.reduce(
+            np.take(_MULF_INTP, (omega[:, which] << 8) | pw[:top], mode="clip"), axis=0
+        )
         odd = np.arange(1, top + 1, 2)
         lam_odd = lam_u[odd][:, which]
-        dpsi = np.bitwise_xor.reduce(_MULF_INTP[(lam_odd << 8) | pw[odd - 1]], axis=0)
+        dpsi = np.bitwise_xor.reduce(
+            np.take(_MULF_INTP, (lam_odd << 8) | pw[odd - 1], mode="clip"), axis=0
+        )
         good[rr[dpsi == 0]] = False
-        mag = _MULF[(om << 8) | _INV_INTP[dpsi]]
+        mag = np.take(_MULF, (om << 8) | np.take(_INV_INTP, dpsi, mode="clip"), mode="clip")
 
         # Verify: syndromes are linear, so S(fixed) = S(received) + S(error pattern).
-        contrib = _mul(mag[:, None], self._syn_pow[cc])
+        contrib = np.take(
+            _EXPZ, np.take(_LOGZ, mag, mode="clip")[:, None] + self._syn_log[cc], mode="clip"
+        )
         check = synd[uniq] ^ np.bitwise_xor.reduceat(contrib, starts, axis=0)
         good[uniq[check.any(axis=1)]] = False
         return good, rr, cc, mag
