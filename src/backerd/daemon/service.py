@@ -96,8 +96,18 @@ def open_sim_unit(config: UnitConfig) -> Unit:
                  config.standard.upper(), config.length)
     cassette = Cassette.open(path)
     deck = SimDeck(cassette, realtime=1.0 if config.realtime else None)
-    medium = BackerMedium(deck, mode=config.mode)
-    return Unit(config, Drive(medium), on_shutdown=cassette.close)
+    number = config.number
+    medium = BackerMedium(deck, mode=config.mode,
+                          log=lambda message: log.info("unit %d: %s", number, message))
+
+    def release() -> None:
+        # the medium flushes its write buffer and the catalog before the image closes
+        try:
+            medium.close()
+        finally:
+            cassette.close()
+
+    return Unit(config, Drive(medium), on_shutdown=release)
 
 
 UnitOpener = Callable[[UnitConfig], Unit]
