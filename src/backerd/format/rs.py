@@ -448,23 +448,23 @@ class RSCode:
         omega = np.zeros((top, uniq.size), dtype=np.intp)
         for k in range(top):
             omega[k:] ^= np.take(_MULF_INTP, (lam_u[k] << 8) | synd_u[: top - k], mode="clip")
-        # Forney (fcr = 1): e_j = Omega(X_j^-1) / Psi'(X_j^-1), per root.
-        pw = self._inv_pow[:, cc]  # (2t+1, roots): alpha^(-j k)
-        om = np.bitwise_xor.reduce(
-            np.take(_MULF_INTP, (omega[:, which] << 8) | pw[:top], mode="clip"), axis=0
-        )
-        odd = np.arange(1, top + 1, 2)
-        lam_odd = lam_u[odd][:, which]
-        dpsi = np.bitwise_xor.reduce(
-            np.take(_MULF_INTP, (lam_odd << 8) | pw[odd - 1], mode="clip"), axis=0
-        )
+        # Forney (fcr = 1): e_j = Omega(X_j^-1) / Psi'(X_j^-1). Both polynomials are
+        # evaluated at every position with the Chien row tables (cheap row copies), then
+        # read at the roots. In characteristic 2, x Psi'(x) is the odd part of Psi(x).
+        om_all = np.take(self._chien[0], omega[0], axis=0)
+        for k in range(1, top):
+            om_all ^= np.take(self._chien[k], omega[k], axis=0)
+        odd_all = np.take(self._chien[1], lam_u[1], axis=0)
+        for k in range(3, top + 1, 2):
+            odd_all ^= np.take(self._chien[k], lam_u[k], axis=0)
+        om = om_all[which, cc]
+        dpsi = _mul(odd_all[which, cc], self._alpha_pos[cc])  # Psi'(X^-1) = X Psi_odd(X^-1)
         good[rr[dpsi == 0]] = False
-        mag = np.take(_MULF, (om << 8) | np.take(_INV_INTP, dpsi, mode="clip"), mode="clip")
+        mag = _mul(om, INV[dpsi])
 
         # Verify: syndromes are linear, so S(fixed) = S(received) + S(error pattern).
-        contrib = np.take(
-            _EXPZ, np.take(_LOGZ, mag, mode="clip")[:, None] + self._syn_log[cc], mode="clip"
-        )
+        log_mag = np.take(_LOGZ, mag, mode="clip")
+        contrib = np.take(_EXPZ, log_mag[:, None] + self._syn_log[cc], mode="clip")
         check = synd[uniq] ^ np.bitwise_xor.reduceat(contrib, starts, axis=0)
         good[uniq[check.any(axis=1)]] = False
         return good, rr, cc, mag
