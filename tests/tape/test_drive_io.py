@@ -96,6 +96,28 @@ def test_unknown_buffer_size_gets_the_whole_block(tape) -> None:
     d.close()
 
 
+def test_damaged_block_is_eio_and_counted_as_passed(tape, st) -> None:
+    from backerd.tape.medium import DamagedBlock
+
+    d, medium = tape([[b"a" * 100, b"b" * 100, b"c" * 100]])
+    real_read = medium.read_block
+
+    def read_block(max_size: int):
+        data = real_read(max_size)
+        if data == b"b" * 100:
+            raise DamagedBlock("unrecoverable data in block 1")
+        return data
+
+    medium.read_block = read_block
+    d.open(False, RDONLY)
+    assert d.read(1 << 20) == b"a" * 100
+    assert st.errno_of(d.read, 1 << 20) == errno.EIO
+    assert st.where(d) == (0, 2)
+    assert d.read(1 << 20) == b"c" * 100
+    assert st.where(d) == (0, 3)
+    d.close()
+
+
 def test_filemark_read_returns_zero_once_then_next_file(tape, st) -> None:
     d, _ = tape([[b"a"], [b"b", b"c"], []])
     d.open(False, RDONLY)

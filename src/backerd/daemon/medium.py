@@ -36,7 +36,7 @@ from backerd.errors import BackerError, TapeError, UsageError
 from backerd.format.params import ModeParams
 from backerd.format.params import mode as mode_params
 from backerd.tape.density import DEFAULT_DENSITY, is_valid_density, mode_for_density
-from backerd.tape.medium import END_OF_DATA, FILEMARK, Mark, TapePosition
+from backerd.tape.medium import END_OF_DATA, FILEMARK, DamagedBlock, Mark, TapePosition
 from backerd.vcr.base import BlockRuns, Deck, Recording, RecordingCatalog
 
 PLAY_CHUNK = 256  # fields played and decoded at once (the codecs like big batches)
@@ -754,8 +754,7 @@ class BackerMedium:
         self._offset += len(data) if rec.blocks is None else size
         if lost or (rec.blocks is not None and len(data) < size):
             self.hard_errors += 1
-            raise TapeError(f"unrecoverable data in block {self._block - 1} of file {f}",
-                            errno=errno.EIO)
+            raise DamagedBlock(f"unrecoverable data in block {self._block - 1} of file {f}")
         return data
 
     def _end_of_file(self, f: int) -> Mark:

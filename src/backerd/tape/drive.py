@@ -26,7 +26,7 @@ from typing import Any
 from backerd.errors import TapeError
 from backerd.tape import mtio
 from backerd.tape.density import is_valid_density, mode_for_density
-from backerd.tape.medium import FILEMARK, Medium
+from backerd.tape.medium import FILEMARK, DamagedBlock, Medium
 from backerd.tape.state import (
     BLANK_ON_READ,
     DATA_READ,
@@ -275,7 +275,11 @@ class Drive:
     def _read_variable(self, size: int, exact: bool) -> bytes:
         if self.eof is Eof.FM_HIT:
             return b""
-        item = self.medium.read_block(size)
+        try:
+            item = self.medium.read_block(size)
+        except DamagedBlock:
+            self._add_block(1)  # the medium moved past the lost block
+            raise
         if isinstance(item, bytes):
             self._add_block(1)
             if len(item) > size and exact:
@@ -297,7 +301,11 @@ class Drive:
             if not self._readahead:
                 if self.eof is Eof.FM_HIT:
                     break
-                item = self.medium.read_block(bs)
+                try:
+                    item = self.medium.read_block(bs)
+                except DamagedBlock:
+                    self._add_block(1)
+                    raise
                 if isinstance(item, bytes):
                     if len(item) != bs:
                         # st backs over the odd block: the data before it is returned,

@@ -51,6 +51,12 @@ FILEMARK = Mark.FILEMARK
 END_OF_DATA = Mark.END_OF_DATA
 
 
+class DamagedBlock(TapeError):
+    """A block whose data could not be recovered; the medium has moved past it."""
+
+    errno = errno.EIO
+
+
 class TapePosition(NamedTuple):
     """Head position: before block ``block`` (0-based) of file ``file`` (0-based)."""
 
