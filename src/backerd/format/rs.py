@@ -207,10 +207,9 @@ class RSCode:
         synd = self.syndromes(cw)
         dirty = np.flatnonzero(synd.any(axis=1))
         fixes = []
-        if dirty.size and erasures is not None:
-            er = erasures[dirty]
-            solved, rr, cc, mag = self._decode_shared_erasures(synd[dirty], er)
-            fixes.append((dirty[rr], cc, mag))
+        if dirty.size >= _SHARED_MIN_ROWS and erasures is not None:
+            solved, rr, cc, mag = self._decode_shared_erasures(synd, erasures, dirty)
+            fixes.append((rr, cc, mag))
             dirty = dirty[~solved]
         if dirty.size:
             er = erasures[dirty] if erasures is not None else None
@@ -227,40 +226,41 @@ class RSCode:
         return RSDecodeResult(corrected, ok, n_corrected, changed)
 
     def _decode_shared_erasures(
-        self, synd: np.ndarray, erasures: np.ndarray
+        self, synd: np.ndarray, erasures: np.ndarray, dirty: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Erasure-only decoding of rows that share an erasure pattern (an EP lost sector
-        erases the same position in every codeword of its group). For a fixed pattern the
-        erased values and the leftover syndromes are GF(256)-linear in S, so each is one
-        table-driven linear map. Rows whose leftover is zero are solved (a codeword that
-        differs from the received word only at the e <= 2t erasures is the unique answer);
-        the rest (errors besides the erasures) go to the general decoder.
+        """Erasure-only decoding of runs of consecutive rows that share an erasure pattern
+        (an EP lost sector erases the same position in every codeword of its group).
 
-        Returns (solved (N,) bool, rows, cols, values) for the solved rows.
+        For a fixed pattern the erased values and the Forney syndromes are GF(256)-linear
+        in S, so both come from one table-driven linear map. Rows whose Forney syndromes
+        vanish are solved: the corrected row has zero syndromes and differs from the
+        received one only at the e <= 2t erasures, so it is the unique answer. The rest
+        (errors besides the erasures) go to the general decoder.
+
+        Returns (solved (len(dirty),) bool, rows, cols, values) for the solved rows.
         """
-        rows = synd.shape[0]
-        solved = np.zeros(rows, dtype=bool)
+        solved = np.zeros(dirty.size, dtype=bool)
         empty = (solved, np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0, np.uint8))
-        n_eras = erasures.sum(axis=1)
-        candidates = np.flatnonzero((n_eras > 0) & (n_eras <= self.nsym))
-        if candidates.size < _SHARED_MIN_ROWS:
-            return empty
-        packed = np.packbits(erasures[candidates], axis=1)
-        keys = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1])))[:, 0]
-        uniq, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        if erasures.strides[0] == 0:  # one pattern broadcast over all rows
+            run_of = np.zeros(dirty.size, dtype=np.intp)
+        else:
+            breaks = np.flatnonzero((erasures[1:] != erasures[:-1]).any(axis=1)) + 1
+            run_of = np.searchsorted(breaks, dirty, side="right")
+        _, starts = _row_starts(run_of)
+        counts = np.diff(np.r_[starts, dirty.size])
         parts = []
-        order = np.argsort(inverse.reshape(-1), kind="stable")
-        ends = np.cumsum(counts)
-        for p in np.flatnonzero(counts >= _SHARED_MIN_ROWS):
-            members = candidates[order[ends[p] - counts[p] : ends[p]]]
-            bits = np.frombuffer(uniq[p].tobytes(), dtype=np.uint8)
-            positions = np.flatnonzero(np.unpackbits(bits)[: self.n])
-            solver = self._erasure_solver(tuple(int(x) for x in positions))
-            out = solver(synd[members])
+        for start, count in zip(starts.tolist(), counts.tolist(), strict=True):
+            if count < _SHARED_MIN_ROWS:
+                continue
+            positions = np.flatnonzero(erasures[dirty[start]])
             e = positions.size
+            if not 0 < e <= self.nsym:
+                continue
+            members = dirty[start : start + count]
+            out = self._erasure_solver(tuple(positions.tolist()))(synd[members])
             done = ~out[:, e:].any(axis=1)
+            solved[start : start + count] = done
             members = members[done]
-            solved[members] = True
             parts.append(
                 (np.repeat(members, e), np.tile(positions, members.size), out[done, :e].ravel())
             )
@@ -270,7 +270,7 @@ class RSCode:
         return solved, rr, cc, mag
 
     def _erasure_solver(self, positions: tuple[int, ...]) -> LinearMap:
-        """Map S (2t) -> (erased values (e), leftover syndromes (2t)) for one pattern."""
+        """Map S (2t) -> (erased values (e), Forney syndromes (2t - e)) for one pattern."""
         cached = self._solvers.get(positions)
         if cached is not None:
             return cached
@@ -291,12 +291,15 @@ class RSCode:
         toeplitz = np.where(m_minus_i >= 0, gam[np.clip(m_minus_i, 0, e)], 0).astype(np.uint8)
         om = np.bitwise_xor.reduce(MUL[toeplitz[:, :, None], inv_pow[:, :e].T[None]], axis=1)
         values = MUL[om, INV[dgam][None, :]]  # (2t, e)
-        # Leftover syndromes: S + S(pattern) = (I + values H) S.
-        h = self._syn_pow[pos]  # (e, 2t): alpha^((i'+1) j)
-        left = np.eye(nsym, dtype=np.uint8)
-        left ^= np.bitwise_xor.reduce(MUL[values[:, :, None], h[None, :, :]], axis=1)
-        full = np.concatenate([values, left], axis=1)  # (2t, e + 2t)
-        solver = LinearMap(MUL[np.arange(256, dtype=np.uint8)[None, :, None], full[:, None, :]])
+        # Consistency: the Forney syndromes T_i = (Gamma S)_i, e <= i < 2t, all vanish iff
+        # S is the syndrome of a pattern on the erased positions, i.e. iff the corrected
+        # row has zero syndromes. Column b holds the coefficients of T_(e+b) in S.
+        g_index = e + np.arange(nsym - e)[None, :] - np.arange(nsym)[:, None]
+        valid = (g_index >= 0) & (g_index <= e)
+        left = np.where(valid, gam[np.clip(g_index, 0, e)], 0).astype(np.uint8)
+        full = np.concatenate([values, left], axis=1)  # (2t, 2t): S -> (values, T_e..)
+        # MUL is symmetric, so MUL[c] is the row c * v for all v: one row copy per entry.
+        solver = LinearMap(np.ascontiguousarray(MUL[full].transpose(0, 2, 1)))
         if len(self._solvers) >= _SOLVER_CACHE:
             self._solvers.pop(next(iter(self._solvers)))
         self._solvers[positions] = solver
