@@ -182,3 +182,20 @@ def test_rebase_numbers_the_stream_from_the_origin():
     assert (got.start == ref.start + 10_000).all()
     with pytest.raises(ValueError):
         sync.rebase(0)
+
+
+def test_a_deck_that_drops_every_half_line():
+    # Some decks never deliver the odd field's half line: all fields are equally long.
+    fmt, name = "3.102", "nhs"
+    raw = tape(fmt, name)
+    params = mode(name, fmt)
+    g = params.geometry
+    starts = field_starts(fmt, name, len(raw))
+    offs = [s - params.leader for s in starts] + [len(raw)]
+    cut = b"".join(raw[offs[i] : offs[i + 1] - (g.interlace if i % 2 == 0 else 0)]
+                   for i in range(len(offs) - 1))
+    ref, _ = sync_all(params, raw)
+    got, sync = sync_all(params, cut, 50_000)
+    assert np.array_equal(got.payload, ref.payload)
+    assert sync.stats.smallest_field == sync.stats.largest_field == g.field_size
+    assert sync.played_lengths == (g.field_size, g.field_size)

@@ -167,6 +167,10 @@ class FieldSync:
         self._last_start: int | None = None  # start of the last accepted field
         self._pred: int | None = None  # predicted start of the next field
         self._last_odd = False  # parity of the last field (field 0 of a recording is odd)
+        # Field lengths as played (odd, even), learned from the stream
+        self._expect = {True: self.field_length(True), False: self.field_length(False)}
+        self._prev_start: int | None = None
+        self._prev_shift = 0
         self._finished = False
 
     # ------------------------------------------------------------------ public API
@@ -206,6 +210,11 @@ class FieldSync:
         self._base = self._pos
         return out
 
+    @property
+    def played_lengths(self) -> tuple[int, int]:
+        """(odd, even) field lengths the stream has shown (nominal until learned)."""
+        return self._expect[True], self._expect[False]
+
     def field_length(self, odd: bool) -> int:
         return self.field_size + (self.interlace if odd else 0)
 
@@ -240,9 +249,9 @@ class FieldSync:
         if first >= limit:
             return None
         odd = not self._last_odd
-        count = (limit - first) // self.field_size + 2
-        lengths = np.full(count, self.field_size, np.int64)
-        lengths[0 if odd else 1 :: 2] += self.interlace
+        count = (limit - first) // min(self._expect.values()) + 2
+        lengths = np.full(count, self._expect[not odd], np.int64)
+        lengths[::2] = self._expect[odd]
         rel = first + np.concatenate([[0], np.cumsum(lengths[:-1])])
         rel = rel[rel < limit]
         keys = buf[rel[:, None] + self.key_pos[None, :]] == self.key[None, :]
@@ -341,9 +350,11 @@ class FieldSync:
         starts = rel + self._base
         ends = starts + self.active + end_shift
         self._note_fields(starts, matches, slips)
+        before_odd = self._last_odd
         self._last_odd = first_odd if nf % 2 else not first_odd
         self._pos = int(ends[-1])
-        self._pred = int(starts[-1] + end_shift[-1]) + self.field_length(self._last_odd)
+        self._learn(starts, end_shift, first_odd, before_odd)
+        self._pred = int(starts[-1] + end_shift[-1]) + self._expect[self._last_odd]
         alts = {int(rel[i]) + self._base: v for i, v in alternatives.items()}
         return FieldBatch(starts, ends, payload, erasures, suspect, matches, slips, missing,
                           alts)
@@ -489,6 +500,25 @@ class FieldSync:
                 shifts.append(sh)
                 erasures.append(er)
         return np.array(shifts), np.array(erasures)
+
+    def _learn(self, starts: np.ndarray, end_shift: np.ndarray, first_odd: bool,
+               before_odd: bool) -> None:
+        """Remember the field lengths this deck plays (a deck may always drop the odd
+        field's half line, or add one), so the next fields are predicted right."""
+        seq = starts if self._prev_start is None else np.concatenate(
+            [[self._prev_start], starts])
+        shift = end_shift if self._prev_start is None else np.concatenate(
+            [[self._prev_shift], end_shift])
+        first = first_odd if self._prev_start is None else before_odd
+        self._prev_start, self._prev_shift = int(starts[-1]), int(end_shift[-1])
+        if seq.size < 2:
+            return
+        d = np.diff(seq) - shift[:-1]  # field lengths net of slips inside the fields
+        tol = 3 * self.bpl
+        for odd, part in ((first, d[0::2]), (not first, d[1::2])):
+            near = part[np.abs(part - self.field_length(odd)) <= tol]
+            if near.size:
+                self._expect[odd] = int(near[-1])
 
     def _note_fields(self, starts: np.ndarray, matches: np.ndarray, slips: np.ndarray) -> None:
         st = self.stats
