@@ -97,16 +97,20 @@ def test_encode_shapes_and_errors() -> None:
         RSCode(10, 10)
 
 
-def test_syndromes_are_evaluations_at_alpha_powers() -> None:
+@pytest.mark.parametrize(("n", "k"), [(68, 60), (93, 83), (255, 235)])
+def test_syndromes_are_evaluations_at_alpha_powers(n: int, k: int) -> None:
     """S_i = r(alpha^i), checked against reedsolo's polynomial evaluation."""
     rng = np.random.default_rng(7)
-    code = rs_code(68, 60)
-    ref_codec(68, 60)  # sets reedsolo's global tables for prim 0x11D
-    recv = rng.integers(0, 256, (20, 68), dtype=np.uint8)
+    code = rs_code(n, k)
+    ref_codec(n, k)  # sets reedsolo's global tables for prim 0x11D
+    recv = rng.integers(0, 256, (20, n), dtype=np.uint8)
+    recv[0] = 0
+    recv[1] = 255
     synd = code.syndromes(recv)
+    assert synd.shape == (20, n - k)
     for i in range(len(recv)):
         poly = list(recv[i][::-1])  # highest degree first, as reedsolo expects
-        ref = [reedsolo.gf_poly_eval(poly, reedsolo.gf_pow(2, j)) for j in range(1, 9)]
+        ref = [reedsolo.gf_poly_eval(poly, reedsolo.gf_pow(2, j)) for j in range(1, n - k + 1)]
         assert synd[i].tolist() == ref
 
 
@@ -228,6 +232,46 @@ def test_shared_erasure_pattern(n: int, k: int, fraction: float) -> None:
     for i in range(3):
         _, full, _ = ref.decode(bytes(recv[i][::-1].tolist()), erase_pos=erase_pos)
         assert np.array_equal(res.corrected[i], np.frombuffer(bytes(full), np.uint8)[::-1])
+
+
+def test_large_batch_across_chunks() -> None:
+    """More dirty rows than one internal chunk, mixed error counts and mask kinds."""
+    rng = np.random.default_rng(21)
+    code = rs_code(255, 235)
+    rows = 9000
+    cw = random_codewords(rng, code, rows)
+    recv = cw.copy()
+    eras = np.zeros(cw.shape, dtype=bool)
+    n_err = rng.integers(0, 4, rows)
+    for i in np.flatnonzero(n_err):
+        pos = rng.choice(255, int(n_err[i]) + 2, replace=False)
+        recv[i, pos[: n_err[i]]] ^= rng.integers(1, 256, n_err[i]).astype(np.uint8)
+        eras[i, pos[n_err[i] :]] = True
+        recv[i, pos[n_err[i] :]] = 0
+    res = code.decode(recv, eras.astype(np.uint8))  # any 0/1 mask dtype is accepted
+    assert res.ok.all()
+    assert np.array_equal(res.corrected, cw)
+    assert np.array_equal(res.changed, recv != cw)
+
+
+def test_shared_pattern_runs_with_too_many_erasures_and_clean_rows() -> None:
+    """Runs of one pattern: e > 2t (general path fails them unless already codewords),
+    e = 0 rows inside the run, and a run shorter than the shared-solver threshold."""
+    rng = np.random.default_rng(5)
+    code = rs_code(93, 83)
+    cw = random_codewords(rng, code, 100)
+    recv = cw.copy()
+    eras = np.zeros(cw.shape, dtype=bool)
+    eras[0:40, 0:11] = True  # 11 > 2t erasures
+    recv[0:20, 0:11] ^= 1  # damaged: must fail
+    eras[40:80, 50:55] = True  # 5 erasures, correctable
+    recv[40:80, 50:55] = 7
+    eras[80:85, 60:70] = True  # short run, full 2t erasures
+    recv[80:85, 60:70] = 9
+    res = code.decode(recv, eras)
+    assert not res.ok[:20].any() and res.ok[20:].all()
+    assert np.array_equal(res.corrected[:20], recv[:20])
+    assert np.array_equal(res.corrected[20:], cw[20:])
 
 
 # ------------------------------------------------------------- beyond capacity
@@ -365,3 +409,35 @@ def test_property_any_word_decodes_to_codeword_or_fails(
     n_eras = min(n_eras, n - n_err)
     recv, eras, _ = corrupt(rng, cw, n_err, n_eras)
     check_beyond_capacity(code, recv, eras)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(FORMAT_CODES),
+    st.integers(0, 2**32 - 1),
+    st.integers(16, 40),
+    st.data(),
+)
+def test_property_shared_pattern_with_errors(
+    code_nk: tuple[int, int], seed: int, rows: int, data: st.DataObject
+) -> None:
+    """Rows sharing one erasure pattern plus per-row errors within the remaining capacity
+    are recovered exactly, whichever internal path handles them."""
+    n, k = code_nk
+    nsym = n - k
+    code = rs_code(n, k)
+    rng = np.random.default_rng(seed)
+    e = data.draw(st.integers(1, nsym))
+    cw = random_codewords(rng, code, rows)
+    pattern = np.zeros(n, dtype=bool)
+    pattern[rng.choice(n, e, replace=False)] = True
+    recv = cw.copy()
+    recv[:, pattern] = rng.integers(0, 256, (rows, e), dtype=np.uint8)
+    outside = np.flatnonzero(~pattern)
+    for i in range(rows):
+        m = int(rng.integers(0, (nsym - e) // 2 + 1))
+        recv[i, rng.choice(outside, m, replace=False)] ^= rng.integers(1, 256, m).astype(np.uint8)
+    res = code.decode(recv, np.broadcast_to(pattern, recv.shape))
+    assert res.ok.all()
+    assert np.array_equal(res.corrected, cw)
+    assert np.array_equal(res.n_corrected, (recv != cw).sum(axis=1))
