@@ -403,19 +403,40 @@ class FieldSync:
             at0[i] = hit[1:-1]
 
     def _payloads(self, buf: np.ndarray, rel: np.ndarray) -> np.ndarray:
-        """(N, Pay) payloads of the fields at rel: whole active rows, key columns cut
-        out by reshaping the K groups (plain strided copies, no per-byte gather)."""
+        """(N, Pay) payloads of the fields at rel, key columns cut out.
+
+        The active region is K groups of a key byte and ki - 1 payload bytes (key
+        last in 3.101/3.3) plus a tail, so the groups are copied as one strided block
+        per run of equally spaced fields (every other field of a predicted batch is one
+        frame apart) — no per-byte gather.
+        """
         p = self.params
-        k, ki, a = p.key_length, p.key_interval, self.active
-        active = np.lib.stride_tricks.sliding_window_view(buf, a)[rel]  # (N, A) copy
+        k, ki = p.key_length, p.key_interval
+        groups = k - 1 if p.key_first else k
+        first = 1 if p.key_first else 0  # payload offset inside a group
+        g_len = groups * (ki - 1)
+        tail_from = groups * ki + (1 if p.key_first else 0)
+        tail_len = self.active - tail_from
         n = rel.size
-        if p.key_first:  # [key, ki-1 payload] * (K-1), then [key, tail]
-            groups = active[:, : (k - 1) * ki].reshape(n, k - 1, ki)[:, :, 1:]
-            tail = active[:, (k - 1) * ki + 1 :]
-        else:  # [ki-1 payload, key] * K, then the tail
-            groups = active[:, : k * ki].reshape(n, k, ki)[:, :, :-1]
-            tail = active[:, k * ki :]
-        return np.concatenate([groups.reshape(n, -1), tail], axis=1)
+        out = np.empty((n, g_len + tail_len), np.uint8)
+        if n > 2 and all((np.diff(rel[par::2]) == rel[par + 2] - rel[par]).all()
+                         for par in (0, 1) if rel.size > par + 2):
+            for par in (0, 1):
+                rows = rel[par::2]
+                d = int(rows[1] - rows[0]) if rows.size > 1 else 0
+                src = np.lib.stride_tricks.as_strided(
+                    buf[int(rows[0]) + first :], shape=(rows.size, groups, ki - 1),
+                    strides=(d, ki, 1), writeable=False)
+                out[par::2, :g_len].reshape(rows.size, groups, ki - 1)[...] = src
+                out[par::2, g_len:] = np.lib.stride_tricks.as_strided(
+                    buf[int(rows[0]) + tail_from :], shape=(rows.size, tail_len),
+                    strides=(d, 1), writeable=False)
+            return out
+        active = np.lib.stride_tricks.sliding_window_view(buf, self.active)[rel]
+        out[:, :g_len] = active[:, : groups * ki].reshape(n, groups, ki)[
+            :, :, first : first + ki - 1].reshape(n, g_len)
+        out[:, g_len:] = active[:, tail_from:]
+        return out
 
     def _edges(self, buf: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """How well the leader and trailer edges fit each shift (fraction of checks).
