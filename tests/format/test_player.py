@@ -64,6 +64,7 @@ def test_sp_round_trip(name, data):
     assert out == payload
     assert events[-1] == EndOfRecord(n)
     assert not lost_events(events)
+    assert player.stats.sector_number == -(-n // cap)  # the first EOR sector (spec 6.6)
 
 
 @pytest.mark.parametrize("name", EP)

@@ -235,6 +235,7 @@ class RecordDecoder:
             self._count(dec, used, 0, ok.size)
             self._deliver(dec.data, range(ok.size), dec.length, dec.number, pieces, res)
             self.last = int(dec.number[-1])
+            self.stats.sector_number = self.last
             self.started, self.in_duplicates = True, False
             self.last_start = int(fields.start[-1])
             return
@@ -299,6 +300,9 @@ class RecordDecoder:
             self._restate_key_stats(fields, reset_at)
         st.fields -= len(numbers) - stop  # fields after the end are not this record's
         st.sectors_decoded += int(ok[:stop].sum()) - implausible
+        taken = np.flatnonzero(ok[:stop])
+        if taken.size:
+            st.sector_number = numbers[int(taken[-1])]
         self._count(dec, used, reset_at + 1, stop, decoded=False)
         st.bad_sectors += implausible
 

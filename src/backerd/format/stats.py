@@ -18,6 +18,7 @@ class Statistics:
 
     parity: int = 0  # parity symbols per inner codeword (the "/ y" of worst block)
     key_length: int = 0  # key bytes per field (the "/ K" of worst key)
+    sector_number: int | None = None  # number of the last sector decoded (signed)
     fields: int = 0  # fields found by the key search
     sectors_decoded: int = 0  # sectors whose every codeword decoded
     bad_sectors: int = 0  # sectors with an uncorrectable codeword
@@ -74,7 +75,9 @@ class Statistics:
         def opt(v: int | None) -> str:
             return "-" if v is None else str(v)
 
+        number = d["sector_number"]
         return "\n".join([
+            f"Sector Number    {'-' if number is None else format(number, '+010d')}",
             f"Sectors Decoded  {d['sectors_decoded']}",
             f"Bad Sectors      {d['bad_sectors']}",
             f"Bad Sector Runs  {d['bad_sector_runs']}",
