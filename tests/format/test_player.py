@@ -361,3 +361,32 @@ def test_a_wild_sector_number_is_not_taken():
     assert len(out) == len(payload)
     assert out[: 5 * cap] == payload[: 5 * cap] and out[6 * cap :] == payload[6 * cap :]
     assert player.stats.bad_sectors == 1
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_mangled_streams_never_break_the_reader(data):
+    # Whatever a deck delivers, the reader reports; it does not raise, and what it
+    # reports is consistent.
+    name = data.draw(st.sampled_from(["nls", "phe"]))
+    payload = user_bytes(data.draw(st.integers(0, 3000)), 21)
+    raw = bytearray(encode_recording(payload, name))
+    for _ in range(data.draw(st.integers(1, 6))):
+        at = data.draw(st.integers(0, len(raw) - 1))
+        size = data.draw(st.integers(1, 5000))
+        op = data.draw(st.sampled_from(["cut", "repeat", "noise", "zero"]))
+        if op == "cut":
+            del raw[at : at + size]
+        elif op == "repeat":
+            raw[at:at] = raw[at : at + size]
+        else:
+            chunk = user_bytes(size, at) if op == "noise" else bytes(size)
+            raw[at : at + size] = chunk[: len(raw[at : at + size])]
+    player, out, events = play(name, bytes(raw), data.draw(st.integers(500, 300_000)))
+    ends = [e for e in events if isinstance(e, EndOfRecord)]
+    assert len(ends) <= 1
+    if ends:
+        assert ends[0].user_bytes == len(out) and player.ended
+        assert 0 <= player.raw_consumed <= len(raw)
+    for e in lost_events(events):
+        assert e.offset >= 0 and e.offset + e.length <= len(out)
