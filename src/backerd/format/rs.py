@@ -15,7 +15,7 @@ locator), Chien search and Forney, vectorised over the rows whose syndromes are 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -165,7 +165,8 @@ class RSCode:
         self._inv_pow_t = np.ascontiguousarray(self._inv_pow.T)  # (n, 2t+1)
         # Chien tables: _chien[k, v, j] = v * alpha^(-j k), one gathered row per coefficient.
         self._chien = MUL[values[None, :, None], self._inv_pow[:, None, :]]
-        self._solvers: dict[tuple[int, ...], LinearMap] = {}
+        # Per-pattern erasure solvers; lru_cache is thread-safe and bounds the memory.
+        self._erasure_solver = lru_cache(maxsize=_SOLVER_CACHE)(self._build_erasure_solver)
 
     # ---------------------------------------------------------------- encoding
     def encode(self, data: np.ndarray) -> np.ndarray:
@@ -269,11 +270,8 @@ class RSCode:
         rr, cc, mag = (np.concatenate(x) for x in zip(*parts, strict=True))
         return solved, rr, cc, mag
 
-    def _erasure_solver(self, positions: tuple[int, ...]) -> LinearMap:
+    def _build_erasure_solver(self, positions: tuple[int, ...]) -> LinearMap:
         """Map S (2t) -> (erased values (e), Forney syndromes (2t - e)) for one pattern."""
-        cached = self._solvers.get(positions)
-        if cached is not None:
-            return cached
         nsym = self.nsym
         pos = np.array(positions, dtype=np.intp)
         e = pos.size
@@ -299,11 +297,7 @@ class RSCode:
         left = np.where(valid, gam[np.clip(g_index, 0, e)], 0).astype(np.uint8)
         full = np.concatenate([values, left], axis=1)  # (2t, 2t): S -> (values, T_e..)
         # MUL is symmetric, so MUL[c] is the row c * v for all v: one row copy per entry.
-        solver = LinearMap(np.ascontiguousarray(MUL[full].transpose(0, 2, 1)))
-        if len(self._solvers) >= _SOLVER_CACHE:
-            self._solvers.pop(next(iter(self._solvers)))
-        self._solvers[positions] = solver
-        return solver
+        return LinearMap(np.ascontiguousarray(MUL[full].transpose(0, 2, 1)))
 
     def _decode_dirty(
         self, synd: np.ndarray, erasures: np.ndarray | None
