@@ -8,8 +8,12 @@ column indices in this layout.
 
 Encoding and syndromes are GF(2)-linear maps of the symbols, so both are computed as an
 XOR over positions of precomputed per-(position, value) words (packed into uint64).
-Decoding is errors-and-erasures Berlekamp-Massey (Blahut's form, seeded with the erasure
-locator), Chien search and Forney, vectorised over the rows whose syndromes are nonzero.
+Decoding computes syndromes for every row; only rows with nonzero syndromes go further.
+Runs of rows sharing an erasure pattern (EP lost sectors) are solved by one per-pattern
+linear map; everything else by errors-and-erasures Berlekamp-Massey (Blahut's form, seeded
+with the erasure locator), Chien search and Forney, vectorised over the rows. Every
+correction is verified (locator degree = L within capacity, that many distinct roots
+inside the shortened length, zero syndromes afterwards) or the row is reported failed.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ def _row_starts(sorted_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # Rows sharing one erasure pattern before the per-pattern linear solver pays off, and
-# how many such solvers a code keeps (each is 2t * 256 * (e + 2t) bytes).
+# how many such solvers a code keeps (each is about 2t * 256 * 2t bytes).
 _SHARED_MIN_ROWS = 16
 _SOLVER_CACHE = 64
 
