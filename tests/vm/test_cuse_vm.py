@@ -6,6 +6,9 @@ this repository's tests/system with the host venv's Python and BACKERD_TEST_DEVI
 the daemon then serves /dev/backer0 and /dev/nbacker0 and real mt-st/tar/cpio/dd use
 them. Results come back as junit XML through a shared directory.
 
+The transport's own tests (tests/daemon/test_fuse_transport.py) run their CUSE cases in
+the same boot.
+
 Skipped (with the reason) only when qemu, a kernel image or busybox is missing, or when
 the guest does not boot. Env: BACKERD_VM_TESTS (pytest -k/-m style marker expression
 for the guest run, default "not slow"), VM_TIMEOUT, VM_MEM.
@@ -33,6 +36,7 @@ GUEST_MARKERS = os.environ.get("BACKERD_VM_TESTS", "not slow")
 # Raw mode by default: the guest checks the CUSE device path, and TCG makes the numpy
 # codec ~50x slower; the codec itself runs through the same suite on the host (FUSE).
 GUEST_MODE = os.environ.get("BACKERD_VM_MODE", "nhr")
+GUEST_RUNS = ("system", "transport")
 VM_TIMEOUT = int(os.environ.get("VM_TIMEOUT", "900"))
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
@@ -79,26 +83,36 @@ def _guest_script(out: Path) -> str:
         "BACKERD_TEST_DEVICE": "cuse",
         "BACKERD_TEST_MODE": GUEST_MODE,
         "BACKERD_TEST_START_TIMEOUT": "300",
-        # compiled modules go to the guest's throw-away overlay: compile once, not per process
         "PYTHONUNBUFFERED": "1",
         "HOME": "/root",
     }
-    pytest_args = [
-        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-rs",
-        "--basetemp=/dev/shm/backerd-system", f"--junitxml={out}/junit.xml",
-        "-m", GUEST_MARKERS, "tests/system",
+    q = shlex.quote
+    common = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-rs",
+              "--durations=12"]
+    runs = [  # (name, arguments): the system suite, then the transport's own CUSE cases
+        ("system", ["--basetemp=/dev/shm/backerd-system", "-m", GUEST_MARKERS,
+                    "tests/system"]),
+        ("transport", ["--basetemp=/dev/shm/backerd-transport", "-k", "cuse",
+                       "tests/daemon/test_fuse_transport.py"]),
     ]
     lines = [
         "#!/bin/bash",
-        f"echo booted > {shlex.quote(str(out))}/booted",
+        f"echo booted > {q(str(out))}/booted",
         "echo \"guest: $(uname -r), up $(cut -d' ' -f1 /proc/uptime)s\"",
         "[ -c /dev/cuse ] || modprobe cuse",
         "ls -l /dev/cuse",
-        *(f"export {k}={shlex.quote(v)}" for k, v in env.items()),
-        f"cd {shlex.quote(str(ROOT))}",
-        shlex.join(pytest_args) + f" > {shlex.quote(str(out))}/pytest.log 2>&1",
-        "rc=$?",
-        f"tail -n 40 {shlex.quote(str(out))}/pytest.log",
+        *(f"export {k}={q(v)}" for k, v in env.items()),
+        f"cd {q(str(ROOT))}",
+        "rc=0",
+    ]
+    for name, args in runs:
+        log = q(f"{out}/pytest-{name}.log")
+        lines += [
+            shlex.join([*common, f"--junitxml={out}/junit-{name}.xml", *args])
+            + f" > {log} 2>&1 || rc=1",
+            f"tail -n 25 {log}",
+        ]
+    lines += [
         "echo \"guest: pytest exit $rc, up $(cut -d' ' -f1 /proc/uptime)s\"",
         "exit $rc",
     ]
@@ -140,15 +154,18 @@ def test_system_suite_on_real_cuse_in_a_vm(vm_out: Path) -> None:
         pytest.skip(f"could not build the guest initramfs:\n{console}")
     if not (out / "booted").exists():
         pytest.skip(f"the guest did not boot (run-vm.sh exit {proc.returncode}):\n{console}")
-    junit = out / "junit.xml"
-    assert junit.exists(), f"guest pytest left no junit (exit {proc.returncode}):\n{console}"
-    suite = ET.parse(junit).getroot()
-    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
-    assert suite is not None
-    counts = {k: int(suite.get(k, "0")) for k in ("tests", "failures", "errors", "skipped")}
-    log = (out / "pytest.log").read_text(errors="replace")
-    assert counts["tests"] > 0, log
-    assert counts["failures"] == 0 and counts["errors"] == 0, log[-8000:]
-    # a skip inside the guest means the suite did not really run against CUSE
-    assert counts["skipped"] == 0, log[-8000:]
+    for name in GUEST_RUNS:
+        junit = out / f"junit-{name}.xml"
+        log = (out / f"pytest-{name}.log").read_text(errors="replace") if (
+            out / f"pytest-{name}.log").exists() else "(no log)"
+        assert junit.exists(), f"guest pytest ({name}) left no junit:\n{log[-4000:]}\n{console}"
+        suite = ET.parse(junit).getroot()
+        suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+        assert suite is not None
+        counts = {k: int(suite.get(k, "0")) for k in ("tests", "failures", "errors", "skipped")}
+        print(f"guest {name} tests: {counts}")
+        assert counts["tests"] > 0, log
+        assert counts["failures"] == 0 and counts["errors"] == 0, log[-8000:]
+        # a skip inside the guest means a test did not really run against CUSE
+        assert counts["skipped"] == 0, log[-8000:]
     assert proc.returncode == 0, console
