@@ -199,3 +199,15 @@ def test_a_deck_that_drops_every_half_line():
     assert np.array_equal(got.payload, ref.payload)
     assert sync.stats.smallest_field == sync.stats.largest_field == g.field_size
     assert sync.played_lengths == (g.field_size, g.field_size)
+
+
+def test_search_passing_a_stale_prediction():
+    # Noise where the next field was predicted: the search runs past the prediction,
+    # which must then be forgotten (found by a property test of the player).
+    params = mode("nls")
+    raw = bytearray(tape("3.102", "nls")[3:])
+    raw[485 : 485 + 2248] = np.random.default_rng(0).integers(0, 256, 2248, np.uint8).tobytes()
+    fields, _ = sync_all(params, bytes(raw), 500)
+    ref, _ = sync_all(params, bytes(raw))
+    assert np.array_equal(fields.start, ref.start)
+    assert len(fields) > 300

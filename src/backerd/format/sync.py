@@ -229,6 +229,8 @@ class FieldSync:
             pos = self._pos - self._base
             if pos >= limit:
                 break
+            if self._pred is not None and self._pred < self._pos:
+                self._pred = None  # the search has passed the predicted field
             if self._pred is not None:
                 if self._pred - self._base >= limit and not final:
                     break  # wait for the bytes of the predicted field
