@@ -390,3 +390,23 @@ def test_mangled_streams_never_break_the_reader(data):
         assert 0 <= player.raw_consumed <= len(raw)
     for e in lost_events(events):
         assert e.offset >= 0 and e.offset + e.length <= len(out)
+
+
+def test_memory_stays_bounded_whatever_the_length():
+    import tracemalloc
+
+    def peak(n: int) -> int:
+        raw = encode_recording(user_bytes(n, 1), "nle")
+        player = Player("nle")
+        tracemalloc.start()
+        try:
+            for k in range(0, len(raw), 1 << 20):
+                player.feed(raw[k : k + (1 << 20)])  # output dropped, as a pipe would
+            player.finish()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    short, long = peak(2 << 20), peak(12 << 20)  # raw streams of about 3 MB and 19 MB
+    assert long < 1.5 * short
+    assert long < 24e6
