@@ -41,6 +41,13 @@ INVALID[CODEBOOK] = False
 
 _LOW_BIT = (CODEBOOK & 1).astype(np.uint8)
 
+# Demodulation table over (previous word's low bit) << 9 | received word: the byte of
+# the word with its inversion undone, plus 0x100 if that word is not in the code book.
+_KEYS = np.arange(1024)
+_UNINVERTED = np.where(_KEYS >> 9, (_KEYS & 0x1FF) ^ 0x1FF, _KEYS & 0x1FF)
+_DECODE = INVERSE[_UNINVERTED].astype(np.uint16) | (INVALID[_UNINVERTED].astype(np.uint16) << 8)
+del _KEYS, _UNINVERTED
+
 
 def _be_words(values: list[int]) -> np.ndarray:
     """uint64 array whose in-memory bytes are each value's 8 big-endian bytes."""
@@ -131,16 +138,22 @@ def demodulate(payloads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     corrupts at most two bytes. Words outside the code book decode to 0xFF and are
     flagged (erasure candidates for the Reed-Solomon decoder).
     """
-    payloads = np.asarray(payloads, dtype=np.uint8)
+    payloads = np.ascontiguousarray(payloads, dtype=np.uint8)
     rows, size = payloads.shape
     if size % 9:
         raise ValueError(f"GCR stream rows must be a multiple of 9 bytes, got {size}")
-    b = np.ascontiguousarray(payloads.reshape(-1, 9).T).astype(np.uint16)
-    groups = b.shape[1]
-    t = np.empty((groups, 8), dtype=np.uint16)
-    # Word m = low 8-m bits of byte m, then the top m+1 bits of byte m+1.
+    count = rows * (size // 9)
+    if not count:
+        return np.zeros((rows, size // 9 * 8), np.uint8), np.zeros((rows, size // 9 * 8), bool)
+    words = np.empty((count, 8), dtype=np.uint16)
+    # Word m = low 8-m bits of byte m, then the top m+1 bits of byte m+1: bits of the
+    # big-endian pair at m, read through an unaligned strided view (one per slot).
     for m in range(8):
-        t[:, m] = ((b[m] << (m + 1)) | (b[m + 1] >> (7 - m))) & 0x1FF
-    t = t.reshape(rows, size // 9 * 8)
-    t[:, 1:] ^= (t[:, :-1] & 1) * np.uint16(0x1FF)
-    return INVERSE[t], INVALID[t]
+        pair = np.ndarray((count,), dtype=">u2", buffer=payloads, offset=m, strides=(9,))
+        np.right_shift(pair, 7 - m, out=words[:, m])
+    words &= 0x1FF
+    # Key = (previous received word's low bit) << 9 | word; the table undoes the inversion.
+    keys = words.reshape(rows, size // 9 * 8)
+    keys[:, 1:] |= (keys[:, :-1] & 1) << 9
+    decoded = _DECODE[keys]
+    return decoded.astype(np.uint8), decoded > 0xFF
