@@ -46,25 +46,35 @@ class LinearMap:
         self._offsets = (np.arange(k, dtype=np.intp) * 256)[:, None]
 
     def apply(self, data: np.ndarray) -> np.ndarray:
-        """(k, M) symbols, one column per codeword -> (m, M) image."""
+        """(k, M) symbols, one column per codeword -> (m, M) image.
+
+        ``data`` may also be (k, ...) with any trailing shape (e.g. a strided view of
+        interleaved sectors): codeword order is the C order of the trailing axes.
+        """
         data = np.asarray(data, dtype=np.uint8)
-        if data.ndim != 2 or data.shape[0] != self.k:
+        if data.ndim < 2 or data.shape[0] != self.k:
             raise ValueError(f"expected ({self.k}, M) symbols, got {data.shape}")
-        count = data.shape[1]
+        count = int(np.prod(data.shape[1:]))
         acc = np.zeros((self.words, count), dtype=np.uint64)
         if count >= _WIDE:
             # Many codewords: one take per (position, word) amortises the call overhead.
+            # Each position's symbols are converted to indices once (that conversion also
+            # gathers a strided position row, so no transposed copy of the input is made).
+            idx = np.empty(data.shape[1:], dtype=np.intp)
+            flat_idx = idx.reshape(-1)
+            tmp = np.empty(count, dtype=np.uint64)
             for j in range(self.k):
-                idx = data[j]
+                np.copyto(idx, data[j], casting="unsafe")
                 for w in range(self.words):
-                    acc[w] ^= self._table[j, w].take(idx)
+                    self._table[j, w].take(flat_idx, out=tmp)
+                    acc[w] ^= tmp
         else:
             # Few codewords (an ecc2 group): gather blocks of positions at once from the
             # flat per-word tables and XOR-reduce over the block.
             block = max(1, min(self.k, _BLOCK_ELEMENTS // max(count, 1)))
             for j0 in range(0, self.k, block):
                 j1 = min(self.k, j0 + block)
-                idx = data[j0:j1].astype(np.intp)
+                idx = data[j0:j1].reshape(j1 - j0, count).astype(np.intp)
                 idx += self._offsets[j0:j1]
                 for w in range(self.words):
                     acc[w] ^= np.bitwise_xor.reduce(self._flat[w].take(idx), axis=0)
@@ -92,7 +102,9 @@ class ColumnEncoder(LinearMap):
         self.n = n
 
     def parity(self, data: np.ndarray) -> np.ndarray:
-        """(k, M) data symbols d_0..d_{k-1} of M codewords -> (2t, M) parity p_0.."""
+        """(k, M) data symbols d_0..d_{k-1} of M codewords -> (2t, M) parity p_0..
+
+        (k, ...) is accepted too, codewords in C order of the trailing axes."""
         return self.apply(data)
 
 

@@ -140,7 +140,7 @@ class Sector3102Codec:
         buf[:, cap : cap + 4] = header.astype("<u4").view(np.uint8).reshape(rows, 4)
         # Interleave: data byte j*I + b is symbol j of codeword b; (k, N*I) position-major.
         msgs = buf[:, : p.data_size].reshape(rows, k, inter).transpose(1, 0, 2)
-        parity = self.encoder.parity(msgs.reshape(k, rows * inter))
+        parity = self.encoder.parity(msgs)  # a view: the encoder gathers each position
         nsym = p.parity_per_codeword
         buf[:, p.data_size :].reshape(rows, nsym, inter)[...] = (
             parity.reshape(nsym, rows, inter).transpose(1, 0, 2)
@@ -173,7 +173,7 @@ class Sector3102Codec:
         # Codewords whose recomputed parity matches are clean (erasure flags or not):
         # only the others go to the decoder.
         msgs = sectors[:, : p.data_size].reshape(rows, k, inter).transpose(1, 0, 2)
-        parity = self.encoder.parity(msgs.reshape(k, rows * inter))
+        parity = self.encoder.parity(msgs)  # a view: the encoder gathers each position
         received = sectors[:, p.data_size :].reshape(rows, nsym, inter).transpose(1, 0, 2)
         dirty = np.flatnonzero((parity != received.reshape(nsym, rows * inter)).any(axis=0))
         cw_ok = np.ones(rows * inter, dtype=bool)
