@@ -158,7 +158,7 @@ def test_slips_and_noise_together(name):
 
 
 @pytest.mark.parametrize(("name", "burst"), [("nls", 60), ("pls", 80), ("nle", 60),
-                                             ("nhe", 130), ("phe", 140)])
+                                             ("nhe", 130), ("phe", 140), ("nhs", 120)])
 def test_dropout_bursts_beyond_errors_only_correction(name, burst):
     # A burst of random bytes in every field; per codeword it holds more errors than
     # errors-only decoding corrects, so only erasing around the keys it took helps.

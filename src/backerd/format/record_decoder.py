@@ -92,7 +92,80 @@ def decode_fields(codec, sync: FieldSync, fields: FieldBatch):
             used[retry[again.ok]] = wider[again.ok].sum(axis=1)
     if fields.alternatives and not dec.ok.all():
         dec = _try_slip_lines(codec, params, fields, dec, used)
+    if not dec.ok.all():
+        dec = _try_dropout_windows(codec, sync, fields, sectors, erasures, dec, used)
     return dec, used
+
+
+# Placements tried for the erasure window over a dropout, per key interval.
+_WINDOW_STEPS = 5
+
+
+def _try_dropout_windows(codec, sync: FieldSync, fields: FieldBatch, sectors, erasures,
+                         dec, used):
+    """Sectors that lost key bytes to a dropout too long for the tiers: slide a window
+    one key interval wider than the unmatched keys over them.
+
+    The dropout covers the unmatched keys and reaches at most about one interval
+    beyond; erasing the two intervals around them is then more than the code holds,
+    but one placement of a narrower window covers nearly all of it, and the rest are
+    errors the code still corrects. Runs of unmatched keys are tried one at a time,
+    the others erased whole.
+    """
+    params = sync.params
+    rows = np.flatnonzero(~dec.ok & fields.missing.any(axis=1))
+    if rows.size == 0:
+        return dec
+    ki = params.key_interval
+    pos = sync.payload_pos
+    key_pos = sync.key_pos
+    owners, masks = [], []
+    for i in rows.tolist():
+        missing = fields.missing[i]
+        runs = _runs(np.flatnonzero(missing))
+        if len(runs) > 2:
+            continue  # a field that damaged is beyond windows
+        for r, (j1, j2) in enumerate(runs):
+            others = np.zeros_like(missing)
+            for o, (a, b) in enumerate(runs):
+                if o != r:
+                    others[a : b + 1] = True
+            rest = sync.segments_around(others[None, :])[0] | fields.suspect[i]
+            for k in range(_WINDOW_STEPS):
+                lo = key_pos[j1] - ki + (k * ki) // (_WINDOW_STEPS - 1)
+                hi = key_pos[j2] + (k * ki) // (_WINDOW_STEPS - 1)
+                masks.append(rest | ((pos >= lo) & (pos <= hi)))
+                owners.append(i)
+    if not owners:
+        return dec
+    mask = np.array(masks)
+    if params.codec == "ep":
+        mask = payload_to_sector_mask(mask, sectors.shape[1])
+    owner = np.asarray(owners)
+    wider = erasures[owner] | mask
+    again = codec.decode_sectors(sectors[owner], wider)
+    best: dict[int, int] = {}
+    for c in np.flatnonzero(again.ok).tolist():
+        i = owners[c]
+        if i not in best or again.corrected[c] < again.corrected[best[i]]:
+            best[i] = c
+    if not best:
+        return dec
+    pick = np.asarray(list(best.values()))
+    chosen = dataclasses.replace(
+        again, **{name: getattr(again, name)[pick] for name in _DECODED_FIELDS})
+    used[owner[pick]] = wider[pick].sum(axis=1)
+    return _merge(dec, chosen, owner[pick])
+
+
+def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of consecutive integers as (first, last)."""
+    if indices.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(indices) > 1)
+    firsts = np.concatenate([[indices[0]], indices[breaks + 1]])
+    lasts = np.concatenate([indices[breaks], [indices[-1]]])
+    return list(zip(firsts.tolist(), lasts.tolist(), strict=True))
 
 
 def _try_slip_lines(codec, params: ModeParams, fields: FieldBatch, dec, used):
