@@ -5,7 +5,8 @@ Theory of operation (the stages after field synchronisation; the Player drives t
 1. EP: 8/9 GCR demodulation; invalid 9-bit words become erasures.
 2. Sector decode (`sector` / `legacy` codec): inner RS with the known erasures; sectors
    that fail are retried with more erasures around unmatched key bytes (three tiers),
-   then, for an unpinned line slip, with each candidate line of the slip.
+   then, for an unpinned line slip, with each candidate line of the slip, and last
+   with an erasure window slid over a dropout too long for the tiers.
 3. Sequencing (spec 9.2): BOR sectors reset the statistics, duplicates (number not
    above the last one) are dropped, a jump in numbers reports the skipped sectors as
    lost, the first EOR sector ends the record. Rules of our own (spec 17.8): EOR
@@ -61,7 +62,8 @@ def decode_fields(codec, sync: FieldSync, fields: FieldBatch):
     fail are retried with the bytes near unmatched key bytes erased too, then also the
     intervals between two unmatched keys (a dropout that took both), then the whole
     key intervals around every unmatched key (a dropout that took one). Each tier
-    spends more of the code on erasures, so it only runs where the one before failed.
+    spends more of the code on erasures, so it only runs where the one before failed;
+    then slip-line candidates and dropout windows (see below) for what still fails.
     Returns the DecodedSectors and the erasures used per sector.
     """
     params = sync.params
