@@ -7,12 +7,16 @@ other work shares the machine.
 Targets on the project's 2-core machine: >= 120 MB/s SP, >= 60 MB/s EP.
 
     .venv/bin/python benchmarks/bench_encode.py [--mib 32] [--repeat 3] [--chunk 1024]
-                                                [--modes nls nle ...]
+                                                [--batch 0] [--modes nls nle ...]
+
+--batch KiB passes Recorder(batch_bytes=...) (gathering small writes into one batch).
+The load average is printed before and after: wall figures on a busy machine are low.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -23,8 +27,8 @@ from backerd.format.recorder import Recorder
 TARGET = {"sp": 120.0, "ep": 60.0}
 
 
-def encode(name: str, data: bytes, chunk: int) -> int:
-    rec = Recorder(name)
+def encode(name: str, data: bytes, chunk: int, batch: int = 0) -> int:
+    rec = Recorder(name, batch_bytes=batch)
     total = 0
     view = memoryview(data)
     for start in range(0, len(data), chunk):
@@ -37,19 +41,22 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--chunk", type=int, default=1024, help="write size in KiB")
+    parser.add_argument("--batch", type=int, default=0, help="Recorder batch in KiB")
     parser.add_argument("--modes", nargs="*", default=list(FORMATTED_MODES))
     args = parser.parse_args()
     data = np.random.default_rng(1).integers(0, 256, args.mib << 20, dtype=np.uint8).tobytes()
     chunk = args.chunk << 10
+    batch = args.batch << 10
     encode("nls", data[:100_000], chunk)  # warm the code tables
     print(f"3.102 encode, {args.mib} MiB random input, {args.chunk} KiB writes, "
-          f"best of {args.repeat}")
+          f"batch {args.batch} KiB, best of {args.repeat}")
+    print("load average", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     print(f"{'mode':<5} {'MB/s':>8} {'CPU MB/s':>9} {'target':>7} {'output bytes':>14}")
     for name in args.modes:
         best, best_cpu, size = float("inf"), float("inf"), 0
         for _ in range(args.repeat):
             t0, c0 = time.perf_counter(), time.process_time()
-            size = encode(name, data, chunk)
+            size = encode(name, data, chunk, batch)
             best = min(best, time.perf_counter() - t0)
             best_cpu = min(best_cpu, time.process_time() - c0)
         rate = len(data) / best / 1e6
@@ -57,6 +64,7 @@ def main() -> None:
         flag = "" if rate >= target else "  below target"
         print(f"{name:<5} {rate:8.1f} {len(data) / best_cpu / 1e6:9.1f} {target:7.0f} "
               f"{size:14d}{flag}")
+    print("load average", " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":

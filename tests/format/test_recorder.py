@@ -113,3 +113,32 @@ def test_write_after_close_is_refused() -> None:
     rec.close()
     with pytest.raises(ValueError):
         rec.write(b"1")
+
+
+@settings(max_examples=12, deadline=None)
+@given(name=st.sampled_from(FORMATTED_MODES), data=st.binary(max_size=6000),
+       cuts=st.lists(st.integers(0, 6000), max_size=6), batch=st.integers(1, 5000))
+def test_batched_writes_give_the_same_stream(
+    name: str, data: bytes, cuts: list[int], batch: int
+) -> None:
+    rec = Recorder(name, batch_bytes=batch)
+    bounds = [0, *sorted(cuts), len(data)]
+    pieces = [rec.write(data[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+    raw = b"".join(pieces) + rec.close()
+    assert decode_stream(name, raw) == data
+    assert raw == encode_recording(data, name)
+
+
+def test_batched_writes_hold_bytes_until_the_batch_is_full() -> None:
+    params = mode("nls")
+    g = params.geometry
+    rec = Recorder("nls", batch_bytes=3 * params.capacity)
+    bor = rec.write(bytes(params.capacity))
+    assert rec.fields_emitted == params.n_bor  # only the BOR so far
+    assert len(bor) == sum(g.field_length(i) for i in range(params.n_bor))
+    assert rec.write(bytes(params.capacity)) == b""
+    more = rec.write(bytes(params.capacity))
+    assert rec.fields_emitted == params.n_bor + 3
+    assert len(more) == sum(g.field_length(i) for i in range(params.n_bor, params.n_bor + 3))
+    with pytest.raises(ValueError):
+        Recorder("nls", batch_bytes=-1)

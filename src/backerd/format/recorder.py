@@ -75,10 +75,19 @@ def _bor(params: ModeParams) -> bytes:
 class Recorder:
     """Incremental writer of one 3.102 recording; see docs/internals.md (format)."""
 
-    def __init__(self, mode_or_name: ModeParams | str, fmt: str = "3.102") -> None:
+    def __init__(
+        self, mode_or_name: ModeParams | str, fmt: str = "3.102", *, batch_bytes: int = 0
+    ) -> None:
+        """``batch_bytes`` > 0 gathers writes until that many user bytes are held, so
+        many small writes cost what one large one does (numpy work is per call); the
+        default 0 encodes every sector as soon as its bytes arrive."""
         self.params = _params(mode_or_name, fmt)
         self._closed = False
         self._started = False
+        if batch_bytes < 0:
+            raise ValueError("batch_bytes must not be negative")
+        self._batch_bytes = batch_bytes
+        self._inbox = bytearray()  # user bytes gathered for the next batch
         if self.params.is_raw:
             return
         self._writer = _FieldWriter(self.params)
@@ -99,12 +108,19 @@ class Recorder:
         if self.params.is_raw:
             return bytes(data)
         out = [self._begin()]
+        if self._batch_bytes:
+            self._inbox += data
+            if len(self._inbox) < self._batch_bytes:
+                return out[0]
+            data, self._inbox = self._inbox, bytearray()
         if data:
-            if self.params.codec == "ep":
-                out.append(self._write_ep(memoryview(data).cast("B")))
-            else:
-                out.append(self._write_sp(data))
+            out.append(self._encode(data))
         return b"".join(out)
+
+    def _encode(self, data: bytes | bytearray | memoryview) -> bytes:
+        if self.params.codec == "ep":
+            return self._write_ep(memoryview(data).cast("B"))
+        return self._write_sp(data)
 
     def close(self) -> bytes:
         if self._closed:
@@ -113,6 +129,9 @@ class Recorder:
         if self.params.is_raw:
             return b""
         out = [self._begin()]
+        if self._inbox:
+            out.append(self._encode(self._inbox))
+            self._inbox = bytearray()
         if self.params.codec == "ep":
             if self._pending:
                 out.append(self._finish_group())
