@@ -58,7 +58,7 @@ def _shuffle(stream: np.ndarray, initial: int, first_step: int) -> np.ndarray:
     # Flat slot index of every output: slot * rows + sector.
     slot = (stream >> 30).astype(np.intp)
     slot *= rows
-    slot += ar
+    slot += ar  # one pass each over (L, N) intp: cheaper than a per-step add
     slots = np.empty(4 * rows, dtype=np.uint32)
     for i in range(4):
         v = abs(initial - i)
@@ -111,6 +111,10 @@ def mask(numbers: np.ndarray, n: int) -> np.ndarray:
     if n <= 0:
         return np.zeros((rows, 0), dtype=np.uint8)
     nwords = (n + 3) // 4
+    if rows <= _ROWS:  # one batch: its byte view is the mask, no further copy
+        stream = _outputs_by_step(numbers, 4 + nwords)
+        shuffle = _shuffle if rows > _FEW else _shuffle_few
+        return _words_to_bytes(shuffle(stream, 3, 4))[:, :n]
     out = np.empty((rows, 4 * nwords), dtype=np.uint8)
     for start in range(0, rows, _ROWS):
         stop = min(rows, start + _ROWS)

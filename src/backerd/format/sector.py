@@ -114,13 +114,13 @@ class Sector3102Codec:
         if rows and (lengths.min() < 0 or lengths.max() > cap):
             raise ValueError(f"sector lengths must be within [0, {cap}]")
         buf = np.empty((rows, p.sector_size), dtype=np.uint8)
-        buf[:, :cap] = data
         full = lengths == cap
         if full.all():
-            if rows:
-                buf[:, :cap] ^= randomiser.mask(numbers, cap)
+            if rows:  # copy and randomise in one pass
+                np.bitwise_xor(data, randomiser.mask(numbers, cap), out=buf[:, :cap])
             low = np.zeros(rows, dtype=np.int64)
         else:
+            buf[:, :cap] = data
             area = buf[:, :cap]
             if full.any():
                 sel = np.flatnonzero(full)
