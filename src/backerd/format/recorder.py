@@ -24,6 +24,12 @@ from backerd.format.sector import Sector3102Codec
 _BATCH_SECTORS = 2048
 
 
+def _join(parts: list[bytes]) -> bytes:
+    """Concatenation that returns a lone non-empty part itself instead of copying it."""
+    parts = [part for part in parts if part]
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 def _params(mode_or_name: ModeParams | str, fmt: str) -> ModeParams:
     params = mode_or_name if isinstance(mode_or_name, ModeParams) else mode(mode_or_name, fmt)
     if params.format != "3.102":
@@ -50,7 +56,7 @@ class _FieldWriter:
             )
             out.append(self.payloads(gcr.modulate(sectors) if self.params.codec == "ep"
                                      else sectors))
-        return b"".join(out)
+        return _join(out)
 
     def payloads(self, payloads: np.ndarray) -> bytes:
         raw = frame.assemble_fields(self.params, payloads, self.fields)
@@ -115,7 +121,7 @@ class Recorder:
             data, self._inbox = self._inbox, bytearray()
         if data:
             out.append(self._encode(data))
-        return b"".join(out)
+        return _join(out)
 
     def _encode(self, data: bytes | bytearray | memoryview) -> bytes:
         if self.params.codec == "ep":
