@@ -47,6 +47,8 @@ _KEYS = np.arange(1024)
 _UNINVERTED = np.where(_KEYS >> 9, (_KEYS & 0x1FF) ^ 0x1FF, _KEYS & 0x1FF)
 _DECODE = INVERSE[_UNINVERTED].astype(np.uint16) | (INVALID[_UNINVERTED].astype(np.uint16) << 8)
 del _KEYS, _UNINVERTED
+# Words demodulated per block (bounds the temporaries to a few hundred KiB).
+_DEMOD_WORDS = 1 << 17
 
 
 def _be_words(values: list[int]) -> np.ndarray:
@@ -142,9 +144,22 @@ def demodulate(payloads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows, size = payloads.shape
     if size % 9:
         raise ValueError(f"GCR stream rows must be a multiple of 9 bytes, got {size}")
+    width = size // 9 * 8
+    out = np.empty((rows, width), dtype=np.uint8)
+    invalid = np.empty((rows, width), dtype=bool)
+    if not width:
+        return out, invalid
+    # Blocks of rows whose temporaries stay in cache.
+    step = max(1, _DEMOD_WORDS // width)
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
+        _demodulate_rows(payloads[start:stop], out[start:stop], invalid[start:stop])
+    return out, invalid
+
+
+def _demodulate_rows(payloads: np.ndarray, out: np.ndarray, invalid: np.ndarray) -> None:
+    rows, size = payloads.shape
     count = rows * (size // 9)
-    if not count:
-        return np.zeros((rows, size // 9 * 8), np.uint8), np.zeros((rows, size // 9 * 8), bool)
     words = np.empty((count, 8), dtype=np.uint16)
     # Word m = low 8-m bits of byte m, then the top m+1 bits of byte m+1: bits of the
     # big-endian pair at m, read through an unaligned strided view (one per slot).
@@ -155,5 +170,6 @@ def demodulate(payloads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Key = (previous received word's low bit) << 9 | word; the table undoes the inversion.
     keys = words.reshape(rows, size // 9 * 8)
     keys[:, 1:] |= (keys[:, :-1] & 1) << 9
-    decoded = _DECODE[keys]
-    return decoded.astype(np.uint8), decoded > 0xFF
+    decoded = _DECODE.take(keys)
+    np.copyto(out, decoded, casting="unsafe")
+    np.greater(decoded, 0xFF, out=invalid)
