@@ -41,7 +41,7 @@ GUEST_TESTS = os.environ.get("BACKERD_VM_TESTS", "not blocking_factors[1]")
 # codec ~50x slower; the codec itself runs through the same suite on the host (FUSE).
 GUEST_MODE = os.environ.get("BACKERD_VM_MODE", "nhr")
 GUEST_RUNS = ("system", "transport")
-VM_TIMEOUT = int(os.environ.get("VM_TIMEOUT", "900"))
+VM_TIMEOUT = int(os.environ.get("VM_TIMEOUT", "1800"))  # a hang guard: TCG is slow
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
