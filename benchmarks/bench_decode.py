@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from backerd.allocator import tune_allocator
 from backerd.format import frame
 from backerd.format.params import FORMATTED_MODES, mode
 from backerd.format.player import Player
@@ -79,6 +80,7 @@ def decode_rate(name: str, raw: bytes, expected: bytes, repeat: int) -> tuple[fl
 
 
 def main() -> None:
+    tune_allocator()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=float, default=32, help="MiB of user data (default 32)")
     ap.add_argument("--modes", default=",".join(FORMATTED_MODES))

@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from backerd.allocator import tune_allocator
 from backerd.daemon.control import NotRunning, query
 
 
@@ -78,6 +79,7 @@ def bench_mode(mode: str, src: Path, blocking: int) -> dict[str, object]:
 
 
 def main() -> None:
+    tune_allocator()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=int, default=64)
     parser.add_argument("--modes", nargs="+", default=["nhs", "nhe", "nhr"])

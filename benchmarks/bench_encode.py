@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from backerd.allocator import tune_allocator
 from backerd.format.params import FORMATTED_MODES, mode
 from backerd.format.recorder import Recorder
 
@@ -37,6 +38,7 @@ def encode(name: str, data: bytes, chunk: int, batch: int = 0) -> int:
 
 
 def main() -> None:
+    tune_allocator()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=3)

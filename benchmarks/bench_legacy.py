@@ -18,6 +18,7 @@ from functools import partial
 
 import numpy as np
 
+from backerd.allocator import tune_allocator
 from backerd.format import bkrenhanced, gcr, legacy
 from backerd.format.params import FORMATTED_MODES, mode
 
@@ -47,6 +48,7 @@ def data_sectors(fmt: str, name: str, data: bytes) -> np.ndarray:
 
 
 def main() -> None:
+    tune_allocator()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=float, default=8)
     parser.add_argument("--repeat", type=int, default=3)

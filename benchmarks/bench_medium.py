@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from backerd.allocator import tune_allocator
 from backerd.daemon.medium import BackerMedium
 from backerd.tape.medium import FILEMARK
 from backerd.vcr.sim import Cassette, SimDeck
@@ -45,6 +46,7 @@ def run(mode: str, size: int, workdir: Path) -> tuple[float, float, float]:
 
 
 def main() -> None:
+    tune_allocator()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=32)
     ap.add_argument("--modes", default="nls,nhs,pls,phs,nle,nhe,ple,phe,nhr")

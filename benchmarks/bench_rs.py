@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from backerd.allocator import tune_allocator
 from backerd.format.rs import RSCode, rs_code
 
 DEFAULT_CODES = [(93, 83), (118, 108), (68, 60), (255, 235)]
@@ -96,6 +97,7 @@ def run(mib: float, repeat: int, codes: list[tuple[int, int]]) -> None:
 
 
 def main() -> None:
+    tune_allocator()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mib", type=float, default=32.0, help="data symbols per scenario, MiB")
     ap.add_argument("--repeat", type=int, default=3)

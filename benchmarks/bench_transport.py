@@ -18,6 +18,7 @@ from pathlib import Path
 
 import trio
 
+from backerd.allocator import tune_allocator
 from backerd.daemon.fuse import serve_fuse
 
 
@@ -71,6 +72,7 @@ async def bench(root: Path, max_pages: int, megabytes: int) -> None:
 
 
 def main() -> int:
+    tune_allocator()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=int, default=256)
     args = parser.parse_args()

@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from backerd import __version__
+from backerd.allocator import tune_allocator
 from backerd.errors import BackerError
 
 # name -> (module, one-line help)
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "_missing", False):
         parser.error(f"command {args.command!r} is not available in this build")
+    tune_allocator()
     module = importlib.import_module(args._module)
     try:
         return int(module.run(args) or 0)
