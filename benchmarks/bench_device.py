@@ -24,14 +24,17 @@ from backerd.allocator import tune_allocator
 from backerd.daemon.control import NotRunning, query
 
 
-def serve(work: Path, mode: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+def serve(
+    work: Path, mode: str, *extra: str
+) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     (work / "backerd.toml").write_text(f'transport = "fuse"\n[[unit]]\nmode = "{mode}"\n')
     env = dict(os.environ, BACKERD_STATE_DIR=str(work / "state"),
                BACKERD_RUNTIME_DIR=str(work / "run"))
     log = open(work / "backerd.log", "wb")  # noqa: SIM115 (lives as long as the daemon)
     proc = subprocess.Popen(
         [sys.executable, "-m", "backerd", "serve", "--config", str(work / "backerd.toml"),
-         "--cassette", str(work / f"{mode}.cassette"), "--fuse-root", str(work / "dev")],
+         "--cassette", str(work / f"{mode}.cassette"), "--fuse-root", str(work / "dev"),
+         *extra],
         env=env, stdout=log, stderr=log,
     )
     sock = work / "run" / "control.sock"
