@@ -91,3 +91,15 @@ def test_cpio_5120_byte_blocks(daemon: Daemon, tree: Path, tmp_path: Path) -> No
     out.mkdir()
     daemon.run("cpio", "-i", "-B", "-d", "-I", daemon.rew, cwd=out)
     assert same_tree(tree, out / "src") == []
+
+
+def test_drive_options_need_privilege(daemon: Daemon) -> None:
+    # st: MTSETDRVBUFFER only for CAP_SYS_ADMIN (root here); anyone else gets EPERM
+    daemon.mt(daemon.nrew, "stsetoptions", "two-fms")
+    daemon.mt(daemon.nrew, "stclearoptions", "two-fms")
+    nobody = daemon.run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        "mt", "-f", daemon.nrew, "stsetoptions", "two-fms", ok=False)
+    assert nobody.returncode != 0
+    # FUSE nodes are open to all (0666), so the ioctl itself is refused; CUSE nodes are
+    # root-only until udev rules say otherwise, so the open is
+    assert b"not permitted" in nobody.stderr or b"Permission denied" in nobody.stderr

@@ -29,6 +29,7 @@ cancels the matching request if it is still queued or waiting inside the handler
 
 from __future__ import annotations
 
+import contextvars
 import errno as _errno
 import logging
 import math
@@ -43,6 +44,10 @@ from backerd.kernel import abi
 from backerd.kernel import events as ev
 from backerd.kernel.connection import Connection, State, ioctl_retry_iovecs
 from backerd.kernel.fusefs import NAMESPACE_REQUESTS, Namespace
+
+# Who issued the request being handled (uid, gid, pid from the kernel's header), for
+# handlers whose answer depends on the caller's privilege (st: MTSETDRVBUFFER).
+caller_uid: contextvars.ContextVar[int] = contextvars.ContextVar("caller_uid", default=-1)
 
 log = logging.getLogger("backerd.dispatch")
 
@@ -405,6 +410,7 @@ class Dispatcher:
             # The kernel offers what we asked for in the RETRY; give the handler no more
             # room than the command's own size says.
             out_size = min(out_size, request.command.size)
+        caller_uid.set(request.uid)
         result = await self._guarded(
             request, lambda: file.node.handler.ioctl(request.cmd, request.data, out_size))
         if isinstance(result, _Failed):

@@ -10,6 +10,7 @@ openers, or other units, and the Drive, which is not thread-safe, sees one call 
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -17,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 import trio
 
 from backerd.daemon.config import UnitConfig
+from backerd.daemon.dispatch import caller_uid
 from backerd.errors import BackerError, TapeError
 
 log = logging.getLogger("backerd")
@@ -132,7 +134,11 @@ class TapeNode:
         return await self.unit.run(self.unit.drive.write, data)
 
     async def ioctl(self, cmd: int, arg: bytes, out_size: int) -> bytes:
-        return await self.unit.run(self.unit.drive.ioctl, cmd, arg, out_size)
+        # st allows MTSETDRVBUFFER to CAP_SYS_ADMIN only; root stands for it here
+        privileged = caller_uid.get() == 0
+        return await self.unit.run(
+            functools.partial(self.unit.drive.ioctl, privileged=privileged), cmd, arg, out_size
+        )
 
     async def release(self) -> None:
         # on cancellation the drive stays marked open, so shutdown() still closes it
