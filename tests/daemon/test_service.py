@@ -65,6 +65,7 @@ def test_config_file_units(tmp_path: Path) -> None:
         ('[[unit]]\ndeck = "lirc9"\n', "unit[0].deck"),
         ('[[unit]]\nspeed = 2\n', "unit[0].speed"),
         ('[[unit]]\nlength = "3h"\n', "unit[0].length"),
+        ('[[unit]]\nnoise = "errors=lots"\n', "unit[0].noise"),
         ('transport = "usb"\n', "transport"),
         ("fuse_max_pages = 1000\n", "fuse_max_pages"),
         ("unit = 3\n", "unit"),
@@ -321,3 +322,30 @@ def test_transport_choice() -> None:
         assert "/dev/cuse missing" in auto.reason
         with pytest.raises(HardwareUnavailable, match="CUSE requested but /dev/cuse"):
             trio.run(choose_transport, cfg.parse_config({"transport": "cuse"}, environ={}))
+
+
+def test_noisy_sim_unit_reads_back_exactly_and_counts_corrections(tmp_path: Path) -> None:
+    import os
+
+    from backerd.daemon.service import open_sim_unit
+    from backerd.tape import mtio
+
+    f = tmp_path / "noisy.toml"
+    f.write_text(f'[[unit]]\ncassette = "{tmp_path / "c.cassette"}"\nmode = "nls"\n'
+                 'noise = "seed=5,errors=3"\n')
+    config = cfg.load_config(f, environ={}).units[0]
+    assert config.noise == "seed=5,errors=3"
+    unit = open_sim_unit(config)
+    drive = unit.drive
+    blocks = [bytes((i * 7 + j) % 256 for j in range(10240)) for i in range(12)]
+    drive.open(False, os.O_RDWR)
+    for b in blocks:
+        drive.write(b)
+    drive.close()
+    drive.open(True, os.O_RDONLY)
+    drive.ioctl(mtio.MTIOCTOP, mtio.MtOp(mtio.MTREW, 1).pack(), 0)
+    assert [drive.read(1 << 20) for _ in blocks] == blocks
+    status = mtio.MtGet.unpack(drive.ioctl(mtio.MTIOCGET, b"", mtio.MTGET_SIZE))
+    assert status.erreg & 0xFFFF > 0  # the noise was there and was corrected
+    drive.close()
+    trio.run(unit.shutdown)

@@ -17,6 +17,8 @@ Example (every key is optional; this is the built-in default)::
     mode = "nhs"                         # nls nhs pls phs nle nhe ple phe nlr nhr plr phr
     length = "E-180"                     # for a cassette created on first start
     realtime = false
+    noise = ""                           # playback noise of the simulated VCR, e.g.
+                                         # "seed=3,errors=2,dropout=0.01,slip=0.001,gap=0.0005"
 
 Errors name the offending key (``unit[1].mode: ...``) and are ``ConfigError``.
 """
@@ -57,6 +59,7 @@ class UnitConfig:
     length: str = DEFAULT_LENGTH
     realtime: bool = False
     name: str = ""  # a label for people (status, logs); the nodes follow the number
+    noise: str = ""  # sim deck playback noise (vcr.noise.NoiseModel.parse syntax); off if ""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -120,7 +123,7 @@ _TOP_KEYS = {
     "state_dir", "runtime_dir", "fuse_root", "transport", "fuse_max_pages",
     "unrestricted_ioctl", "unit",
 }
-_UNIT_KEYS = {"number", "name", "deck", "cassette", "mode", "length", "realtime"}
+_UNIT_KEYS = {"number", "name", "deck", "cassette", "mode", "length", "realtime", "noise"}
 
 
 def _get(table: Mapping[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
@@ -169,7 +172,16 @@ def _unit(table: Any, index: int, state_dir: Path, taken: set[int]) -> UnitConfi
     if not cassette.is_absolute():
         cassette = state_dir / cassette
     realtime = _get(table, "realtime", bool, where, False)
-    return UnitConfig(number, cassette, deck, mode, length, realtime, name)
+    noise = _get(table, "noise", str, where, "")
+    if noise:
+        from backerd.errors import UsageError
+        from backerd.vcr.noise import NoiseModel
+
+        try:
+            NoiseModel.parse(noise)
+        except UsageError as exc:
+            raise ConfigError(f"{where}noise: {exc.message}") from None
+    return UnitConfig(number, cassette, deck, mode, length, realtime, name, noise)
 
 
 def parse_config(

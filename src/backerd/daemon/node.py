@@ -10,7 +10,6 @@ openers, or other units, and the Drive, which is not thread-safe, sees one call 
 from __future__ import annotations
 
 import errno
-import functools
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -35,7 +34,7 @@ class DriveLike(Protocol):
 
     def write(self, data: bytes) -> int: ...
 
-    def ioctl(self, cmd: int, arg: bytes, out_size: int) -> bytes: ...
+    def ioctl(self, cmd: int, arg: bytes, out_size: int, *, privileged: bool = False) -> bytes: ...
 
     def close(self) -> Any: ...
 
@@ -135,10 +134,14 @@ class TapeNode:
 
     async def ioctl(self, cmd: int, arg: bytes, out_size: int) -> bytes:
         # st allows MTSETDRVBUFFER to CAP_SYS_ADMIN only; root stands for it here
-        privileged = caller_uid.get() == 0
-        return await self.unit.run(
-            functools.partial(self.unit.drive.ioctl, privileged=privileged), cmd, arg, out_size
-        )
+        if caller_uid.get() != 0:
+            return await self.unit.run(self.unit.drive.ioctl, cmd, arg, out_size)
+        drive = self.unit.drive
+
+        def ioctl_privileged(cmd: int, arg: bytes, out_size: int) -> bytes:
+            return drive.ioctl(cmd, arg, out_size, privileged=True)
+
+        return await self.unit.run(ioctl_privileged, cmd, arg, out_size)
 
     async def release(self) -> None:
         # on cancellation the drive stays marked open, so shutdown() still closes it

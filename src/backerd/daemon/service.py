@@ -95,7 +95,13 @@ def open_sim_unit(config: UnitConfig) -> Unit:
         log.info("unit %d: created cassette %s (%s %s)", config.number, path,
                  config.standard.upper(), config.length)
     cassette = Cassette.open(path)
-    deck = SimDeck(cassette, realtime=1.0 if config.realtime else None)
+    noise = None
+    if config.noise:
+        from backerd.vcr.noise import NoiseModel
+
+        noise = NoiseModel.parse(config.noise)
+        log.info("unit %d: playback noise %s", config.number, config.noise)
+    deck = SimDeck(cassette, realtime=1.0 if config.realtime else None, noise=noise)
     number = config.number
     medium = BackerMedium(deck, mode=config.mode,
                           log=lambda message: log.info("unit %d: %s", number, message))
