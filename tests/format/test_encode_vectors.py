@@ -97,6 +97,19 @@ def test_encode_command_matches_manifest(name: str) -> None:
     assert sha(proc.stdout) == entry["tape_sha256"]
 
 
+@pytest.mark.parametrize(
+    "name", ["3.101-nls-m1000", "3.3-phe-m1000", "3.101-nle-bkrenhanced-m1000"]
+)
+def test_encode_command_writes_old_formats_as_their_bkrencode(name: str) -> None:
+    entry = next(e for e in MANIFEST if e["name"] == name)
+    extra = ["--bkrenhanced"] if entry.get("outer_code") == "bkrenhanced" else []
+    proc = backerd("--mode", entry["mode"], "--format", entry["format"], *extra,
+                   data=mod251(entry["input"]["length"]))
+    assert proc.returncode == 0 and proc.stderr == b""
+    assert len(proc.stdout) == entry["tape_length"]
+    assert sha(proc.stdout) == entry["tape_sha256"]
+
+
 def test_encode_command_streams_large_input_in_chunks() -> None:
     data = mod251(3 << 20)
     proc = backerd("--mode", "nle", data=data)
@@ -108,7 +121,9 @@ def test_encode_command_streams_large_input_in_chunks() -> None:
     ("args", "message"),
     [
         (["--mode", "xyz"], b"unknown mode 'xyz'"),
-        (["--mode", "nls", "--format", "3.101"], b"only 3.102 is written"),
+        (["--mode", "nlr", "--format", "3.101"], b"raw mode nlr has no format"),
+        (["--mode", "nle", "--bkrenhanced"], b"--bkrenhanced is for formats 3.101 and 3.3"),
+        (["--mode", "nls", "--format", "3.3", "--bkrenhanced"], b"EP modes only"),
         (["--mode", "nls", "--format", "4.0"], b"unknown format"),
     ],
 )

@@ -1,8 +1,10 @@
-"""``backerd encode``: user bytes on stdin -> raw 3.102 Backer stream on stdout.
+"""``backerd encode``: user bytes on stdin -> raw Backer stream on stdout.
 
 Streams in fixed chunks, so memory stays bounded (one EP group at most) whatever the
 input length. The output is one recording (BOR, data, EOR, pair padding), exactly what
-the original driver wrote for the same bytes; raw modes pass bytes through.
+the original driver wrote for the same bytes; raw modes pass bytes through. Formats
+3.101 and 3.3 are written as their `bkrencode` utility wrote them (optionally through
+the bkrenhanced outer code in EP modes), for making test tapes for old readers.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ import os
 import stat
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backerd.format.legacy import LegacyRecorder
 
 _CHUNK = 1 << 20
 # Show progress only for inputs that take a noticeable time (or of unknown size).
@@ -22,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", required=True, metavar="MODE",
                         help="nls nhs pls phs nle nhe ple phe (or a raw mode nlr nhr plr phr)")
     parser.add_argument("--format", default="3.102", metavar="FORMAT",
-                        help="format release to write (only 3.102 is written)")
+                        help="format release to write: 3.102 (default), 3.101 or 3.3")
+    parser.add_argument("--bkrenhanced", action="store_true",
+                        help="3.101/3.3 EP modes: add the bkrenhanced outer code first")
     parser.add_argument("--no-progress", action="store_true",
                         help="never show the progress line on stderr")
 
@@ -66,9 +74,23 @@ def _input_size(fd: int) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from backerd.errors import UsageError
+    from backerd.format.params import mode
     from backerd.format.recorder import Recorder
 
-    recorder = Recorder(args.mode, args.format)  # unknown mode/format: UsageError
+    params = mode(args.mode, args.format)  # unknown mode/format: UsageError
+    recorder: Recorder | LegacyRecorder
+    if args.format == "3.102":
+        if args.bkrenhanced:
+            raise UsageError("--bkrenhanced is for formats 3.101 and 3.3 (3.102 EP has its "
+                             "outer code built in)")
+        recorder = Recorder(args.mode, args.format)
+    else:
+        if params.is_raw:
+            raise UsageError(f"raw mode {args.mode} has no format; use --format 3.102")
+        from backerd.format.legacy import LegacyRecorder
+
+        recorder = LegacyRecorder(args.mode, args.format, bkrenhanced=args.bkrenhanced)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     progress = _Progress(
         f"encode {args.mode}", _input_size(stdin.fileno()),
