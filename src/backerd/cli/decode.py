@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import TYPE_CHECKING
+
+from backerd.cli.progress import Progress, input_size
 
 if TYPE_CHECKING:
     from backerd.errors import BackerError
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
 CHUNK = 1 << 20
 # Raw bytes kept from the start of the stream to explain a stream that did not decode.
 DIAGNOSE_BYTES = 4 << 20
-PROGRESS_FROM = 8 << 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,44 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="statistics on stderr as one JSON object")
 
 
-class _Progress:
-    """A one-line progress display on a terminal's stderr."""
-
-    def __init__(self, total: int | None) -> None:
-        self.total = total
-        self.enabled = sys.stderr.isatty()
-        self.shown = False
-
-    def update(self, read: int, written: int) -> None:
-        if not self.enabled or read < PROGRESS_FROM:
-            return
-        pct = f" {100 * read / self.total:5.1f} %" if self.total else ""
-        sys.stderr.write(f"\rdecode:{pct} {read / 1e6:9.1f} MB read {written / 1e6:9.1f} MB out")
-        sys.stderr.flush()
-        self.shown = True
-
-    def done(self) -> None:
-        if self.shown:
-            sys.stderr.write("\n")
-
-
-def _input_size(fd: int) -> int | None:
-    try:
-        st = os.fstat(fd)
-    except OSError:
-        return None
-    import stat
-
-    return st.st_size if stat.S_ISREG(st.st_mode) else None
-
-
 def run(args: argparse.Namespace) -> int:
     from backerd.errors import MediumError
     from backerd.format.player import Player, SectorLost
 
     player = Player(args.mode, args.fmt, strict=args.strict, bkrenhanced=args.bkrenhanced)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    progress = _Progress(_input_size(stdin.fileno()) if hasattr(stdin, "fileno") else None)
+    progress = Progress(f"decode {args.mode}", input_size(stdin))
     head = bytearray()
     lost: list[SectorLost] = []
     read = written = 0

@@ -10,18 +10,15 @@ the bkrenhanced outer code in EP modes), for making test tapes for old readers.
 from __future__ import annotations
 
 import argparse
-import os
-import stat
 import sys
-import time
 from typing import TYPE_CHECKING
+
+from backerd.cli.progress import Progress, input_size
 
 if TYPE_CHECKING:
     from backerd.format.legacy import LegacyRecorder
 
 _CHUNK = 1 << 20
-# Show progress only for inputs that take a noticeable time (or of unknown size).
-_PROGRESS_MIN = 16 << 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,44 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="3.101/3.3 EP modes: add the bkrenhanced outer code first")
     parser.add_argument("--no-progress", action="store_true",
                         help="never show the progress line on stderr")
-
-
-class _Progress:
-    """A one-line progress display on a terminal's stderr, at most 5 updates a second."""
-
-    def __init__(self, label: str, total: int | None, enabled: bool) -> None:
-        self.label = label
-        self.total = total
-        self.enabled = enabled and (total is None or total >= _PROGRESS_MIN)
-        self._last = 0.0
-        self._shown = False
-
-    def update(self, done: int, written: int) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self._last < 0.2:
-            return
-        self._last = now
-        text = f"{self.label}: {done / 2**20:.1f} MiB in, {written / 2**20:.1f} MiB out"
-        if self.total:
-            text += f" ({100 * done // self.total}%)"
-        sys.stderr.write("\r" + text + "\x1b[K")
-        sys.stderr.flush()
-        self._shown = True
-
-    def done(self) -> None:
-        if self._shown:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
-
-
-def _input_size(fd: int) -> int | None:
-    try:
-        st = os.fstat(fd)
-    except OSError:
-        return None
-    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,10 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
         recorder = LegacyRecorder(args.mode, args.format, bkrenhanced=args.bkrenhanced)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    progress = _Progress(
-        f"encode {args.mode}", _input_size(stdin.fileno()),
-        enabled=not args.no_progress and sys.stderr.isatty(),
-    )
+    progress = Progress(f"encode {args.mode}", input_size(stdin), enabled=not args.no_progress)
     read = written = 0
     try:
         while chunk := stdin.read(_CHUNK):

@@ -1,0 +1,51 @@
+"""A one-line progress display on a terminal's stderr, shared by the stream commands."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import time
+
+# Show progress only for inputs that take a noticeable time (or of unknown size, once
+# that much has been read).
+PROGRESS_FROM = 8 << 20
+
+
+class Progress:
+    """At most 5 updates a second; nothing at all unless stderr is a terminal."""
+
+    def __init__(self, label: str, total: int | None, enabled: bool = True) -> None:
+        self.label = label
+        self.total = total
+        self.enabled = enabled and sys.stderr.isatty()
+        self._last = 0.0
+        self._shown = False
+
+    def update(self, done: int, written: int) -> None:
+        if not self.enabled or done < PROGRESS_FROM:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.2:
+            return
+        self._last = now
+        text = f"{self.label}: {done / 1e6:.1f} MB in, {written / 1e6:.1f} MB out"
+        if self.total:
+            text += f" ({100 * done // self.total}%)"
+        sys.stderr.write("\r" + text + "\x1b[K")
+        sys.stderr.flush()
+        self._shown = True
+
+    def done(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def input_size(stream: object) -> int | None:
+    """Size of a regular file behind ``stream``; None for pipes, terminals, sockets."""
+    try:
+        st = os.fstat(stream.fileno())  # type: ignore[attr-defined]
+    except (OSError, AttributeError, ValueError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
