@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -146,16 +147,10 @@ def _try_dropout_windows(codec, sync: FieldSync, fields: FieldBatch, sectors, er
     owner = np.asarray(owners)
     wider = erasures[owner] | mask
     again = codec.decode_sectors(sectors[owner], wider)
-    best: dict[int, int] = {}
-    for c in np.flatnonzero(again.ok).tolist():
-        i = owners[c]
-        if i not in best or again.corrected[c] < again.corrected[best[i]]:
-            best[i] = c
-    if not best:
+    pick = _best_retries(again, owners)
+    if pick is None:
         return dec
-    pick = np.asarray(list(best.values()))
-    chosen = dataclasses.replace(
-        again, **{name: getattr(again, name)[pick] for name in _DECODED_FIELDS})
+    chosen = _rows(again, pick)
     used[owner[pick]] = wider[pick].sum(axis=1)
     return _merge(dec, chosen, owner[pick])
 
@@ -191,16 +186,10 @@ def _try_slip_lines(codec, params: ModeParams, fields: FieldBatch, dec, used):
     sectors, marks = demodulate(params, cand)
     again = codec.decode_sectors(sectors, marks)
     owner = np.asarray(rows)
-    best: dict[int, int] = {}
-    for c in np.flatnonzero(again.ok).tolist():
-        i = rows[c]
-        if i not in best or again.corrected[c] < again.corrected[best[i]]:
-            best[i] = c
-    if not best:
+    pick = _best_retries(again, rows)
+    if pick is None:
         return dec
-    pick = np.asarray(list(best.values()))
-    chosen = dataclasses.replace(
-        again, **{name: getattr(again, name)[pick] for name in _DECODED_FIELDS})
+    chosen = _rows(again, pick)
     target = owner[pick]
     used[target] = marks[pick].sum(axis=1)
     return _merge(dec, chosen, target)
@@ -663,3 +652,19 @@ class _Groups:
             row = np.flatnonzero(data[top] != FILL)
             end = top * cap + int(row[-1]) + 1
         return min(end, cg)
+
+
+def _best_retries(again: Any, owners: list[int]) -> np.ndarray | None:
+    """For each sector retried in several ways, the decoded retry that fixed fewest symbols."""
+    best: dict[int, int] = {}
+    for c in np.flatnonzero(again.ok).tolist():
+        i = owners[c]
+        if i not in best or again.corrected[c] < again.corrected[best[i]]:
+            best[i] = c
+    return np.asarray(list(best.values())) if best else None
+
+
+def _rows(decoded: Any, pick: np.ndarray) -> Any:
+    """The chosen rows of a DecodedSectors batch."""
+    return dataclasses.replace(
+        decoded, **{name: getattr(decoded, name)[pick] for name in _DECODED_FIELDS})
