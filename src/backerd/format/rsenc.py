@@ -17,6 +17,7 @@ from functools import cache
 import numpy as np
 
 from backerd.format.gf import MUL, generator_poly
+from backerd.format.rs import _word_dtypes
 
 # Codewords per call from which the per-position loop beats the blocked gather.
 _WIDE = 4096
@@ -34,15 +35,19 @@ class LinearMap:
         coeffs = np.asarray(coeffs, dtype=np.uint8)
         k, nsym = coeffs.shape
         self.k, self.nsym = k, nsym
-        self.words = (nsym + 7) // 8
-        table = np.zeros((k, 256, 8 * self.words), dtype=np.uint8)
-        table[:, :, :nsym] = MUL[np.arange(256)[None, :, None], coeffs[:, None, :]]
-        # (k, words, 256): one contiguous 256-entry uint64 table per (position, word).
-        self._table = np.ascontiguousarray(table.view(np.uint64).transpose(0, 2, 1))
-        # (words, k*256): entry j*256 + v of row w is word w of the image of v at j.
-        self._flat = np.ascontiguousarray(self._table.transpose(1, 0, 2)).reshape(
-            self.words, k * 256
-        )
+        image = MUL[np.arange(256)[None, :, None], coeffs[:, None, :]]  # (k, 256, nsym)
+        # The image bytes split into 8-byte words and a narrower tail word (10 parity
+        # bytes = 8 + 2): the tail's gathers and XORs then move a quarter of the bytes.
+        self._words: list[tuple[int, int, np.ndarray, np.ndarray]] = []
+        start = 0
+        for dt in _word_dtypes(nsym):
+            size = dt.itemsize
+            chunk = np.zeros((k, 256, size), dtype=np.uint8)
+            take = min(size, nsym - start)
+            chunk[:, :, :take] = image[:, :, start : start + take]
+            per_pos = np.ascontiguousarray(chunk.view(dt)[:, :, 0])  # (k, 256)
+            self._words.append((start, size, per_pos, per_pos.reshape(k * 256)))
+            start += size
         self._offsets = (np.arange(k, dtype=np.intp) * 256)[:, None]
 
     def apply(self, data: np.ndarray) -> np.ndarray:
@@ -55,19 +60,19 @@ class LinearMap:
         if data.ndim < 2 or data.shape[0] != self.k:
             raise ValueError(f"expected ({self.k}, M) symbols, got {data.shape}")
         count = int(np.prod(data.shape[1:]))
-        acc = np.zeros((self.words, count), dtype=np.uint64)
+        accs = [np.zeros(count, dtype=table.dtype) for _, _, table, _ in self._words]
         if count >= _WIDE:
             # Many codewords: one take per (position, word) amortises the call overhead.
             # Each position's symbols are converted to indices once (that conversion also
             # gathers a strided position row, so no transposed copy of the input is made).
             idx = np.empty(data.shape[1:], dtype=np.intp)
             flat_idx = idx.reshape(-1)
-            tmp = np.empty(count, dtype=np.uint64)
+            tmps = [np.empty(count, dtype=acc.dtype) for acc in accs]
             for j in range(self.k):
                 np.copyto(idx, data[j], casting="unsafe")
-                for w in range(self.words):
-                    self._table[j, w].take(flat_idx, out=tmp)
-                    acc[w] ^= tmp
+                for acc, tmp, (_, _, table, _) in zip(accs, tmps, self._words, strict=True):
+                    table[j].take(flat_idx, out=tmp)
+                    acc ^= tmp
         else:
             # Few codewords (an ecc2 group): gather blocks of positions at once from the
             # flat per-word tables and XOR-reduce over the block.
@@ -76,11 +81,14 @@ class LinearMap:
                 j1 = min(self.k, j0 + block)
                 idx = data[j0:j1].reshape(j1 - j0, count).astype(np.intp)
                 idx += self._offsets[j0:j1]
-                for w in range(self.words):
-                    acc[w] ^= np.bitwise_xor.reduce(self._flat[w].take(idx), axis=0)
-        # acc[w, m] holds parity bytes 8w..8w+7 of codeword m (little-endian).
-        out = acc.view(np.uint8).reshape(self.words, count, 8).transpose(0, 2, 1)
-        return out.reshape(8 * self.words, count)[: self.nsym]
+                for acc, (_, _, _, flat) in zip(accs, self._words, strict=True):
+                    acc ^= np.bitwise_xor.reduce(flat.take(idx), axis=0)
+        # Word w of codeword m holds image bytes start..start+size-1 (little-endian).
+        out = np.empty((self.nsym, count), dtype=np.uint8)
+        for acc, (start, size, _, _) in zip(accs, self._words, strict=True):
+            stop = min(self.nsym, start + size)
+            out[start:stop] = acc.view(np.uint8).reshape(count, size).T[: stop - start]
+        return out
 
 
 class ColumnEncoder(LinearMap):
