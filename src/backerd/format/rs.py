@@ -29,11 +29,6 @@ from backerd.format.gf import EXP, LOG, MUL, generator_poly
 INV = np.zeros(256, dtype=np.uint8)
 INV[1:] = EXP[(255 - LOG[1:].astype(np.int32)) % 255]
 _INV_INTP = INV.astype(np.intp)
-# Log/antilog with a zero sentinel: _EXPZ[_LOGZ[a] + l] = a * alpha^l for 0 <= l < 255.
-_LOGZ = LOG.astype(np.intp)
-_LOGZ[0] = 511
-_EXPZ = np.zeros(1024, dtype=np.uint8)
-_EXPZ[:510] = EXP[:510]
 
 _MULF = MUL.reshape(-1)  # _MULF[a << 8 | b] = a*b
 _MULF_INTP = _MULF.astype(np.intp)  # same, for the all-intp Berlekamp-Massey loop
@@ -74,6 +69,21 @@ class RSDecodeResult:
     ok: np.ndarray  # (N,) bool
     n_corrected: np.ndarray  # (N,) int64, symbols changed
     changed: np.ndarray  # (N, n) bool
+
+
+@dataclass(frozen=True)
+class RSFixes:
+    """Outcome of a decode from syndromes: the error pattern as (row, column, value)
+    triples (nonzero values only, rows sorted), for the rows that decoded."""
+
+    ok: np.ndarray  # (N,) bool
+    rows: np.ndarray  # (F,) intp
+    cols: np.ndarray  # (F,) intp, coefficient order (parity first)
+    values: np.ndarray  # (F,) uint8, XOR these into the received symbols
+
+    def per_row(self, count: int) -> np.ndarray:
+        """Symbols changed in each of ``count`` rows."""
+        return np.bincount(self.rows, minlength=count).astype(np.int64)
 
 
 def _word_dtypes(nbytes: int) -> list[np.dtype]:
@@ -126,6 +136,25 @@ class LinearMap:
             out[:, start : start + dt.itemsize] = acc.view(np.uint8).reshape(rows, dt.itemsize)
         return out[:, : self.nbytes]
 
+    def pack(self, images: np.ndarray) -> list[np.ndarray]:
+        """(N, B) image bytes -> the per-word arrays (N,) this map's tables produce."""
+        rows = images.shape[0]
+        padded = sum(dt.itemsize for _, dt, _ in self.words)
+        buf = np.zeros((rows, padded), dtype=np.uint8)
+        buf[:, : self.nbytes] = images
+        return [
+            np.ascontiguousarray(buf[:, start : start + dt.itemsize]).view(dt).reshape(rows)
+            for start, dt, _ in self.words
+        ]
+
+    def sum_segments(
+        self, positions: np.ndarray, symbols: np.ndarray, starts: np.ndarray
+    ) -> list[np.ndarray]:
+        """Images of sparse inputs, packed as :meth:`pack` gives them: segment i holds
+        the (position, symbol) pairs [starts[i], starts[i+1]) of one input vector."""
+        idx = positions * 256 + symbols
+        return [np.bitwise_xor.reduceat(table.take(idx), starts) for _, _, table in self.words]
+
 
 def _poly_degree(poly: np.ndarray) -> np.ndarray:
     """Degree of each row polynomial (coefficients low to high); -1 for zero."""
@@ -160,8 +189,11 @@ class RSCode:
         pos = np.arange(n, dtype=np.int64)
         expo = (np.arange(1, nsym + 1, dtype=np.int64)[None, :] * pos[:, None]) % 255
         self._syn_pow = EXP[expo].astype(np.uint8)  # (n, 2t)
-        self._syn_log = expo.astype(np.intp)  # (n, 2t): log of _syn_pow
         self._syn_map = LinearMap(MUL[values[None, :, None], self._syn_pow[:, None, :]])
+        # The syndromes of a pattern confined to the parity positions [0, 2t).
+        self._parity_syn_map = LinearMap(
+            MUL[values[None, :, None], self._syn_pow[:nsym, None, :]]
+        )
         # alpha^(-j k) for Chien / Forney evaluation at X_j^-1, k = 0..2t.
         expo_inv = (-(pos[None, :] * np.arange(nsym + 1, dtype=np.int64)[:, None])) % 255
         self._inv_pow = EXP[expo_inv].astype(np.uint8)  # (2t+1, n)
@@ -197,19 +229,45 @@ class RSCode:
         cw = self._check_codewords(cw)
         return np.ascontiguousarray(self._syn_map(cw))
 
+    def parity_syndromes(self, parity_diff: np.ndarray) -> np.ndarray:
+        """(N, 2t) syndromes of rows whose data re-encodes to parity that differs from
+        the received parity by ``parity_diff`` (N, 2t), parity p_0.. order.
+
+        The re-encoded row is a codeword and differs from the received one only in its
+        parity, so S(received) = S(parity difference at positions 0..2t-1): 2t gathers
+        per row instead of n.
+        """
+        diff = np.ascontiguousarray(parity_diff, dtype=np.uint8)
+        if diff.ndim != 2 or diff.shape[1] != self.nsym:
+            raise ValueError(f"expected (N, {self.nsym}) parity differences, got {diff.shape}")
+        return np.ascontiguousarray(self._parity_syn_map(diff))
+
     def decode(self, cw: np.ndarray, erasures: np.ndarray | None = None) -> RSDecodeResult:
         """Errors-and-erasures decode of every row: 2*errors + erasures <= n - k."""
         cw = self._check_codewords(cw)
         rows = cw.shape[0]
+        fixes = self.decode_syndromes(self.syndromes(cw), erasures)
+        corrected = cw.copy()
+        changed = np.zeros(cw.shape, dtype=bool)
+        flat = fixes.rows * self.n + fixes.cols
+        corrected.reshape(-1)[flat] ^= fixes.values
+        changed.reshape(-1)[flat] = True
+        return RSDecodeResult(corrected, fixes.ok, fixes.per_row(rows), changed)
+
+    def decode_syndromes(self, synd: np.ndarray, erasures: np.ndarray | None = None) -> RSFixes:
+        """Errors-and-erasures decode of rows given by their syndromes S (N, 2t) and
+        erasure masks (N, n); rows with zero syndromes are clean (nothing to fix)."""
+        synd = np.ascontiguousarray(synd, dtype=np.uint8)
+        if synd.ndim != 2 or synd.shape[1] != self.nsym:
+            raise ValueError(f"expected (N, {self.nsym}) syndromes, got {synd.shape}")
+        rows = synd.shape[0]
         if erasures is not None:
             erasures = np.asarray(erasures, dtype=bool)
-            if erasures.shape != cw.shape:
-                raise ValueError(f"erasure mask {erasures.shape} does not match {cw.shape}")
-        corrected = cw.copy()
+            if erasures.shape != (rows, self.n):
+                raise ValueError(
+                    f"erasure mask {erasures.shape} does not match {(rows, self.n)}"
+                )
         ok = np.ones(rows, dtype=bool)
-        changed = np.zeros(cw.shape, dtype=bool)
-        n_corrected = np.zeros(rows, dtype=np.int64)
-        synd = self.syndromes(cw)
         dirty = np.flatnonzero(synd.any(axis=1))
         fixes = []
         if dirty.size >= _SHARED_MIN_ROWS and erasures is not None:
@@ -222,13 +280,16 @@ class RSCode:
             ok[dirty] = good
             keep = good[rr]
             fixes.append((dirty[rr[keep]], cc[keep], mag[keep]))
-        for rr, cc, mag in fixes:
-            nonzero = mag != 0  # erased symbols may turn out to be right
-            flat = rr[nonzero] * self.n + cc[nonzero]
-            corrected.reshape(-1)[flat] ^= mag[nonzero]
-            changed.reshape(-1)[flat] = True
-            n_corrected += np.bincount(rr[nonzero], minlength=rows)
-        return RSDecodeResult(corrected, ok, n_corrected, changed)
+        if not fixes:
+            none = np.zeros(0, np.intp)
+            return RSFixes(ok, none, none, np.zeros(0, np.uint8))
+        rr, cc, mag = (np.concatenate(x) for x in zip(*fixes, strict=True))
+        nonzero = mag != 0  # erased symbols may turn out to be right
+        rr, cc, mag = rr[nonzero], cc[nonzero], mag[nonzero]
+        if len(fixes) > 1:
+            order = np.argsort(rr, kind="stable")
+            rr, cc, mag = rr[order], cc[order], mag[order]
+        return RSFixes(ok, rr.astype(np.intp), cc.astype(np.intp), mag.astype(np.uint8))
 
     def _decode_shared_erasures(
         self, synd: np.ndarray, erasures: np.ndarray, dirty: np.ndarray
@@ -463,11 +524,13 @@ class RSCode:
         good[rr[dpsi == 0]] = False
         mag = _mul(om, INV[dpsi])
 
-        # Verify: syndromes are linear, so S(fixed) = S(received) + S(error pattern).
-        log_mag = np.take(_LOGZ, mag, mode="clip")
-        contrib = np.take(_EXPZ, log_mag[:, None] + self._syn_log[cc], mode="clip")
-        check = synd[uniq] ^ np.bitwise_xor.reduceat(contrib, starts, axis=0)
-        good[uniq[check.any(axis=1)]] = False
+        # Verify: syndromes are linear, so S(fixed) = S(received) + S(error pattern);
+        # the pattern's syndromes come from the packed per-(position, value) tables.
+        pattern = self._syn_map.sum_segments(cc, mag.astype(np.intp), starts)
+        wrong = np.zeros(uniq.size, dtype=bool)
+        for want, got in zip(self._syn_map.pack(synd[uniq]), pattern, strict=True):
+            wrong |= want != got
+        good[uniq[wrong]] = False
         return good, rr, cc, mag
 
 

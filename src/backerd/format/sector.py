@@ -170,28 +170,31 @@ class Sector3102Codec:
         if sectors.ndim != 2 or sectors.shape[1] != p.sector_size:
             raise ValueError(f"expected (N, {p.sector_size}) sectors, got {sectors.shape}")
         nsym = p.parity_per_codeword
+        count = rows * inter
         # Codewords whose recomputed parity matches are clean (erasure flags or not):
-        # only the others go to the decoder.
+        # only the others go to the decoder, by their syndromes, which the parity
+        # difference gives directly (RSCode.parity_syndromes).
         msgs = sectors[:, : p.data_size].reshape(rows, k, inter).transpose(1, 0, 2)
-        parity = self.encoder.parity(msgs)  # a view: the encoder gathers each position
+        diff = self.encoder.parity(msgs)  # (nsym, rows * I): the encoder gathers
         received = sectors[:, p.data_size :].reshape(rows, nsym, inter).transpose(1, 0, 2)
-        dirty = np.flatnonzero((parity != received.reshape(nsym, rows * inter)).any(axis=0))
-        cw_ok = np.ones(rows * inter, dtype=bool)
-        cw_fixed = np.zeros(rows * inter, dtype=np.int64)
+        diff ^= received.reshape(nsym, count)
+        dirty = np.flatnonzero(diff.any(axis=0))
+        cw_ok = np.ones(count, dtype=bool)
+        cw_fixed = np.zeros(count, dtype=np.int64)
         area = sectors[:, : p.data_size].copy()
         if dirty.size:
             er = None
             if erasures is not None:
                 er = self.codewords(np.asarray(erasures, dtype=bool))[dirty]
-            result = self.rs.decode(self.codewords(sectors)[dirty], er)
-            cw_ok[dirty] = result.ok
-            cw_fixed[dirty] = result.n_corrected
-            # Data symbol j of codeword (row, b) is tape byte j*I + b of that row.
-            fix = result.n_corrected > 0
-            row, col = np.divmod(dirty[fix], inter)
-            area.reshape(rows, k, inter)[row[:, None], np.arange(k)[None, :], col[:, None]] = (
-                result.corrected[fix][:, nsym:]
-            )
+            fixes = self.rs.decode_syndromes(self.rs.parity_syndromes(diff[:, dirty].T), er)
+            cw_ok[dirty] = fixes.ok
+            cw_fixed[dirty] = fixes.per_row(dirty.size)
+            # Data symbol j of codeword (row, b) is tape byte j*I + b of that row; fixes
+            # of failed rows were dropped by the decoder, parity fixes are not needed.
+            data_fix = fixes.cols >= nsym
+            row, b = np.divmod(dirty[fixes.rows[data_fix]], inter)
+            at = row * p.data_size + (fixes.cols[data_fix] - nsym) * inter + b
+            area.reshape(-1)[at] ^= fixes.values[data_fix]
         ok = cw_ok.reshape(rows, inter).all(axis=1)
         per_cw = cw_fixed.reshape(rows, inter)
         header = area[:, cap : cap + 4].copy().view("<u4")[:, 0].astype(np.int64)
