@@ -149,3 +149,27 @@ def test_erasures_plus_one_unflagged_error_per_codeword(n_lost: int) -> None:
             damaged[rng.choice(ok_rows), b] ^= 0x40
     res = ecc2.decode_group(damaged, lost)
     assert res.ok and res.data == data
+
+
+@pytest.mark.parametrize("where", [[7], [100, 236], [3, 50, 240, 243, 250, 254]])
+def test_stale_sectors_nothing_flagged_are_found_and_replaced(where: list[int]) -> None:
+    """Sectors from another recording (valid to the inner code, nothing lost): the
+    clean-codeword check must notice them, including in the parity sectors that the
+    shortened check does not recompute (p_8..p_19 = sectors 243..254)."""
+    data = user_bytes(120_000, 4)
+    group = ecc2.encode_group(data, C)
+    stale = ecc2.encode_group(user_bytes(120_000, 5), C)
+    damaged = group.copy()
+    damaged[where] = stale[where]
+    res = ecc2.decode_group(damaged, np.zeros(255, bool))
+    assert res.ok and res.data == data and res.lost == []
+    assert res.corrected == int((group[where] != stale[where]).sum())
+
+
+def test_damage_only_in_unchecked_parity_leaves_the_data_alone() -> None:
+    data = user_bytes(90_000, 6)
+    group = ecc2.encode_group(data, C)
+    damaged = group.copy()
+    damaged[243:255] ^= 0x5A
+    res = ecc2.decode_group(damaged, np.zeros(255, bool))
+    assert res.ok and res.data == data

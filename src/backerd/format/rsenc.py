@@ -35,6 +35,7 @@ class LinearMap:
         coeffs = np.asarray(coeffs, dtype=np.uint8)
         k, nsym = coeffs.shape
         self.k, self.nsym = k, nsym
+        self.coeffs = coeffs
         image = MUL[np.arange(256)[None, :, None], coeffs[:, None, :]]  # (k, 256, nsym)
         # The image bytes split into 8-byte words and a narrower tail word (10 parity
         # bytes = 8 + 2): the tail's gathers and XORs then move a quarter of the bytes.
