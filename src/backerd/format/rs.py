@@ -315,10 +315,10 @@ class RSCode:
             run_of = np.searchsorted(breaks, dirty, side="right")
         _, starts = _row_starts(run_of)
         counts = np.diff(np.r_[starts, dirty.size])
+        long_runs = counts >= _SHARED_MIN_ROWS
         parts = []
-        for start, count in zip(starts.tolist(), counts.tolist(), strict=True):
-            if count < _SHARED_MIN_ROWS:
-                continue
+        for start, count in zip(starts[long_runs].tolist(), counts[long_runs].tolist(),
+                                strict=True):
             positions = np.flatnonzero(erasures[dirty[start]])
             e = positions.size
             if not 0 < e <= self.nsym:
