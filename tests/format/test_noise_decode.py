@@ -199,3 +199,39 @@ def test_old_formats_with_noise(fmt, name, bkrenhanced, errors, wipe):
     assert out == payload
     assert player.ended
     assert player.stats.byte_errors > 0
+
+
+def _slip(raw: bytes, at: int, bpl: int, drop: bool) -> bytes:
+    return raw[:at] + raw[at + bpl :] if drop else raw[: at + bpl] + raw[at:]
+
+
+@pytest.mark.parametrize("name", ["nls", "nhs", "phs", "nle", "phe"])
+@pytest.mark.parametrize("keys_apart", [0.5, 1, 1.5, 2, 3, 5])
+@pytest.mark.parametrize(
+    "kinds", [(True, False), (False, True), (True, True), (False, False)],
+    ids=["drop-repeat", "repeat-drop", "drop-drop", "repeat-repeat"],
+)
+def test_two_line_slips_a_few_keys_apart(name, keys_apart, kinds):
+    """Two slips in one field, from half a key interval to five apart: cancelling
+    (the keys between fit another line) or the same way (a two-line step with keys at
+    the middle shift). Every sector must be recovered."""
+    p = mode(name)
+    bpl, ki = p.geometry.bytes_per_line, p.key_interval
+    data = np.random.default_rng(7).integers(0, 256, 60 * p.capacity, dtype=np.uint8).tobytes()
+    raw = encode_recording(data, name)
+    # Field starts of the clean stream: every field is one sector (spec 8).
+    sizes = np.full(2 * len(raw) // p.geometry.frame_size + 2, p.geometry.field_size)
+    sizes[0::2] += p.geometry.interlace
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rng = np.random.default_rng(int(keys_apart * 10) + 3 * kinds[0] + kinds[1])
+    lines = p.active // bpl
+    gap = int(keys_apart * ki) // bpl * bpl + bpl
+    out = raw
+    damaged = range(p.n_bor + 4, p.n_bor + 40, 4)
+    for f in reversed(damaged):
+        at = int(offsets[f]) + p.leader + int(rng.integers(1, lines - gap // bpl - 2)) * bpl
+        out = _slip(out, at + gap, bpl, kinds[1])
+        out = _slip(out, at, bpl, kinds[0])
+    player, got, events = play(name, out)
+    assert got == data
+    assert player.stats.lost_sectors == 0 and player.stats.bad_sectors == 0

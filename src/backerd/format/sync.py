@@ -32,6 +32,8 @@ between calls.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +48,10 @@ _STEP_COST = 1.5
 # Weight of a field edge (leader/active, active/trailer) in the fit, in key bytes: an
 # edge checks two whole lines, so it is stronger evidence than one key byte.
 _EDGE_WEIGHT = 4.0
+# Slip placements tried for one field at most (all combinations of its open spans).
+_MAX_CANDIDATES = 1024
+# Longest run of keys between two cancelling slips that the profile fit cannot see.
+_ISLAND_KEYS = 4
 
 
 @dataclass
@@ -391,6 +397,12 @@ class FieldSync:
                  _EDGE_WEIGHT * (1 - trail[c])[:, None]], axis=1)
             prof = _fit_profile(cost, z)
             if not (prof != z).any():
+                island = self._island(cost < 0.5)
+                if island is not None:
+                    # Kept as alternatives only: tried when the sector fails as it is.
+                    pay = self.payload_pos
+                    cand = self._candidates(*island)
+                    alternatives[i] = (buf[rel[i] + pay + cand[0][:, pay]], cand[1][:, pay])
                 continue
             hit = cost[prof, np.arange(prof.size)] < 0.5
             shift, erased, spans = self._realign(prof, cost < 0.5)
@@ -483,6 +495,36 @@ class FieldSync:
             start, stop = max(int(pos[lo]) + 1, 0), min(int(pos[hi]), self.active)
             inner = [j for j in range(lo + 1, hi) if not good[before, j] and not good[after, j]]
             dropped = self.shifts[after] < self.shifts[before]
+            mid = (before + after) // 2
+            between = [j for j in inner if good[mid, j]] if abs(after - before) == 2 else []
+            if between:
+                # Two slips the same way a key or two apart, taken by the fit as one
+                # step of two lines: keys between them fit the middle shift, so each
+                # slip gets its own open span around them.
+                a_to, b_from = int(pos[between[0]]), int(pos[between[-1]]) + 1
+                cut_a, cut_b = (start + a_to) // 2, (b_from + stop) // 2
+                shift[cursor:cut_a] = self.shifts[before]
+                shift[cut_a:cut_b] = self.shifts[mid]
+                shift[cut_b:] = self.shifts[after]
+                for open_from, open_to, s0, s1 in ((start, a_to, before, mid),
+                                                   (b_from, stop, mid, after)):
+                    erased[max(open_from, 0) : max(open_to, 0)] = True
+                    if open_to - open_from > self.bpl:
+                        spans.append((open_from, open_to, int(self.shifts[s0]),
+                                      int(self.shifts[s1])))
+                cursor = max(cursor, min(max(cut_b, 0), self.active))
+                continue
+            if abs(after - before) == 2 and stop - start > self.bpl:
+                # A two-line step with no key at the middle shift: one slip of two
+                # lines, or two slips of one line each somewhere in the open span.
+                cut = (start + stop) // 2
+                shift[cursor:cut] = self.shifts[before]
+                shift[cut:] = self.shifts[after]
+                erased[start:stop] = True
+                cursor = max(cursor, min(max(cut, 0), self.active))
+                spans.append((start, stop, int(self.shifts[before]), int(self.shifts[after]),
+                              int(self.shifts[mid])))
+                continue
             if dropped and len(inner) == 1 and 0 <= pos[inner[0]] < self.active:
                 line = int(pos[inner[0]]) - int(pos[inner[0]]) % self.bpl
                 cut, open_from, open_to = line, line, line + self.bpl
@@ -504,25 +546,98 @@ class FieldSync:
 
         A line dropped at x: bytes before x keep the old shift, from x + bpl the new
         one, and the line itself is lost. A line repeated at x: the same cut, nothing
-        lost. Other spans stay erased, so each candidate has few erasures.
+        lost. With several open spans every combination is a candidate (two slips a
+        few keys apart must both be placed right), up to _MAX_CANDIDATES; beyond that
+        each span is tried alone with the others erased.
         """
-        bpl = self.bpl
+        options = [self._span_options(span) for span in spans]
+        if math.prod(len(o) for o in options) <= _MAX_CANDIDATES:
+            combos = itertools.product(*options)
+        else:
+            combos = ((choice,) for o in options for choice in o)
         shifts, erasures = [], []
-        for open_from, open_to, before, after in spans:
-            first = max(open_from - open_from % bpl - bpl, 0)
-            for x in range(first, min(open_to, self.active), bpl):
-                sh = shift.copy()
-                er = erased.copy()
-                lo, hi = max(open_from, 0), min(open_to, self.active)
-                er[lo:hi] = False
-                cut = min(x + bpl, self.active)
-                sh[lo:cut] = before
-                sh[cut:hi] = after
-                if after < before:  # a dropped line: its bytes are gone
-                    er[x:cut] = True
-                shifts.append(sh)
-                erasures.append(er)
+        for combo in combos:
+            sh = shift.copy()
+            er = erased.copy()
+            for lo, hi, seg_shift, seg_erased in combo:
+                sh[lo:hi] = seg_shift
+                er[lo:hi] = seg_erased
+            shifts.append(sh)
+            erasures.append(er)
         return np.array(shifts), np.array(erasures)
+
+    def _span_options(self, span: tuple) -> list:
+        """(lo, hi, shifts, erasures) of bytes [lo, hi) for each line the slip of one
+        open span may be at. A span (from, to, before, after, middle) of a two-line
+        step also gets every pair of lines for two one-line slips (before -> middle ->
+        after)."""
+        open_from, open_to, before, after = span[:4]
+        middle = span[4] if len(span) > 4 else None
+        bpl = self.bpl
+        lo, hi = max(open_from, 0), min(open_to, self.active)
+        first = max(open_from - open_from % bpl - bpl, 0)
+        lines = range(first, min(open_to, self.active), bpl)
+        out = []
+        for x in lines:
+            out.append(self._segment(lo, hi, [(x, before, after)]))
+        if middle is not None:
+            for x1 in lines:
+                for x2 in lines:
+                    if x2 >= x1 + bpl:
+                        out.append(self._segment(lo, hi, [(x1, before, middle),
+                                                          (x2, middle, after)]))
+        return out
+
+    def _segment(self, lo: int, hi: int, slips: list[tuple[int, int, int]]) -> tuple:
+        """Shifts and erasures of the bytes around [lo, hi) for slips (line x, shift
+        before, shift after) in line order: each takes effect after its line, and a
+        dropped line's bytes are gone."""
+        cuts = [min(x + self.bpl, self.active) for x, _, _ in slips]
+        start = min([lo] + [x for x, _, _ in slips])
+        end = max([hi] + cuts)
+        seg_shift = np.full(end - start, slips[-1][2], np.int64)
+        seg_erased = np.zeros(end - start, bool)
+        prev = start
+        for (x, before, after), cut in zip(slips, cuts, strict=True):
+            seg_shift[prev - start : max(cut - start, 0)] = before
+            if after < before:
+                seg_erased[x - start : cut - start] = True
+            prev = max(prev, cut)
+        return start, end, seg_shift, seg_erased
+
+    def _island(self, good: np.ndarray) -> tuple | None:
+        """Two slips that cancel a few keys apart (a line dropped, then one repeated,
+        or the reverse): a short run of keys fits one other shift while the anchors
+        around it fit none but the accepted one. Too short a run for the profile fit to
+        take two steps; returns (shift, erased, spans) with one open span for each
+        slip, or None. good (shifts, anchors): the anchor fits that shift."""
+        z = self._zero_shift
+        pos = self._anchor_pos
+        off = ~good[z]
+        off[0] = off[-1] = False  # edges are never inside an island
+        runs = _runs_of(off)
+        if not runs or len(runs) > 2:
+            return None
+        shift = np.full(self.active, self.shifts[z], np.int64)
+        erased = np.zeros(self.active, bool)
+        spans = []
+        for a0, a1 in runs:
+            if a1 - a0 + 1 > _ISLAND_KEYS:
+                return None
+            run = good[:, a0 : a1 + 1]
+            # Keys of the run fit the island's shift, or none at all (a key in the
+            # dropped line itself is gone).
+            votes = run.sum(axis=1)
+            best = int(np.argmax(votes))
+            if votes[best] == 0 or (run.any(axis=0) & ~run[best]).any():
+                return None
+            s = int(self.shifts[best])
+            shift[int(pos[a0]) : int(pos[a1]) + 1] = s
+            spans.append((int(pos[a0 - 1]) + 1, int(pos[a0]), 0, s))
+            spans.append((int(pos[a1]) + 1, int(pos[a1 + 1]), s, 0))
+        for open_from, open_to, _, _ in spans:
+            erased[max(open_from, 0) : min(open_to, self.active)] = True
+        return shift, erased, spans
 
     def _learn(self, starts: np.ndarray, end_shift: np.ndarray, first_odd: bool,
                before_odd: bool) -> None:
@@ -566,6 +681,13 @@ class FieldSync:
             self._buf = self._buf[keep_from:].copy() if keep_from < self._buf.size else (
                 np.zeros(0, np.uint8))
             self._base += keep_from
+
+
+def _runs_of(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of each run of True values."""
+    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(),
+                    (np.flatnonzero(edges == -1) - 1).tolist(), strict=True))
 
 
 def _fit_profile(cost: np.ndarray, start: int) -> np.ndarray:
