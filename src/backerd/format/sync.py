@@ -25,6 +25,12 @@ line the slip may be at, for the player to try when the erased span is too much 
 the code. Key bytes that match at no shift mark their neighbourhood as suspect; the
 player erases suspect bytes only when a sector does not decode without them.
 
+Two slips a few keys apart are handled too: a short run of keys fitting another line
+while the keys around it fit the accepted one is an island between two cancelling
+slips, and a two-line step is split at the keys fitting the middle shift (or, with none
+there, tried as every pair of one-line slips). Both become candidate payloads, every
+combination of the open spans' lines, which the player tries only if the sector fails.
+
 Memory is bounded: only the tail that may hold the start of an incomplete field is kept
 between calls.
 """
