@@ -439,7 +439,8 @@ class RecordDecoder:
             for r in rows_a.tolist():
                 self._outer_push(data[r, : int(lengths[r])].tobytes(), pieces, res)
             return
-        block = data[rows_a, :cap]
+        whole = isinstance(rows, range) and len(rows) == data.shape[0]
+        block = data[:, :cap] if whole else data[rows_a, :cap]  # no gather for a plain run
         if (lens == cap).all():
             out = block.tobytes()
         else:

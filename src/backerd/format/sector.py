@@ -181,7 +181,7 @@ class Sector3102Codec:
         dirty = np.flatnonzero(diff.any(axis=0))
         cw_ok = np.ones(count, dtype=bool)
         cw_fixed = np.zeros(count, dtype=np.int64)
-        area = sectors[:, : p.data_size].copy()
+        area = sectors[:, : p.data_size]  # copied before the first correction
         if dirty.size:
             er = None
             if erasures is not None:
@@ -192,22 +192,27 @@ class Sector3102Codec:
             # Data symbol j of codeword (row, b) is tape byte j*I + b of that row; fixes
             # of failed rows were dropped by the decoder, parity fixes are not needed.
             data_fix = fixes.cols >= nsym
-            row, b = np.divmod(dirty[fixes.rows[data_fix]], inter)
-            at = row * p.data_size + (fixes.cols[data_fix] - nsym) * inter + b
-            area.reshape(-1)[at] ^= fixes.values[data_fix]
+            if data_fix.any():
+                row, b = np.divmod(dirty[fixes.rows[data_fix]], inter)
+                at = row * p.data_size + (fixes.cols[data_fix] - nsym) * inter + b
+                area = area.copy()
+                area.reshape(-1)[at] ^= fixes.values[data_fix]
         ok = cw_ok.reshape(rows, inter).all(axis=1)
         per_cw = cw_fixed.reshape(rows, inter)
         header = area[:, cap : cap + 4].copy().view("<u4")[:, 0].astype(np.int64)
         number = sign_extend(header, NUMBER_BITS)
         low = header >> NUMBER_BITS
-        data = area[:, :cap].copy()
-        length = decode_length(data[:, cap - 1], low, cap)
+        length = decode_length(area[:, cap - 1], low, cap)
         # A partial length must be below C and reproduce the header's encoding exactly.
         e = encode_length(np.clip(length, 0, cap))
         valid = (low == 0) | ((length < cap) & (length >= 0) & ((e & 0xF) == low))
         ok &= valid
         length = np.where(ok, length, 0)
-        randomise_rows(data, length, number)
+        if rows and (length == cap).all():  # copy and de-randomise in one pass
+            data = np.bitwise_xor(area[:, :cap], randomiser.mask(number, cap))
+        else:
+            data = area[:, :cap].copy()
+            randomise_rows(data, length, number)
         kind = np.where(
             number < 0, int(SectorKind.BOR),
             np.where(length == 0, int(SectorKind.EOR), int(SectorKind.DATA)),
