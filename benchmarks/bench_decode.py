@@ -16,6 +16,7 @@ import os
 import time
 
 import numpy as np
+from machine import describe
 
 from backerd.allocator import tune_allocator
 from backerd.format import frame
@@ -88,7 +89,7 @@ def main() -> None:
     payload = np.random.default_rng(0).integers(0, 256, size, dtype=np.uint8).tobytes()
     print(f"user data {size} bytes; MB/s = 10^6 user bytes per second of wall time "
           f"(CPU: of process CPU time), best of {a.repeat}")
-    print("load average", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print("load average", " ".join(f"{x:.2f}" for x in os.getloadavg()), "|", describe())
     errs = f"{a.errors} err/cw"
     print(f"{'mode':5} {'raw MB':>7} {'clean':>8} {'CPU':>7} {errs:>9} {'CPU':>7}  notes")
     modes = a.modes.split(",")
@@ -114,7 +115,7 @@ def main() -> None:
         rate = [size / t / 1e6 for t in (cw, cc, nw, nc)]
         print(f"{name:5} {len(streams[name][0]) / 1e6:7.1f} {rate[0]:8.1f} {rate[1]:7.1f} "
               f"{rate[2]:9.1f} {rate[3]:7.1f}  {notes}", flush=True)
-    print("load average", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print("load average", " ".join(f"{x:.2f}" for x in os.getloadavg()), "|", describe())
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import os
 import time
 
 import numpy as np
+from machine import describe
 
 from backerd.allocator import tune_allocator
 from backerd.format.params import FORMATTED_MODES, mode
@@ -52,7 +53,7 @@ def main() -> None:
     encode("nls", data[:100_000], chunk)  # warm the code tables
     print(f"3.102 encode, {args.mib} MiB random input, {args.chunk} KiB writes, "
           f"batch {args.batch} KiB, best of {args.repeat}")
-    print("load average", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print("load average", " ".join(f"{x:.2f}" for x in os.getloadavg()), "|", describe())
     print(f"{'mode':<5} {'MB/s':>8} {'CPU MB/s':>9} {'target':>7} {'output bytes':>14}")
     # Rounds over all modes, best per mode: a slow spell of a shared machine then
     # touches one sample of every mode instead of every sample of one.
@@ -71,7 +72,7 @@ def main() -> None:
         flag = "" if rate >= target else "  below target"
         print(f"{name:<5} {rate:8.1f} {len(data) / best_cpu[name] / 1e6:9.1f} {target:7.0f} "
               f"{size[name]:14d}{flag}")
-    print("load average", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print("load average", " ".join(f"{x:.2f}" for x in os.getloadavg()), "|", describe())
 
 
 if __name__ == "__main__":
