@@ -12,6 +12,7 @@ reshape, so no per-codeword transposes are needed either.
 
 from __future__ import annotations
 
+import math
 from functools import cache
 
 import numpy as np
@@ -60,7 +61,7 @@ class LinearMap:
         data = np.asarray(data, dtype=np.uint8)
         if data.ndim < 2 or data.shape[0] != self.k:
             raise ValueError(f"expected ({self.k}, M) symbols, got {data.shape}")
-        count = int(np.prod(data.shape[1:]))
+        count = math.prod(data.shape[1:])  # np.prod of a tuple costs ~50 us
         accs = [np.zeros(count, dtype=table.dtype) for _, _, table, _ in self._words]
         if count >= _WIDE:
             # Many codewords: one take per (position, word) amortises the call overhead.
