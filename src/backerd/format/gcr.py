@@ -39,7 +39,6 @@ INVERSE[CODEBOOK] = np.arange(256, dtype=np.uint8)
 INVALID = np.ones(512, dtype=bool)
 INVALID[CODEBOOK] = False
 
-_LOW_BIT = (CODEBOOK & 1).astype(np.uint8)
 
 # Demodulation table over (previous word's low bit) << 9 | received word: the byte of
 # the word with its inversion undone, plus 0x100 if that word is not in the code book.
@@ -84,20 +83,22 @@ def _build_tables() -> tuple[np.ndarray, ...]:
 _WORD_AT, _FLIP_HI, _FLIP_LO, _PREFIX, _TOTAL = _build_tables()
 
 # The same per-slot tables over byte pairs (slots 2i, 2i+1 as one little-endian uint16
-# index), which halves the lookups: _PAIR_HEAD[i] -> bytes 0-7, _PAIR_LOW[i] -> the two
-# slots' low code-word bits at bits 7-2i and 6-2i; _TAIL[p] -> byte 8 (slot 7 is the
+# index), which halves the lookups: _PAIR_HEAD[i] -> bytes 0-7 as a big-endian value
+# (so shifts and masks see the bit string in order); _TAIL[p] -> byte 8 (slot 7 is the
 # high byte of pair 3).
 _PAIR_INDEX = np.arange(1 << 16)
 _PAIR_HEAD = np.stack([
-    _WORD_AT[2 * i][_PAIR_INDEX & 0xFF] ^ _WORD_AT[2 * i + 1][_PAIR_INDEX >> 8]
+    (_WORD_AT[2 * i][_PAIR_INDEX & 0xFF] ^ _WORD_AT[2 * i + 1][_PAIR_INDEX >> 8]).byteswap()
     for i in range(4)
 ])
-_PAIR_LOW = np.stack([
-    (_LOW_BIT[_PAIR_INDEX & 0xFF] << (7 - 2 * i)) | (_LOW_BIT[_PAIR_INDEX >> 8] << (6 - 2 * i))
-    for i in range(4)
-]).astype(np.uint8)
 _TAIL = (CODEBOOK[_PAIR_INDEX >> 8] & 0xFF).astype(np.uint8)
 del _PAIR_INDEX
+_FLIP_HEAD = _FLIP_HI.byteswap()  # _FLIP_HI as big-endian values, like _PAIR_HEAD
+# The low bits of code words 0..6 sit at bits 55 - 9m of the head value, nine apart.
+# Masked and multiplied by 1 + 2^8 + ... + 2^48, word m's lands at bit 55 - m; no two
+# partial products share a bit (9j + 8k never repeats), so there are no carries.
+_LOW_MASK = np.uint64(sum(1 << (9 * j + 1) for j in range(7)))
+_LOW_GATHER = np.uint64(sum(1 << (8 * k) for k in range(7)))
 
 
 def modulated_size(sector_size: int) -> int:
@@ -113,23 +114,29 @@ def modulate(sectors: np.ndarray) -> np.ndarray:
     groups = size // 8
     count = rows * groups
     pairs = np.ascontiguousarray(sectors.reshape(count, 8).view("<u2").T)  # (4, count)
-    # Word i is inverted iff the XOR of the low bits of code words 0..i-1 is 1: within
-    # a group from a table of its 8 low bits, across groups by a running parity.
-    low = _PAIR_LOW[0].take(pairs[0])
+    head = _PAIR_HEAD[0].take(pairs[0])  # code words, not yet inverted
     for i in range(1, 4):
-        low ^= _PAIR_LOW[i].take(pairs[i])
+        head ^= _PAIR_HEAD[i].take(pairs[i])
+    tail = _TAIL.take(pairs[3])
+    # Word i is inverted iff the XOR of the low bits of code words 0..i-1 is 1: within
+    # a group from a table of its 8 low bits (bit 7 - m = word m's), across groups by a
+    # running parity.
+    gathered = head & _LOW_MASK
+    gathered *= _LOW_GATHER
+    gathered >>= np.uint64(48)
+    low = gathered.astype(np.uint8)
+    low &= np.uint8(0xFE)
+    low |= tail & np.uint8(1)
     low = low.reshape(rows, groups)
     carry = np.bitwise_xor.accumulate(_TOTAL.take(low), axis=1)
     invert = _PREFIX.take(low)
     invert[:, 1:] ^= carry[:, :-1] * np.uint8(0xFF)
     invert = invert.reshape(-1)
-    head = _FLIP_HI.take(invert)
-    for i in range(4):
-        head ^= _PAIR_HEAD[i].take(pairs[i])
+    head ^= _FLIP_HEAD.take(invert)
     out = np.empty((count, 9), dtype=np.uint8)
-    # Bytes 0-7 of every group in one pass through an unaligned strided uint64 view.
-    np.ndarray((count,), dtype=np.uint64, buffer=out, strides=(9,))[:] = head
-    out[:, 8] = _TAIL.take(pairs[3]) ^ _FLIP_LO.take(invert)
+    # Bytes 0-7 of every group in one pass through an unaligned big-endian strided view.
+    np.ndarray((count,), dtype=">u8", buffer=out, strides=(9,))[:] = head
+    out[:, 8] = tail ^ _FLIP_LO.take(invert)
     return out.reshape(rows, groups * 9)
 
 
