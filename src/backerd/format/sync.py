@@ -490,7 +490,8 @@ class FieldSync:
         steps = np.flatnonzero(np.diff(prof)).tolist()
         last = prof.size - 1
         cursor = 0  # active bytes before this are assigned
-        spans: list[tuple[int, int, int, int]] = []  # steps left open: (from, to, shifts)
+        # Steps left open: (from, to, shift before, shift after[, middle shift]).
+        spans: list[tuple[int, ...]] = []
         for a in steps:
             before, after = int(prof[a]), int(prof[a + 1])
             lo, hi = a, a + 1
