@@ -50,23 +50,19 @@ del _KEYS, _UNINVERTED
 _DEMOD_WORDS = 1 << 17
 
 
-def _be_words(values: list[int]) -> np.ndarray:
-    """uint64 array whose in-memory bytes are each value's 8 big-endian bytes."""
-    raw = b"".join(v.to_bytes(8, "big") for v in values)
-    return np.frombuffer(raw, dtype=np.uint64).copy()
-
-
 def _build_tables() -> tuple[np.ndarray, ...]:
     """Per-group tables: a group of 8 words is a 72-bit string, bytes 0-7 + byte 8.
+    Bytes 0-7 are handled as one 64-bit "head" value, first byte most significant
+    (stored big-endian at the end), so shifts and masks see the bit string in order.
 
-    _WORD_AT[m, v]: bytes 0-7 with code word W[v] at word slot m (byte 8 only ever
-    holds the low 8 bits of slot 7). _FLIP_HI/_FLIP_LO[p]: the XOR that inverts the
+    _WORD_AT[m, v]: the head with code word W[v] at word slot m (byte 8 only ever
+    holds the low 8 bits of slot 7). _FLIP_HEAD/_FLIP_LO[p]: the XOR that inverts the
     slots whose bit (7 - m) is set in p. _PREFIX[b]: for low-bit pattern b of a group,
     bit (7 - m) = parity of the low bits of slots before m; _TOTAL[b]: parity of b.
     """
-    word_at = np.stack([
-        _be_words([(int(w) << (63 - 9 * m)) >> 8 for w in CODEBOOK]) for m in range(8)
-    ])
+    word_at = np.array(
+        [[(int(w) << (63 - 9 * m)) >> 8 for w in CODEBOOK] for m in range(8)], dtype=np.uint64
+    )
     flips, prefix, total = [], np.zeros(256, np.uint8), np.zeros(256, np.uint8)
     for p in range(256):
         flips.append(sum(0x1FF << (63 - 9 * m) for m in range(8) if p >> (7 - m) & 1))
@@ -75,25 +71,23 @@ def _build_tables() -> tuple[np.ndarray, ...]:
             prefix[p] |= acc << (7 - m)
             acc ^= p >> (7 - m) & 1
         total[p] = acc
-    flip_hi = _be_words([f >> 8 for f in flips])
+    flip_head = np.array([f >> 8 for f in flips], dtype=np.uint64)
     flip_lo = np.array([f & 0xFF for f in flips], dtype=np.uint8)
-    return word_at, flip_hi, flip_lo, prefix, total
+    return word_at, flip_head, flip_lo, prefix, total
 
 
-_WORD_AT, _FLIP_HI, _FLIP_LO, _PREFIX, _TOTAL = _build_tables()
+_WORD_AT, _FLIP_HEAD, _FLIP_LO, _PREFIX, _TOTAL = _build_tables()
 
 # The same per-slot tables over byte pairs (slots 2i, 2i+1 as one little-endian uint16
-# index), which halves the lookups: _PAIR_HEAD[i] -> bytes 0-7 as a big-endian value
-# (so shifts and masks see the bit string in order); _TAIL[p] -> byte 8 (slot 7 is the
-# high byte of pair 3).
+# index), which halves the lookups: _PAIR_HEAD[i] -> head value; _TAIL[p] -> byte 8
+# (slot 7 is the high byte of pair 3).
 _PAIR_INDEX = np.arange(1 << 16)
 _PAIR_HEAD = np.stack([
-    (_WORD_AT[2 * i][_PAIR_INDEX & 0xFF] ^ _WORD_AT[2 * i + 1][_PAIR_INDEX >> 8]).byteswap()
+    _WORD_AT[2 * i][_PAIR_INDEX & 0xFF] ^ _WORD_AT[2 * i + 1][_PAIR_INDEX >> 8]
     for i in range(4)
 ])
 _TAIL = (CODEBOOK[_PAIR_INDEX >> 8] & 0xFF).astype(np.uint8)
 del _PAIR_INDEX
-_FLIP_HEAD = _FLIP_HI.byteswap()  # _FLIP_HI as big-endian values, like _PAIR_HEAD
 # The low bits of code words 0..6 sit at bits 55 - 9m of the head value, nine apart.
 # Masked and multiplied by 1 + 2^8 + ... + 2^48, word m's lands at bit 55 - m; no two
 # partial products share a bit (9j + 8k never repeats), so there are no carries.
