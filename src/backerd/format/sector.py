@@ -148,14 +148,6 @@ class Sector3102Codec:
         return buf
 
     # ---------------------------------------------------------------- decoding
-    def codewords(self, sectors: np.ndarray) -> np.ndarray:
-        """(N, S) tape-order sectors -> (N*I, n) codewords in coefficient order."""
-        p = self.params
-        rows = sectors.shape[0]
-        grid = sectors.reshape(rows, p.rs_n, p.interleave)
-        cw = np.concatenate([grid[:, p.rs_k :], grid[:, : p.rs_k]], axis=1)
-        return cw.transpose(0, 2, 1).reshape(rows * p.interleave, p.rs_n)
-
     def decode_sectors(
         self, sectors: np.ndarray, erasures: np.ndarray | None = None
     ) -> DecodedSectors:
@@ -185,7 +177,10 @@ class Sector3102Codec:
         if dirty.size:
             er = None
             if erasures is not None:
-                er = self.codewords(np.asarray(erasures, dtype=bool))[dirty]
+                # Only the dirty codewords' masks, in coefficient order (parity first).
+                row, b = np.divmod(dirty, inter)
+                grid = np.asarray(erasures, dtype=bool).reshape(rows, p.rs_n, inter)[row, :, b]
+                er = np.concatenate([grid[:, p.rs_k :], grid[:, : p.rs_k]], axis=1)
             fixes = self.rs.decode_syndromes(self.rs.parity_syndromes(diff[:, dirty].T), er)
             cw_ok[dirty] = fixes.ok
             cw_fixed[dirty] = fixes.per_row(dirty.size)
