@@ -9,14 +9,21 @@ from hypothesis import strategies as st
 from backerd.format import randomiser
 
 
-def reference_mask(s: int, n: int) -> bytes:
-    """Spec 6.3 pseudo-code, one sector, plain Python integers."""
-    x = s & 0xFFFFFFFF
+def lcg(s: int):
+    """next() of spec 6.3 seeded with s, as a function returning successive outputs."""
+    state = s & 0xFFFFFFFF
 
     def nxt() -> int:
-        nonlocal x
-        x = (1664525 * x + 1013904223) % (1 << 32)
-        return x
+        nonlocal state
+        state = (1664525 * state + 1013904223) % (1 << 32)
+        return state
+
+    return nxt
+
+
+def reference_mask(s: int, n: int) -> bytes:
+    """Spec 6.3 pseudo-code, one sector, plain Python integers."""
+    nxt = lcg(s)
 
     h = [0, 0, 0, 0]
     h[3], h[2], h[1], h[0] = nxt(), nxt(), nxt(), nxt()
@@ -31,12 +38,7 @@ def reference_mask(s: int, n: int) -> bytes:
 
 def reference_mask_33(s: int, cap: int) -> bytes:
     """Spec 11.2 variant: ascending slots, one extra store, word 0 never masked."""
-    x = s & 0xFFFFFFFF
-
-    def nxt() -> int:
-        nonlocal x
-        x = (1664525 * x + 1013904223) % (1 << 32)
-        return x
+    nxt = lcg(s)
 
     h = [nxt(), nxt(), nxt(), nxt()]
     r = nxt()

@@ -155,18 +155,23 @@ def test_tar_verify_later_file_verifies_nothing_as_on_st(tape, st) -> None:
     assert m.files() == [records(first), records(second)]
 
 
+def with_member_appended(arch: bytes) -> bytes:
+    """What tar -r makes of `arch`: d.txt appended over its end-of-archive blocks."""
+    buf = io.BytesIO(arch)
+    with tarfile.open(fileobj=buf, mode="a", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("d.txt")
+        info.size = len(C["d.txt"])
+        tar.addfile(info, io.BytesIO(C["d.txt"]))
+    return buf.getvalue()
+
+
 def test_tar_append_uses_bsr_1(tape, st) -> None:
     d, m = tape()
     arch = make_archive(A)
     tar_create(d, arch, rewind=True)
     # what tar -r writes: the archive with the new member, from the record that held
     # the end-of-archive blocks
-    buf = io.BytesIO(arch)
-    with tarfile.open(fileobj=buf, mode="a", format=tarfile.GNU_FORMAT) as tar:
-        info = tarfile.TarInfo("d.txt")
-        info.size = len(C["d.txt"])
-        tar.addfile(info, io.BytesIO(C["d.txt"]))
-    appended = buf.getvalue()
+    appended = with_member_appended(arch)
     n = len(arch) // RECORD
     assert appended[: (n - 1) * RECORD] == arch[: (n - 1) * RECORD]
 
@@ -287,12 +292,7 @@ def test_tar_append_to_a_foreign_tape(tape, st) -> None:
     arch = make_archive(A)
     m = MemoryMedium.from_streams([arch])
     d = Drive(m)
-    buf = io.BytesIO(arch)
-    with tarfile.open(fileobj=buf, mode="a", format=tarfile.GNU_FORMAT) as tar:
-        info = tarfile.TarInfo("d.txt")
-        info.size = len(C["d.txt"])
-        tar.addfile(info, io.BytesIO(C["d.txt"]))
-    appended = buf.getvalue()
+    appended = with_member_appended(arch)
     n = len(arch) // RECORD
     d.open(True, os.O_RDWR)
     for _ in range(n):
