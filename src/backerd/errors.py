@@ -66,5 +66,12 @@ class HardwareUnavailable(BackerError):
     exit_status = 7
 
 
+class ControlError(BackerError):
+    """A VCR could not be brought into the requested motion (operator, LIRC, deck)."""
+
+    errno = _errno.EIO
+    exit_status = 7
+
+
 class ConfigError(UsageError):
     """The configuration file is invalid."""
