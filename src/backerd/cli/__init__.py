@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backerd", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"backerd {__version__}")
+    parser.set_defaults(_missing=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "_missing", False):
+    if args._missing:
         parser.error(f"command {args.command!r} is not available in this build")
     tune_allocator()
     module = importlib.import_module(args._module)
