@@ -113,9 +113,9 @@ class Tape:
         self.winds.append(target)
         self.pos = self.real.landing(self.pos, motion, held)
 
-    def observe(self) -> int | None:
+    def observe(self) -> tuple[int, int] | None:
         self.pos += 20  # reading the signal plays a little
-        return self.pos
+        return self.pos - 20, self.pos
 
 
 def test_confirm_converges_on_a_deck_faster_than_the_model() -> None:
@@ -126,7 +126,8 @@ def test_confirm_converges_on_a_deck_faster_than_the_model() -> None:
     assert target - 250 <= done.position <= target
     assert done.winds >= 2  # the first wind overshot: 8 % of 400 000 fields
     assert tape.winds[0].position == target - 125  # aimed early
-    assert tape.winds[1].origin == done.observed[0]  # corrections start where it landed
+    assert tape.winds[1].origin == done.observed[0] + 20  # corrections start where it is
+    assert done.now == done.position + 20
     assert all(w.recording is None for w in tape.winds)
 
 

@@ -6,15 +6,17 @@ tells where the tape really is: the deck plays a little and reads sector numbers
 recording headers. ``confirm_position`` is that loop, pure over two callbacks:
 
 * ``wind(target)`` asks the control to wind (``VcrControl.wind_to``);
-* ``observe()`` plays briefly and returns the position the signal shows (or None when
-  there is no signal to read: blank tape, no video).
+* ``observe()`` plays briefly and returns ``(landed, now)``: where the signal shows the
+  wind landed, and where the tape is after the playing it took to see that (or None
+  when there is no signal to read: blank tape, no video).
 
 Being a little *early* is cheap (the deck plays forward to the exact field, reading as
 it goes) while being late costs another rewind with its spin-up. So the loop aims
 ``early // 2`` fields before the target and accepts any landing in
-``[target - early, target]``. A correction carries the observed position as its
-origin, which is also how a control learns its deck's real winding speed. A
-correction never uses index search (its mark count was for the first origin).
+``[target - early, target]``. A correction carries the observed position (``now``)
+as its origin. Each landing is also reported (``landed``, e.g. ``LircControl.landed``)
+so a control can learn its deck's real winding speed. A correction never uses index
+search (its mark count was for the first origin).
 
 ``index_presses`` counts the index marks between an origin and a recording's start:
 the number of INDEX presses (forward positive) a VISS deck needs, which a deck puts
@@ -38,8 +40,9 @@ DEFAULT_ATTEMPTS = 6
 class Positioned:
     """Where the loop ended: the confirmed position and every observation on the way."""
 
-    position: int
-    observed: tuple[int, ...]
+    position: int  # where the last wind landed (in the window)
+    now: int  # where the tape is after confirming it
+    observed: tuple[int, ...]  # every landing, first to last
 
     @property
     def winds(self) -> int:
@@ -64,12 +67,13 @@ def index_presses(starts: Sequence[int], origin: int, recording: int) -> int:
 
 def confirm_position(
     wind: Callable[[WindTarget], None],
-    observe: Callable[[], int | None],
+    observe: Callable[[], tuple[int, int] | None],
     target: WindTarget,
     *,
     fps: int,
     early: int,
     attempts: int = DEFAULT_ATTEMPTS,
+    landed: Callable[[int], None] | None = None,
 ) -> Positioned:
     """Wind to ``target`` and correct until the signal puts the tape in the window.
 
@@ -87,16 +91,19 @@ def confirm_position(
     seen: list[int] = []
     for _ in range(attempts):
         wind(request)
-        where = observe()
-        if where is None:
+        seen_now = observe()
+        if seen_now is None:
             raise ControlError(
                 f"no signal after winding to {format_time(request.position, fps)}: "
                 "the position cannot be confirmed (blank tape there, or no video reaches "
                 "the card)", errno=errno.EIO)
-        seen.append(where)
-        if low <= where <= goal:
-            return Positioned(where, tuple(seen))
-        request = WindTarget(aim, where, format_time(aim, fps))
+        at, now = seen_now
+        seen.append(at)
+        if landed is not None:
+            landed(at)
+        if low <= at <= goal:
+            return Positioned(at, now, tuple(seen))
+        request = WindTarget(aim, now, format_time(aim, fps))
     raise ControlError(
         f"could not wind to {format_time(goal, fps)} in {attempts} tries (last at "
         f"{format_time(seen[-1], fps)}); wind by hand and retry", errno=errno.ETIMEDOUT)
