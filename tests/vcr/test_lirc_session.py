@@ -29,6 +29,7 @@ from backerd.format.recorder import encode_recording
 from backerd.vcr.base import Field, Recording
 from backerd.vcr.control import Motion, VcrControl, WindTarget
 from backerd.vcr.lirc import LircConnection, LircControl
+from backerd.vcr.lirc_protocol import Reply
 from backerd.vcr.position import Positioned, confirm_position, index_presses
 from backerd.vcr.reel import ReelModel, ReelParams
 from backerd.vcr.settings import KeyMap, VcrSettings
@@ -63,10 +64,13 @@ class FakeVcr:
         self.pending_record = False  # REC pressed: PLAY next starts recording
         self.log: list[str] = []
 
+    KEYS = ("STOP", "PLAY", "REC", "FFWD", "REW", "INDEX+", "INDEX-", "PAUSE", "EJECT")
+
     def button(self, key: str) -> bool:
+        if key not in self.KEYS:
+            return False
         self.log.append(key)
-        if key in ("STOP", "PLAY", "REC", "FFWD", "REW", "INDEX+", "INDEX-", "PAUSE"):
-            self._end_wind()
+        self._end_wind()
         if key == "REC":
             self.pending_record = True
         elif key == "PLAY":
@@ -86,8 +90,9 @@ class FakeVcr:
             if ahead:
                 self.deck.index_search(ahead[0] if key == "INDEX+" else ahead[-1])
             self.motion = Motion.STOP
-        else:
-            return False
+        elif key == "EJECT":
+            self.deck.stop()
+            self.motion = Motion.EJECT
         return True
 
     def _end_wind(self) -> None:
@@ -118,6 +123,7 @@ class FakeLircd:
         self.path, self.vcr, self.remote = path, vcr, remote
         self.commands: list[str] = []
         self.drop_after: int | None = None  # close the connection after this many commands
+        self._lock = threading.Lock()
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(str(path))
         self._listener.listen(4)
@@ -135,10 +141,13 @@ class FakeLircd:
                 conn, _ = self._listener.accept()
             except OSError:
                 return
-            with conn:
-                self._session(conn)
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
 
     def _session(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):  # a client gone: its thread ends
+            self._talk(conn)
+
+    def _talk(self, conn: socket.socket) -> None:
         buf = b""
         while True:
             data = conn.recv(4096)
@@ -148,8 +157,10 @@ class FakeLircd:
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
                 command = line.decode()
-                self.commands.append(command)
-                conn.sendall(self._answer(command))
+                with self._lock:  # one deck, whichever client presses its buttons
+                    self.commands.append(command)
+                    answer = self._answer(command)
+                conn.sendall(answer)
                 if self.drop_after is not None and len(self.commands) >= self.drop_after:
                     self.drop_after = None
                     return  # lircd restarted
@@ -164,6 +175,11 @@ class FakeLircd:
                 ok, data = True, []
             else:
                 data = [f'unknown command: "{words[2]}"']
+        if len(words) == 2 and words[0] == "LIST":
+            if words[1] == self.remote:
+                ok, data = True, [f"{i:016x} {k}" for i, k in enumerate(FakeVcr.KEYS)]
+            else:
+                data = [f'unknown remote: "{words[1]}"']
         n = len(self.commands)
         chatter = b"000000000000a1b2 00 KEY_VOLUMEUP tv\n" if n % 3 == 0 else b""
         chatter += b"BEGIN\nSIGHUP\nEND\n" if n % 5 == 0 else b""
@@ -384,3 +400,81 @@ def test_lircd_that_never_answers_times_out(tmp_path: Path) -> None:
         with contextlib.suppress(OSError):
             os.unlink(short / "s")
         os.rmdir(short)
+
+
+def test_key_map_is_checked_against_lircd(rig) -> None:
+    control, _, lircd, clock = rig
+    control.check_keys()
+    keys = dict(KEYS, pause=("PAUSE", "FREEZE"))
+    bad = LircControl(VcrSettings(control="lirc", socket=lircd.path,
+                                  keymap=KeyMap("vcr", keys)), control.model)
+    with pytest.raises(ControlError, match="has no key FREEZE .known: EJECT FFWD"):
+        bad.check_keys()
+    bad.close()
+    other = LircControl(VcrSettings(control="lirc", socket=lircd.path,
+                                    keymap=KeyMap("tv", KEYS)), control.model)
+    with pytest.raises(ControlError, match="does not know remote 'tv'") as info:
+        other.check_keys()
+    assert info.value.errno == errno.ENODEV
+    other.close()
+
+
+class Recorder:
+    """A connection stand-in: records commands, answers SUCCESS."""
+
+    path = Path("/nowhere")
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def command(self, text: str) -> Reply:
+        self.sent.append(text.split()[-1])
+        return Reply(text, True)
+
+    def close(self) -> None:
+        pass
+
+
+def offline(keys: dict, repeats: int = 0) -> tuple[LircControl, Recorder, Clock]:
+    clock, conn = Clock(), Recorder()
+    model = ReelModel.for_cassette(90_000, FPS, "pal", REEL)
+    settings = VcrSettings(control="lirc", keymap=KeyMap("vcr", keys), reel=REEL,
+                           repeats=repeats)
+    return LircControl(settings, model, sleep=clock.sleep, connection=conn), conn, clock
+
+
+def test_index_search_only_with_index_keys_and_marks() -> None:
+    control, conn, clock = offline(KEYS)
+    control.wind_to(WindTarget(30_000, 0, "", recording=1, marks=1))
+    assert conn.sent == ["INDEX+", "STOP"]
+    index_time = clock.now
+    assert index_time == pytest.approx(control.model.hold(0, 30_000)[1] + 3.0)
+    control.wind_to(WindTarget(0, 30_000, "", recording=0, marks=-2))
+    assert conn.sent[2:] == ["INDEX-", "INDEX-", "STOP"]
+    control.wind_to(WindTarget(30_000, 0, "", recording=1))  # marks unknown: by time
+    assert conn.sent[5:] == ["FFWD", "STOP"]
+    no_index = {k: v for k, v in KEYS.items() if not k.startswith("index")}
+    control, conn, _ = offline(no_index)
+    control.wind_to(WindTarget(30_000, 0, "", recording=1, marks=1))
+    assert conn.sent == ["FFWD", "STOP"]
+
+
+def test_winds_too_short_to_time() -> None:
+    control, conn, clock = offline(KEYS)
+    control.wind_to(WindTarget(10_005, 10_000, ""))  # a few fields ahead: play forward
+    control.wind_to(WindTarget(10_000, 10_000, ""))
+    assert conn.sent == [] and clock.now == 0
+    control.wind_to(WindTarget(9_995, 10_000, ""))  # just late: the shortest rewind
+    assert conn.sent == ["REW", "STOP"]
+    assert clock.now == pytest.approx(REEL.spin_up + 0.2)
+
+
+def test_repeats_and_new_cassette_forget_what_was_learnt() -> None:
+    control, conn, _ = offline(KEYS, repeats=2)
+    control.press(Motion.PLAY)
+    assert conn.sent == ["2"]  # SEND_ONCE vcr PLAY 2
+    control.wind_to(WindTarget(40_000, 0, ""))
+    control.landed(43_000)
+    assert control.speed_scale > 1.05
+    control.load_cassette(ReelModel.for_cassette(60_000, FPS, "pal", REEL))
+    assert control.speed_scale == 1.0

@@ -152,6 +152,28 @@ class LircControl:
     def name(self) -> str:
         return f"lirc:{self.keymap.remote}"
 
+    def load_cassette(self, model: ReelModel) -> None:
+        """A new cassette (length) in the deck: its reel model; what was learnt goes."""
+        self.model = model
+        self._last_wind = None
+        self._learned = [0.0, 0.0]
+
+    def check_keys(self) -> None:
+        """Ask lircd (``LIST remote``) whether it knows every key of the key map.
+
+        Run at start-up so a misspelt key fails there, not at the first tape operation.
+        """
+        reply = self._conn.command(f"LIST {self.keymap.remote}")
+        if not reply.success:
+            raise ControlError(f"lircd does not know remote {self.keymap.remote!r}: "
+                               f"{reply.message}", errno=errno.ENODEV)
+        known = {line.split()[-1] for line in reply.data if line.split()}
+        missing = sorted({k for keys in self.keymap.keys.values() for k in keys} - known)
+        if missing:
+            raise ControlError(
+                f"lircd's remote {self.keymap.remote!r} has no key {', '.join(missing)} "
+                f"(known: {' '.join(sorted(known))}); fix [unit.vcr.keys]", errno=errno.EINVAL)
+
     # -- waiting -----------------------------------------------------------------------
 
     def abort(self) -> None:
