@@ -24,6 +24,7 @@ stream socket to lircd, every read bounded by a deadline and polled in short sli
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import socket
@@ -271,7 +272,14 @@ class LircControl:
             self._doing = f"winding to {target.counter}"
             self._send(self._keys(motion.value))
             self._motion = motion
-            self._wait(held, self._doing)
+            try:
+                self._wait(held, self._doing)
+            except ControlError:
+                # Aborted: do not leave the deck winding into the end of the tape.
+                with contextlib.suppress(ControlError):
+                    self._send(self._keys("stop"))
+                    self._motion = Motion.STOP
+                raise
             self._last_wind = (target.origin, motion, held)
         self._send(self._keys("stop"))
         self._motion = Motion.STOP
