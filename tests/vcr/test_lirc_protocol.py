@@ -157,3 +157,21 @@ def test_a_garbage_data_count_is_bounded() -> None:
     parser.feed(b"BEGIN\nX\nSUCCESS\nDATA\n3\n")
     events = parser.feed(b"BEGIN\nSIGHUP\nEND\n\n" + SIGHUP)  # three data lines, then junk
     assert events == [Malformed("unexpected line in a reply (end)", ""), Sighup()]
+
+
+@given(st.lists(st.tuples(names, names, st.booleans(), st.lists(packets(), max_size=3)),
+                min_size=1, max_size=6),
+       st.lists(st.integers(0, 10_000), max_size=20))
+def test_client_pairs_every_reply_whatever_arrives_around_it(exchanges, cuts) -> None:
+    client = LircClient()
+    stream = b""
+    for remote, key, ok, chatter in exchanges:
+        client.send_once(remote, key)
+        noise = [raw for raw, event in chatter if not isinstance(event, Reply)]
+        stream += b"".join(noise) + reply_bytes(f"SEND_ONCE {remote} {key}", ok,
+                                                None if ok else ["failed"])
+    events = [e for chunk in chunked(stream, cuts) for e in client.feed(chunk)]
+    replies = [e for e in events if isinstance(e, Reply)]
+    assert [(r.command, r.success, r.expected) for r in replies] == [
+        (f"SEND_ONCE {remote} {key}", ok, True) for remote, key, ok, _ in exchanges]
+    assert client.waiting == ()

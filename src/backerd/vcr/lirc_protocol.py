@@ -34,7 +34,7 @@ from collections import deque
 from dataclasses import dataclass
 
 MAX_LINE = 4096  # bytes; lircd's own packets are far shorter
-MAX_DATA_LINES = 10_000  # a DATA count above this is taken for garbage
+MAX_DATA_LINES = 1000  # a DATA count above this is garbage (LIST of a big remote: ~200)
 MAX_REPEATS = 600  # lircd's default --repeat-max
 
 # A remote or key name as lircd.conf allows it: printable, no blanks.
@@ -124,9 +124,11 @@ class LircParser:
     def feed(self, data: bytes) -> list[Event]:
         events: list[Event] = []
         self._buf += data
+        pos = 0  # lines are consumed by offset and cut off once: linear in the input
         while True:
-            nl = self._buf.find(b"\n")
+            nl = self._buf.find(b"\n", pos)
             if nl < 0:
+                del self._buf[:pos]
                 if len(self._buf) > MAX_LINE:
                     if not self._skipping:
                         events.append(Malformed(f"line longer than {MAX_LINE} bytes"))
@@ -134,8 +136,8 @@ class LircParser:
                     self._skipping = True
                     self._buf.clear()
                 return events
-            raw = bytes(self._buf[:nl])
-            del self._buf[: nl + 1]
+            raw = bytes(self._buf[pos:nl])
+            pos = nl + 1
             if self._skipping:
                 self._skipping = False
                 continue
