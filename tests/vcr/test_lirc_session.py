@@ -480,3 +480,18 @@ def test_repeats_and_new_cassette_forget_what_was_learnt() -> None:
     assert control.speed_scale > 1.05
     control.load_cassette(ReelModel.for_cassette(60_000, FPS, "pal", REEL))
     assert control.speed_scale == 1.0
+
+
+def test_close_ends_a_wind_stops_the_deck_and_refuses_later_calls(rig) -> None:
+    control, vcr, _, _ = rig
+    real = LircControl(control.settings, control.model)
+    timer = threading.Timer(0.3, real.close)
+    timer.start()
+    with pytest.raises(ControlError) as info:
+        real.wind_to(WindTarget(0, 50_000, "0:00:00"))
+    timer.join()
+    assert info.value.errno == errno.EINTR
+    assert vcr.log[-2:] == ["REW", "STOP"]
+    with pytest.raises(ControlError, match="closed") as info:
+        real.press(Motion.PLAY)
+    assert info.value.errno == errno.EINTR and vcr.log[-1] == "STOP"

@@ -133,6 +133,14 @@ def test_timeout_abort_and_cancel() -> None:
     t.join(5)
     assert not errors
 
+    t, errors = in_thread(lambda: control.press(Motion.STOP))
+    wait_for_prompt(control)
+    control.close()  # the daemon stops: the wait ends, and so does every later one
+    t.join(5)
+    assert errors[0].errno == errno.EINTR and "stopping" in errors[0].message
+    with pytest.raises(ControlError, match="stopping"):
+        control.press(Motion.PLAY)
+
 
 def test_play_ends_on_the_signal_without_an_acknowledgement() -> None:
     heard: list[list] = [[None] * 12]
@@ -279,3 +287,28 @@ def test_peer_credentials_are_read_from_the_socket() -> None:
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     with a, b:
         assert control_socket._peer_may_act(a)  # same process: the daemon's own user
+
+
+def test_a_handler_error_is_a_reply_not_a_crash(sock_dir: Path) -> None:
+    path = sock_dir / "control.sock"
+    control, _ = manual()
+    replies: list = []
+
+    def broken(words: list[str]) -> dict:
+        raise ControlError("the deck caught fire")
+
+    def status() -> dict:
+        return {"units": []}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: serve_control(
+                path, status, requests={"deck": broken}, task_status=task_status))
+            for request in ("deck ready 0", "jump", "status"):
+                replies.append(await trio.to_thread.run_sync(query, path, request))
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert replies == [{"error": "the deck caught fire"},
+                       {"error": "unknown request 'jump' (known: status, deck)"},
+                       {"units": []}]

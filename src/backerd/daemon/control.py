@@ -81,7 +81,10 @@ async def _handle(
             reply = {"error": f"not allowed to send {words[0]!r} requests (only root and "
                               "the daemon's user or group may)"}
         elif handler is not None:
-            reply = handler(words[1:])
+            try:
+                reply = handler(words[1:])
+            except BackerError as exc:
+                reply = {"error": exc.message}
         else:
             known = ", ".join(["status", *sorted(requests or {})])
             reply = {"error": f"unknown request {command!r} (known: {known})"}

@@ -147,6 +147,8 @@ class LircControl:
         self._motion: Motion | None = None
         self._doing = "idle"
         self._last_wind: tuple[int, Motion, float] | None = None  # origin, motion, held
+        self._closed = False
+        self._busy = False  # a call is using the connection (close() leaves it to the call)
         self._learned = [0.0, 0.0]  # sum(scale * weight), sum(weight)
 
     @property
@@ -219,16 +221,24 @@ class LircControl:
                                f"key; add it to [unit.vcr.keys]", errno=errno.EOPNOTSUPP)
         return keys
 
-    def press(self, motion: Motion) -> None:
-        self._abort.clear()  # abort() ends a wait in progress, not a later call
-        if motion not in (Motion.PLAY, Motion.STOP, Motion.PAUSE):
-            self._last_wind = None  # the tape moved: the landing can no longer be seen
-        self._doing = f"pressing {motion.value}"
-        self._send(self._keys(motion.value))
-        self._motion = motion
-        if motion in (Motion.PLAY, Motion.RECORD):
-            self._wait(self.settings.settle, f"waiting for the deck to {motion.value}")
+    def _end(self) -> None:
+        self._busy = False
         self._doing = "idle"
+        if self._closed:
+            self._conn.close()
+
+    def press(self, motion: Motion) -> None:
+        self._begin()
+        try:
+            if motion not in (Motion.PLAY, Motion.STOP, Motion.PAUSE):
+                self._last_wind = None  # the tape moved: the landing can no longer be seen
+            self._doing = f"pressing {motion.value}"
+            self._send(self._keys(motion.value))
+            self._motion = motion
+            if motion in (Motion.PLAY, Motion.RECORD):
+                self._wait(self.settings.settle, f"waiting for the deck to {motion.value}")
+        finally:
+            self._end()
 
     # -- positioning ---------------------------------------------------------------------
 
@@ -251,7 +261,13 @@ class LircControl:
             self._learned[1] += weight
 
     def wind_to(self, target: WindTarget) -> None:
-        self._abort.clear()
+        self._begin()
+        try:
+            self._wind(target)
+        finally:
+            self._end()
+
+    def _wind(self, target: WindTarget) -> None:
         self._last_wind = None
         model = self.model.scaled(self.speed_scale)
         if target.recording is not None and target.marks and self.keymap.index_search:
@@ -277,13 +293,13 @@ class LircControl:
             except ControlError:
                 # Aborted: do not leave the deck winding into the end of the tape.
                 with contextlib.suppress(ControlError):
+                    self._abort.clear()
                     self._send(self._keys("stop"))
                     self._motion = Motion.STOP
                 raise
             self._last_wind = (target.origin, motion, held)
         self._send(self._keys("stop"))
         self._motion = Motion.STOP
-        self._doing = "idle"
 
     def status(self) -> dict:
         return {
@@ -294,4 +310,15 @@ class LircControl:
         }
 
     def close(self) -> None:
-        self._conn.close()
+        """The daemon is stopping: end any wait (EINTR) and refuse later calls."""
+        self._closed = True
+        self._abort.set()
+        if not self._busy:
+            self._conn.close()
+
+    def _begin(self) -> None:
+        if self._closed:
+            raise ControlError("LIRC control is closed (the daemon is stopping)",
+                               errno=errno.EINTR)
+        self._abort.clear()  # abort() ends a wait in progress, not a later call
+        self._busy = True

@@ -98,6 +98,7 @@ class ManualControl:
         self._ended: tuple[int, str] | None = None  # (errno, why) from cancel/abort
         self._count = 0
         self._last: str | None = None
+        self._closed = False
 
     @property
     def name(self) -> str:
@@ -137,6 +138,13 @@ class ManualControl:
                 self._ended = (errno.EINTR, "aborted")
                 self._cond.notify_all()
 
+    def close(self) -> None:
+        """The daemon is stopping: end any wait and refuse every later request (EINTR)."""
+        with self._cond:
+            self._closed = True
+            self._ended = (errno.EINTR, "the daemon is stopping")
+            self._cond.notify_all()
+
     def status(self) -> dict:
         with self._cond:
             prompt = self._prompt
@@ -150,13 +158,19 @@ class ManualControl:
 
     def _ask(self, action: str, text: str, **details: object) -> Prompt:
         with self._cond:
+            if self._closed:
+                raise ControlError(f"unit {self.unit}: the daemon is stopping",
+                                   errno=errno.EINTR)
             self._count += 1
             hint = f"; then run `backerd deck ready --unit {self.unit}`"
             prompt = Prompt(self._count, action, text + hint, since=time.time(),
                             **details)  # type: ignore[arg-type]
-            self._prompt, self._acked, self._ended = prompt, False, None
         log.warning("unit %d: operator, please %s", self.unit, prompt.text)
         self._notify(f"STATUS=unit {self.unit}: operator, please {prompt.text}")
+        with self._cond:  # acknowledgeable once announced everywhere
+            self._prompt, self._acked = prompt, False
+            if not self._closed:  # a close() meanwhile stays in force
+                self._ended = None
         return prompt
 
     def _done(self, prompt: Prompt, outcome: str) -> None:
