@@ -51,12 +51,6 @@ BUTTONS: dict[Motion, str] = {
 }
 
 
-def _sd_notify(state: str) -> None:
-    from backerd.daemon.service import sd_notify  # the daemon's; imported when used
-
-    sd_notify(state)
-
-
 @dataclass(frozen=True)
 class Prompt:
     """One request to the operator."""
@@ -71,7 +65,10 @@ class Prompt:
 
 
 class ManualControl:
-    """``VcrControl`` by operator prompts; ``ack``/``cancel`` come from the control socket."""
+    """``VcrControl`` by operator prompts; ``ack``/``cancel`` come from the control socket.
+
+    ``notify`` publishes the systemd status text (the daemon's ``sd_notify``).
+    """
 
     def __init__(
         self,
@@ -80,8 +77,8 @@ class ManualControl:
         *,
         mode: str = "nhs",
         fmt: str = "3.102",
+        notify: Callable[[str], None],
         listen: Callable[[], Sequence[Field]] | None = None,
-        notify: Callable[[str], None] = _sd_notify,
         clock: Callable[[], float] = time.monotonic,
         poll: float = POLL,
     ) -> None:
