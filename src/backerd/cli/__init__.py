@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "decode": ("backerd.cli.decode", "decode a raw Backer stream (stdin) into user bytes (stdout)"),
     "serve": ("backerd.cli.serve", "run the tape device daemon in the foreground"),
     "status": ("backerd.cli.status", "show the state of a running daemon's units"),
+    "deck": ("backerd.cli.deck", "acknowledge (or cancel) the daemon's request to the operator"),
     "cassette": ("backerd.cli.cassette", "create and inspect simulated cassette images"),
     "demo": ("backerd.cli.demo", "a self-contained run of the main job on a simulated VCR"),
 }

@@ -41,6 +41,9 @@ def format_status(reply: dict[str, Any]) -> str:
             + (", realtime" if unit.get("realtime") else ""),
             f"  {_position(unit)}, " + (f"open on {opened}" if opened else "not open"),
         ]
+        waiting = (unit.get("vcr") or {}).get("waiting")
+        if waiting:
+            lines.append(f"  OPERATOR, request {waiting.get('number')}: {waiting.get('text')}")
     return "\n".join(lines)
 
 

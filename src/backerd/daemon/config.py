@@ -20,6 +20,9 @@ Example (every key is optional; this is the built-in default)::
     noise = ""                           # playback noise of the simulated VCR, e.g.
                                          # "seed=3,errors=2,dropout=0.01,slip=0.001,gap=0.0005"
 
+    [unit.vcr]                           # who presses the VCR's buttons (vcr.settings)
+    control = "sim"                      # sim | manual | lirc
+
 Errors name the offending key (``unit[1].mode: ...``) and are ``ConfigError``.
 """
 
@@ -36,6 +39,7 @@ from typing import Any
 
 from backerd.errors import ConfigError, UsageError
 from backerd.format.params import MODES
+from backerd.vcr.settings import VcrSettings, parse_vcr
 
 DEFAULT_STATE_DIR = Path("/var/lib/backerd")
 DEFAULT_RUNTIME_DIR = Path("/run/backerd")
@@ -60,6 +64,7 @@ class UnitConfig:
     realtime: bool = False
     name: str = ""  # a label for people (status, logs); the nodes follow the number
     noise: str = ""  # sim deck playback noise (vcr.noise.NoiseModel.parse syntax); off if ""
+    vcr: VcrSettings = dataclasses.field(default_factory=VcrSettings)  # [unit.vcr]
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -123,7 +128,8 @@ _TOP_KEYS = {
     "state_dir", "runtime_dir", "fuse_root", "transport", "fuse_max_pages",
     "unrestricted_ioctl", "unit",
 }
-_UNIT_KEYS = {"number", "name", "deck", "cassette", "mode", "length", "realtime", "noise"}
+_UNIT_KEYS = {"number", "name", "deck", "cassette", "mode", "length", "realtime", "noise",
+              "vcr"}
 
 
 def _get(table: Mapping[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
@@ -181,7 +187,8 @@ def _unit(table: Any, index: int, state_dir: Path, taken: set[int]) -> UnitConfi
             NoiseModel.parse(noise)
         except UsageError as exc:
             raise ConfigError(f"{where}noise: {exc.message}") from None
-    return UnitConfig(number, cassette, deck, mode, length, realtime, name, noise)
+    vcr = parse_vcr(table.get("vcr", {}), f"{where}vcr.")
+    return UnitConfig(number, cassette, deck, mode, length, realtime, name, noise, vcr)
 
 
 def parse_config(

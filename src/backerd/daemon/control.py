@@ -1,9 +1,11 @@
 """The status socket: a unix stream socket under the runtime directory, JSON replies.
 
 Protocol: the client sends one line (``status``), the daemon answers one JSON object
-followed by a newline and closes the connection. The server side is a trio task; the
-client side (``query``) is plain blocking sockets, and trio is imported only by the
-server, so ``backerd status`` starts fast.
+followed by a newline and closes the connection. Other requests (``deck ready 0``) are
+words handed to a handler by their first word; since they change what the daemon does,
+only root and the daemon's own user or group may send them (SO_PEERCRED). The server
+side is a trio task; the client side (``query``) is plain blocking sockets, and trio is
+imported only by the server, so ``backerd status`` starts fast.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import errno
 import json
 import os
 import socket
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +28,9 @@ if TYPE_CHECKING:
 REQUEST_LIMIT = 4096
 CLIENT_TIMEOUT = 10.0  # seconds
 _SERVER_READ_TIMEOUT = 5.0
+
+# A request handler gets the words after its name and answers a JSON-able dict.
+RequestHandler = Callable[[list[str]], dict[str, Any]]
 
 
 class NotRunning(BackerError):
@@ -41,7 +47,21 @@ def _socket_answers(path: Path) -> bool:
         return True
 
 
-async def _handle(stream: trio.SocketStream, status: Callable[[], dict[str, Any]]) -> None:
+def _peer_may_act(sock: Any) -> bool:
+    """True for root and the daemon's own user or group (peer credentials)."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return False
+    _pid, uid, gid = struct.unpack("3i", raw)
+    return uid in (0, os.getuid()) or gid == os.getgid()
+
+
+async def _handle(
+    stream: trio.SocketStream,
+    status: Callable[[], dict[str, Any]],
+    requests: Mapping[str, RequestHandler] | None = None,
+) -> None:
     import trio
 
     async with stream:
@@ -53,10 +73,21 @@ async def _handle(stream: trio.SocketStream, status: Callable[[], dict[str, Any]
                     break
                 request += chunk
         command = request.split(b"\n", 1)[0].strip().decode("ascii", "replace")
+        words = command.split()
+        handler = (requests or {}).get(words[0]) if words else None
         if command in ("", "status"):
             reply: dict[str, Any] = status()
+        elif handler is not None and not _peer_may_act(stream.socket):
+            reply = {"error": f"not allowed to send {words[0]!r} requests (only root and "
+                              "the daemon's user or group may)"}
+        elif handler is not None:
+            try:
+                reply = handler(words[1:])
+            except BackerError as exc:
+                reply = {"error": exc.message}
         else:
-            reply = {"error": f"unknown request {command!r} (known: status)"}
+            known = ", ".join(["status", *sorted(requests or {})])
+            reply = {"error": f"unknown request {command!r} (known: {known})"}
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.send_all(json.dumps(reply, default=str).encode() + b"\n")
 
@@ -78,9 +109,10 @@ async def serve_control(
     path: Path,
     status: Callable[[], dict[str, Any]],
     *,
+    requests: Mapping[str, RequestHandler] | None = None,
     task_status: trio.TaskStatus[None] | None = None,
 ) -> None:
-    """Answer status requests on ``path`` until cancelled; remove the socket on exit."""
+    """Answer requests on ``path`` until cancelled; remove the socket on exit."""
     import trio
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +131,7 @@ async def serve_control(
     try:
         if task_status is not None:
             task_status.started()
-        await trio.serve_listeners(lambda s: _handle(s, status), [listener])
+        await trio.serve_listeners(lambda s: _handle(s, status, requests), [listener])
     finally:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()

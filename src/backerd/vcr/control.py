@@ -52,12 +52,15 @@ class WindTarget:
     after); ``counter`` is the VCR counter text at the target (``h:mm:ss``);
     ``recording`` is the 0-based recording whose index mark starts at the target, or
     None when the target is not a recording start (then index search cannot help).
+    ``marks`` is the number of index marks from origin to target (INDEX presses,
+    negative = backwards; see ``vcr.position.index_presses``), or None when unknown.
     """
 
     position: int
     origin: int
     counter: str
     recording: int | None = None
+    marks: int | None = None
 
 
 @runtime_checkable
