@@ -159,3 +159,27 @@ def test_absurd_journal_does_not_hang_recovery(
         assert m.read_block(1 << 20) == b"kept" * 1000
         assert m.read_block(1 << 20) is FILEMARK
         assert len(c.recordings) == 1
+
+
+def test_reader_of_a_recording_off_the_tape_ends(tmp_path: Path) -> None:
+    """A catalog entry starting far before BOT reads nothing instead of replaying BOT."""
+    from backerd.medium.reader import RecordingReader
+    from backerd.vcr.base import Recording
+
+    with Cassette.create(tmp_path / "o.img", "ntsc", "T-30", sync=False) as c:
+        m = BackerMedium(SimDeck(c), "nls")
+        m.write_block(b"at bot" * 100)
+        m.write_filemarks(1)
+        deck = SimDeck(c)
+        played: list[int] = []
+        play = deck.play
+
+        def counted_play(count: int) -> list[bytes | None]:
+            played.append(count)
+            assert len(played) < 50, "the reader does not stop"
+            return play(count)
+
+        deck.play = counted_play  # type: ignore[method-assign]
+        for start in (-(10**15), c.slots, 10**15):
+            reader = RecordingReader(deck, Recording(start, 10**16, "nls"))
+            assert reader.length() == 0 and reader.fed == 0

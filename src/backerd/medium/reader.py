@@ -89,11 +89,11 @@ class RecordingReader:
 
     def _pump(self) -> None:
         left = self.rec.fields - self.fed
-        if left <= 0:
+        where = self.rec.start + self.fed
+        if left <= 0 or not 0 <= where < self.deck.length:  # the end, or off the tape
             self._absorb(self.player.finish())
             self.done = True
             return
-        where = self.rec.start + self.fed
         if self.deck.position() != where:
             self.deck.seek(where)
         fields = self.deck.play(min(PLAY_CHUNK, left))
