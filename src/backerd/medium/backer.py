@@ -175,10 +175,7 @@ class BackerMedium:
     def _recover(self) -> None:
         catalog = self.deck.catalog
         if catalog is not None:
-            Recovery(self.deck, catalog, self._notice, self._note_corrected).run()
-
-    def _notice(self, message: str) -> None:
-        self.log(message)
+            Recovery(self.deck, catalog, self.log, self._note_corrected).run()
 
     # -- writing ------------------------------------------------------------------------
 
