@@ -84,11 +84,20 @@ def rows_from_scan(scanned: Iterable[ScannedRecording], fps: int,
 def scan_cassette(cassette: Cassette, *, progress: Callable[[int, int], None] | None = None,
                   batch: int = 256) -> Iterator[ScannedRecording]:
     """Decode every recording of a ``vcr.sim.Cassette`` (lazily, one at a time)."""
+    return scan_cassette_range(cassette, 0, len(cassette.recordings), progress=progress,
+                               batch=batch)
+
+
+def scan_cassette_range(cassette: Cassette, first: int, stop: int, *,
+                        progress: Callable[[int, int], None] | None = None,
+                        batch: int = 256) -> Iterator[ScannedRecording]:
+    """Decode recordings ``first`` .. ``stop - 1`` of a cassette image."""
     from backerd.format.player import Player, SectorLost
 
-    total = sum(r.fields for r in cassette.recordings)
+    chosen = cassette.recordings[first:stop]
+    total = sum(r.fields for r in chosen)
     done = 0
-    for rec in cassette.recordings:
+    for rec in chosen:
         player = Player(rec.mode, rec.fmt if rec.fmt in ("3.102", "3.101", "3.3") else "auto")
         lost = False
         chunks: list[bytes] = []
@@ -107,3 +116,17 @@ def scan_cassette(cassette: Cassette, *, progress: Callable[[int, int], None] | 
         if rec.user_bytes is not None:  # a raw mode's last field may be padded
             chunks = [b"".join(chunks)[: rec.user_bytes]]
         yield ScannedRecording(rec, chunks, "errors" if lost else "ok")
+
+
+LABEL_FIELDS = 600  # a label recording is a few hundred fields at most (BOR, 1 sector, EOR)
+
+
+def label_of(cassette: Cassette) -> Label | None:
+    """The label of a cassette image, decoding only its first (short) recording."""
+    recs = cassette.recordings
+    if not recs or not recs[0].filemark or recs[0].fields > LABEL_FIELDS:
+        return None
+    if recs[0].user_bytes is not None and recs[0].user_bytes > MAX_BYTES:
+        return None
+    first = next(scan_cassette_range(cassette, 0, 1))
+    return parse_label(b"".join(first.chunks)[: MAX_BYTES + 1])

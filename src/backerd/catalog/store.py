@@ -213,21 +213,40 @@ class Catalog:
             cid = found["id"]
             self.db.execute("DELETE FROM recordings WHERE cassette_id = ? AND file_number >= ?",
                             (cid, row.file_number))
-            cur = self.db.execute(
-                "INSERT INTO recordings (cassette_id, file_number, field_start, field_end,"
-                " counter_start, counter_end, mode, format, bytes, blocks, block_size,"
-                " status, content, written_at, written_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (cid, row.file_number, row.field_start, row.field_end, row.counter_start,
-                 row.counter_end, row.mode, row.format, row.bytes, row.blocks,
-                 row.block_size, row.status, row.content, row.written_at, row.written_by))
-            rid = cur.lastrowid
-            self.db.executemany(
-                "INSERT INTO members (recording_id, seq, path, size, mtime, type, offset,"
-                " linkname) VALUES (?,?,?,?,?,?,?,?)",
-                [(rid, i, m.path, m.size, float(m.mtime), m.type, m.offset, m.linkname)
-                 for i, m in enumerate(row.members)])
+            self._insert(cid, row)
             if found["state"] == "blank":
                 self.db.execute("UPDATE cassettes SET state = 'active' WHERE id = ?", (cid,))
+
+    def _insert(self, cid: int, row: RecordingRow) -> None:
+        """Insert one recording and its members (inside the caller's transaction)."""
+        cur = self.db.execute(
+            "INSERT INTO recordings (cassette_id, file_number, field_start, field_end,"
+            " counter_start, counter_end, mode, format, bytes, blocks, block_size,"
+            " status, content, written_at, written_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (cid, row.file_number, row.field_start, row.field_end, row.counter_start,
+             row.counter_end, row.mode, row.format, row.bytes, row.blocks,
+             row.block_size, row.status, row.content, row.written_at, row.written_by))
+        rid = cur.lastrowid
+        self.db.executemany(
+            "INSERT INTO members (recording_id, seq, path, size, mtime, type, offset,"
+            " linkname) VALUES (?,?,?,?,?,?,?,?)",
+            [(rid, i, m.path, m.size, float(m.mtime), m.type, m.offset, m.linkname)
+             for i, m in enumerate(row.members)])
+
+    def replace_recordings(self, cassette_uuid: str, rows: list[RecordingRow]) -> None:
+        """Rows of a whole cassette from a scan (rebuild): one transaction."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            found = self.db.execute("SELECT id FROM cassettes WHERE uuid = ?",
+                                    (cassette_uuid,)).fetchone()
+            if found is None:
+                raise UsageError(f"no cassette {cassette_uuid!r} in the catalog")
+            self.db.execute("DELETE FROM recordings WHERE cassette_id = ?", (found["id"],))
+            for row in rows:
+                self._insert(found["id"], row)
+            self.db.execute(
+                "UPDATE cassettes SET state = ? WHERE id = ? AND state IN ('blank', 'active')",
+                ("active" if rows else "blank", found["id"]))
 
     def forget_from(self, cassette_uuid: str, file_number: int) -> None:
         """Files from ``file_number`` on were overwritten or erased."""

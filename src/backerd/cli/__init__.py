@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("backerd.cli.serve", "run the tape device daemon in the foreground"),
     "status": ("backerd.cli.status", "show the state of a running daemon's units"),
     "cassette": ("backerd.cli.cassette", "create and inspect simulated cassette images"),
+    "catalog": ("backerd.cli.catalog", "what is on every cassette: ls, show, find, set, rebuild"),
+    "plot": ("backerd.cli.plot", "draw signal health along the tape as a PNG"),
     "demo": ("backerd.cli.demo", "a self-contained run of the main job on a simulated VCR"),
 }
 
