@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from backerd.allocator import tune_allocator
-from backerd.daemon.medium import BackerMedium
+from backerd.medium import BackerMedium
 from backerd.tape.medium import FILEMARK
 from backerd.vcr.sim import Cassette, SimDeck
 

@@ -112,7 +112,7 @@ def _print_info(info: dict) -> None:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from backerd.daemon.medium import FieldCutter
+    from backerd.format.fields import FieldCutter
     from backerd.format.params import mode as mode_params
     from backerd.vcr.base import Recording
     from backerd.vcr.sim import Cassette, SimDeck

@@ -84,7 +84,7 @@ async def choose_transport(config: Config) -> TransportChoice:
 
 def open_sim_unit(config: UnitConfig) -> Unit:
     """Open (creating if needed) the unit's cassette on the simulated VCR."""
-    from backerd.daemon.medium import BackerMedium
+    from backerd.medium import BackerMedium
     from backerd.tape.drive import Drive
     from backerd.vcr.sim import Cassette, SimDeck
 

@@ -421,9 +421,7 @@ class Drive:
         self._check_media()
         if self.medium.loaded and not self.position_lost_flag:
             self._flush(seek_next=False)
-        take = getattr(self.medium, "take_soft_errors", None)
-        if take is not None:
-            self.soft_errors += take()
+        self.soft_errors += self.medium.take_soft_errors()
         erreg = min(self.soft_errors, mtio.MT_ST_SOFTERR_MASK)
         self.soft_errors = 0
         loaded = self.medium.loaded

@@ -25,6 +25,9 @@ Movement follows SCSI sequential-access rules, which st relies on:
   counts one, from 0 at BOT.
 * Writing (blocks or filemarks) discards everything after the current position.
 
+The movement rules are written once, in ``tape.spacing``, over two facts every medium
+answers: ``blocks_in(file)`` and ``filemark_after(file)``.
+
 Errors are ``TapeError(errno)``: ENOMEDIUM without a cassette, EACCES for writes to a
 write-protected cassette, ENOSPC at the physical end, EIO for a locate past EOD.
 """
@@ -34,10 +37,15 @@ from __future__ import annotations
 import enum
 import errno
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from backerd.errors import TapeError
+from backerd.tape import spacing
 from backerd.tape.density import DEFAULT_DENSITY, is_valid_density
+from backerd.tape.spacing import TapePosition
+
+__all__ = ["END_OF_DATA", "FILEMARK", "DamagedBlock", "Mark", "Medium", "MemoryMedium",
+           "TapePosition"]
 
 
 class Mark(enum.Enum):
@@ -55,13 +63,6 @@ class DamagedBlock(TapeError):
     """A block whose data could not be recovered; the medium has moved past it."""
 
     errno = errno.EIO
-
-
-class TapePosition(NamedTuple):
-    """Head position: before block ``block`` (0-based) of file ``file`` (0-based)."""
-
-    file: int
-    block: int
 
 
 @runtime_checkable
@@ -107,6 +108,10 @@ class Medium(Protocol):
     def set_density(self, code: int) -> None: ...
 
     def density(self) -> int: ...
+
+    def take_soft_errors(self) -> int:
+        """Errors the medium corrected since the last call (st's mt_erreg); clears them."""
+        ...
 
 
 @dataclass
@@ -257,16 +262,16 @@ class MemoryMedium:
 
     def tell(self) -> int:
         self._require_loaded()
-        before = sum(self._nblocks(f) + 1 for f in self._files[: self._file])
-        return before + self._block
+        return spacing.logical_block(self, self.position())
 
     def at_bot(self) -> bool:
         return self._file == 0 and self._block == 0
 
-    def at_eod(self) -> bool:
-        """True when the head stands at end of data (blank tape follows)."""
-        f = self._files[self._file]
-        return self._file == len(self._files) - 1 and self._block >= self._nblocks(f)
+    def blocks_in(self, file: int) -> int:
+        return self._nblocks(self._files[file]) if file < len(self._files) else 0
+
+    def filemark_after(self, file: int) -> bool:
+        return file < len(self._files) and self._files[file].filemark
 
     def read_block(self, max_size: int) -> bytes | Mark:
         self._require_loaded()
@@ -316,50 +321,14 @@ class MemoryMedium:
 
     def space_blocks(self, count: int) -> int:
         self._require_loaded()
-        done = 0
-        if count >= 0:
-            while done < count:
-                f = self._files[self._file]
-                if self._block < self._nblocks(f):
-                    self._block += 1
-                    done += 1
-                elif f.filemark:
-                    self._file += 1
-                    self._block = 0
-                    break
-                else:
-                    break
-            return done
-        while done < -count:
-            if self._block > 0:
-                self._block -= 1
-                done += 1
-            elif self._file > 0:
-                self._file -= 1
-                self._block = self._nblocks(self._files[self._file])
-                break
-            else:
-                break
-        return -done
+        (self._file, self._block), done = spacing.space_blocks(self, self.position(), count)
+        return done
 
     def space_filemarks(self, count: int) -> int:
         self._require_loaded()
-        done = 0
-        if count >= 0:
-            while done < count and self._files[self._file].filemark:
-                self._file += 1
-                self._block = 0
-                done += 1
-            if done < count:
-                self._block = self._nblocks(self._files[self._file])  # stopped at EOD
-            return done
-        while done < -count and self._file > 0:
-            self._file -= 1
-            self._block = self._nblocks(self._files[self._file])
-            done += 1
-        if done < -count:
-            self._block = 0  # stopped at BOT
-        return -done
+        (self._file, self._block), done = spacing.space_filemarks(
+            self, self.position(), count)
+        return done
 
     def rewind(self) -> None:
         self._require_loaded()
@@ -367,22 +336,17 @@ class MemoryMedium:
 
     def seek_eod(self) -> None:
         self._require_loaded()
-        self._file = len(self._files) - 1
-        self._block = self._nblocks(self._files[self._file])
+        self._file, self._block = spacing.end_of_data(self)
 
     def locate(self, block: int) -> None:
         self._require_loaded()
         if block < 0:
             raise TapeError("negative block address", errno=errno.EINVAL)
-        remaining = block
-        for i, f in enumerate(self._files):
-            n = self._nblocks(f)
-            if remaining <= n:
-                self._file, self._block = i, remaining
-                return
-            remaining -= n + 1
-        self.seek_eod()
-        raise TapeError(f"block {block} is beyond end of data", errno=errno.EIO)
+        target = spacing.locate(self, block)
+        if target is None:
+            self.seek_eod()
+            raise TapeError(f"block {block} is beyond end of data", errno=errno.EIO)
+        self._file, self._block = target
 
     def erase(self) -> None:
         self._require_writable()
@@ -408,3 +372,6 @@ class MemoryMedium:
 
     def density(self) -> int:
         return self._density
+
+    def take_soft_errors(self) -> int:
+        return 0  # memory never needs correcting

@@ -163,6 +163,10 @@ class RecordingCatalog(Protocol):
 
     def forget_interrupted(self) -> None: ...
 
+    def flush(self) -> None:
+        """Make pending changes durable (e.g. wear counters) before the cassette goes."""
+        ...
+
     def discard_from(self, slot: int, *, index: int | None = None) -> None:
         """Forget and erase everything at or after ``slot`` (and recordings from ``index``)."""
         ...

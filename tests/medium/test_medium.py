@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backerd.daemon.medium import WRITE_BATCH, BackerMedium
 from backerd.errors import TapeError, UsageError
 from backerd.format.params import mode as mode_params
+from backerd.medium import WRITE_BATCH, BackerMedium
 from backerd.tape.medium import END_OF_DATA, FILEMARK, Medium, MemoryMedium
 from backerd.vcr.base import Recording
 from backerd.vcr.sim import Cassette, SimDeck
@@ -268,7 +268,7 @@ def test_early_warning_then_end_of_tape(tmp_path: Path) -> None:
 CRASHER = textwrap.dedent(
     """
     import os, signal, sys
-    from backerd.daemon.medium import WRITE_BATCH, BackerMedium
+    from backerd.medium import WRITE_BATCH, BackerMedium
     from backerd.vcr.sim import Cassette, SimDeck
     m = BackerMedium(SimDeck(Cassette.create(sys.argv[1], "ntsc", "T-30")), "nlr")
     data = bytes(range(256)) * 400

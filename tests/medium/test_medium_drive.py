@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from backerd.daemon.medium import BackerMedium
 from backerd.errors import TapeError
+from backerd.medium import BackerMedium
 from backerd.tape.drive import Drive
 from backerd.tape.medium import END_OF_DATA, FILEMARK
 from backerd.vcr.noise import NoiseModel
@@ -290,7 +290,7 @@ def test_unfinished_recording_is_recovered_by_decoding(tmp_path: Path) -> None:
 
 def test_recordings_the_catalog_never_saw_are_found_by_scanning(tmp_path: Path) -> None:
     """Signal without index entries: mode guessed, recordings split at their EORs."""
-    from backerd.daemon.medium import FieldCutter
+    from backerd.format.fields import FieldCutter
     from backerd.format.params import mode as mode_params
     from backerd.format.recorder import Recorder
 

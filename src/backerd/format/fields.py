@@ -1,0 +1,73 @@
+"""Field geometry of a recording: cutting a raw stream into fields, and counting them.
+
+Theory of operation. A raw Backer stream is a sequence of video fields whose lengths
+alternate with the field parity (``geometry.field_length(i)``: odd and even fields of
+a frame differ by a line). Decks record and play whole fields, so everything that hands
+a raw stream to a deck cuts it with a ``FieldCutter``, and everything that plans tape
+use asks ``fields_needed`` how many fields a recording of so many user bytes takes
+(spec 6.6: BOR, data sectors or EP groups, EOR, and a pad field to an even count).
+``fields_of_raw`` goes the other way: how many fields a prefix of a raw stream spans.
+All three are pure functions of the mode's parameters.
+"""
+
+from __future__ import annotations
+
+from backerd.format.params import ModeParams
+
+
+class FieldCutter:
+    """Cuts a raw stream into fields (field i has ``geometry.field_length(i)`` bytes)."""
+
+    def __init__(self, params: ModeParams) -> None:
+        self.geometry = params.geometry
+        self.index = 0
+        self.buf = bytearray()
+
+    def cut(self, raw: bytes) -> list[bytes]:
+        self.buf += raw
+        out = []
+        pos = 0
+        while True:
+            n = self.geometry.field_length(self.index)
+            if len(self.buf) - pos < n:
+                break
+            out.append(bytes(self.buf[pos : pos + n]))
+            pos += n
+            self.index += 1
+        del self.buf[:pos]
+        return out
+
+    def rest(self) -> list[bytes]:
+        """The last, partial field (raw modes only)."""
+        if not self.buf:
+            return []
+        out = [bytes(self.buf)]
+        self.buf.clear()
+        self.index += 1
+        return out
+
+
+def fields_needed(params: ModeParams, user_bytes: int) -> int:
+    """Fields of a recording of ``user_bytes`` (spec 6.6), pad field included."""
+    if params.is_raw:
+        g = params.geometry
+        frames, rest = divmod(user_bytes, g.frame_size)
+        return 2 * frames + (0 if not rest else 1 if rest <= g.field_length(0) else 2)
+    if params.codec == "ep":
+        data = 255 * -(-user_bytes // params.group_capacity)
+    else:
+        data = -(-user_bytes // params.capacity)
+    total = params.n_bor + data + params.n_eor
+    return total + total % 2
+
+
+def fields_of_raw(params: ModeParams, raw_bytes: int, limit: int) -> int:
+    """Fields (at most ``limit``) holding the first ``raw_bytes`` bytes of a raw stream."""
+    g = params.geometry
+    frames = min(raw_bytes // g.frame_size, limit // 2)
+    n = 2 * frames
+    total = frames * g.frame_size
+    while total < raw_bytes and n < limit:
+        total += g.field_length(n)
+        n += 1
+    return n

@@ -1,0 +1,129 @@
+"""Streaming reads of one recording: fields from the deck, user bytes out, in bounded memory.
+
+Theory of operation. A ``RecordingReader`` plays the fields of one recording from the
+deck, ``PLAY_CHUNK`` at a time, through a ``Player`` and serves byte ranges of the
+recording's user stream, forwards only. It holds at most what was decoded but not yet
+asked for: skipping forward decodes and drops.
+
+The Player keeps lost user bytes in place (as zeros) and names them in ``SectorLost``
+events, so offsets in its output are true user-byte offsets; ``read`` reports whether
+any byte of the range it returns was lost, and the medium turns that into EIO for the
+block (``BackerMedium.read_block``, the only place a lost sector becomes an error).
+Symbols the inner code corrected (``Statistics.byte_errors``) are passed on to
+``on_corrected`` as they grow; they become st's soft errors (mt_erreg).
+
+A reader stops at the recording's last field or at the Player's end of record (EOR),
+whichever comes first; ``eor`` tells which, and the player's ``raw_consumed`` tells how
+far into the raw stream the EOR was met (crash recovery splits signal there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from backerd.format.player import Player, PlayerOutput, SectorLost
+from backerd.format.stats import Statistics
+from backerd.vcr.base import Deck, Recording
+
+PLAY_CHUNK = 256  # fields played and decoded at once (the codecs like big batches)
+
+
+class Playback(Protocol):
+    """What the medium relies on in a player (``format.player.Player`` provides it)."""
+
+    stats: Statistics  # byte_errors: corrected symbols; sectors_decoded
+    raw_consumed: int  # raw bytes used, up to the EOR once it was met
+
+    def feed(self, raw: bytes) -> PlayerOutput: ...
+
+    def finish(self) -> PlayerOutput: ...
+
+
+def _ignore(count: int) -> None:
+    pass
+
+
+class RecordingReader:
+    """Plays one recording through a Player; serves byte ranges of its user stream."""
+
+    def __init__(
+        self, deck: Deck, rec: Recording, *, on_corrected: Callable[[int], None] = _ignore
+    ) -> None:
+        self.deck = deck
+        self.rec = rec
+        self.on_corrected = on_corrected
+        self.player: Playback = Player(rec.mode, rec.fmt)
+        self.fed = 0  # fields played so far
+        self.base = 0  # user offset of buf[0]
+        self.buf = bytearray()
+        self.decoded = 0  # user bytes accounted for (data and lost)
+        self.lost: list[tuple[int, int]] = []  # [start, end) user-byte ranges
+        self.done = False
+        self.eor = False  # the Player met the end of the recording
+        self.corrected = 0  # byte_errors already passed on
+
+    def _absorb(self, out: PlayerOutput) -> None:
+        self.buf += out.data
+        self.decoded += len(out.data)
+        for ev in out.events:
+            if isinstance(ev, SectorLost) and ev.length > 0:
+                self.lost.append((ev.offset, ev.offset + ev.length))
+        if out.end_of_record:
+            self.done = self.eor = True
+        total = self.player.stats.byte_errors
+        if total < self.corrected:  # a BOR reset the player's statistics
+            self.corrected = 0
+        if total > self.corrected:
+            self.on_corrected(total - self.corrected)
+        self.corrected = total
+
+    def _pump(self) -> None:
+        left = self.rec.fields - self.fed
+        if left <= 0:
+            self._absorb(self.player.finish())
+            self.done = True
+            return
+        where = self.rec.start + self.fed
+        if self.deck.position() != where:
+            self.deck.seek(where)
+        fields = self.deck.play(min(PLAY_CHUNK, left))
+        if not fields:
+            self._absorb(self.player.finish())
+            self.done = True
+            return
+        self.fed += len(fields)
+        raw = b"".join(f for f in fields if f is not None)
+        if raw:
+            self._absorb(self.player.feed(raw))
+
+    def read(self, offset: int, size: int) -> tuple[bytes, bool]:
+        """Bytes [offset, offset + size) (fewer at the end) and whether any were lost."""
+        if offset < self.base:
+            raise ValueError("reader cannot go backwards")
+        want = offset + size
+        while self.decoded < want and not self.done:
+            self._drop_before(offset)  # keep memory bounded while skipping forward
+            self._pump()
+        self._drop_before(offset)
+        end = min(want, self.decoded)
+        data = bytes(self.buf[: max(end - offset, 0)])
+        lost = any(a < end and b > offset for a, b in self.lost)
+        self._drop_before(end)
+        return data, lost
+
+    def _drop_before(self, offset: int) -> None:
+        n = min(offset - self.base, len(self.buf))
+        if n > 0:
+            del self.buf[:n]
+            self.base += n
+        if offset > self.base and not self.buf:
+            self.base = min(offset, self.decoded)
+        self.lost = [(a, b) for a, b in self.lost if b > self.base]
+
+    def length(self) -> int:
+        """Decode to the end; the user byte count of the recording."""
+        while not self.done:
+            self._drop_before(self.decoded)
+            self._pump()
+        return self.decoded

@@ -1,0 +1,120 @@
+"""The recording being written: user blocks in, fields for the deck out.
+
+Theory of operation. A ``RecordingWriter`` owns the ``Recorder`` of one recording and
+the ``FieldCutter`` that turns its raw stream into whole fields; it counts the fields
+handed out (so the medium knows where on tape the next one goes), the user bytes, and
+the block sizes (run-length encoded, committed to the catalog beside the tape when the
+recording ends). Small blocks are gathered by the Recorder's own batching
+(``WRITE_BATCH`` user bytes) before they are encoded, as st's write buffer does: a
+crash loses at most that much of an unfinished recording.
+
+Writing in the middle of a recording keeps its first blocks. ``resume`` decodes the
+recording up to that point and feeds it through a fresh Recorder: the encoder is
+deterministic, so the fields it emits are those already on tape and only the fields
+after them need recording anew. That needs a recording in the format the Recorder
+writes (3.102, or a raw mode), and whose kept bytes decode without loss. Kept blocks of
+a recording without stored boundaries (foreign or recovered) are the blocks it was
+read or spaced in; they become real boundaries, as on a tape of fixed records.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+
+from backerd.errors import TapeError
+from backerd.format.fields import FieldCutter, fields_needed
+from backerd.format.params import mode as mode_params
+from backerd.format.recorder import Recorder
+from backerd.medium.reader import RecordingReader
+from backerd.vcr.base import BlockRuns, Recording
+
+WRITE_BATCH = 256 << 10  # user bytes the Recorder gathers before it encodes
+WRITTEN_FORMAT = "3.102"  # the only format the Recorder writes
+_REPLAY_CHUNK = 1 << 20  # user bytes decoded at once while resuming
+
+
+@dataclass
+class RecordingWriter:
+    """The recording being written, from tape slot ``start`` on."""
+
+    start: int
+    mode: str
+    recorder: Recorder
+    cutter: FieldCutter
+    fields: int = 0  # fields handed out for recording
+    user_bytes: int = 0
+    runs: BlockRuns = field(default_factory=BlockRuns)
+    blocks: int = 0
+
+    @classmethod
+    def new(cls, start: int, mode: str) -> RecordingWriter:
+        params = mode_params(mode)
+        return cls(start, params.name, Recorder(params.name, WRITTEN_FORMAT,
+                                                batch_bytes=WRITE_BATCH),
+                   FieldCutter(params))
+
+    @property
+    def next_slot(self) -> int:
+        """Tape slot of the next field to record."""
+        return self.start + self.fields
+
+    def fits(self, size: int, tape_length: int) -> bool:
+        """Whether a further block of ``size`` bytes still ends before the end of tape."""
+        needed = fields_needed(mode_params(self.mode), self.user_bytes + size)
+        return self.start + needed <= tape_length
+
+    def fields_planned(self) -> int:
+        """Fields the recording will have once closed, as it stands."""
+        return fields_needed(mode_params(self.mode), self.user_bytes)
+
+    def add_block(self, data: bytes) -> list[bytes]:
+        """Take one user block; the fields now ready for the deck."""
+        fields = self.cutter.cut(self.recorder.write(data))
+        self.user_bytes += len(data)
+        self.runs.append(len(data))
+        self.blocks += 1
+        return fields
+
+    def close(self) -> list[bytes]:
+        """End the recording: its last fields (EOR, pad)."""
+        return self.cutter.cut(self.recorder.close()) + self.cutter.rest()
+
+    def recording(self, *, filemark: bool) -> Recording:
+        """The catalog entry of the recording, once its last fields are recorded."""
+        return Recording(
+            start=self.start, fields=self.fields, mode=self.mode, fmt=WRITTEN_FORMAT,
+            user_bytes=self.user_bytes, blocks=self.runs.freeze(), filemark=filemark,
+        )
+
+
+def can_resume(rec: Recording) -> bool:
+    """Whether the Recorder reproduces ``rec``'s fields (so it can be written into)."""
+    return mode_params(rec.mode).is_raw or rec.fmt == WRITTEN_FORMAT
+
+
+def resume(
+    rec: Recording, reader: RecordingReader, keep: int, runs: BlockRuns, blocks: int
+) -> RecordingWriter:
+    """A writer continuing ``rec`` after its first ``blocks`` blocks (``keep`` bytes).
+
+    ``fields`` of the result counts the fields already on tape; recording goes on after
+    them. ``reader`` plays ``rec`` from its start.
+    """
+    if not can_resume(rec):
+        raise TapeError(
+            f"cannot write inside a recording in format {rec.fmt}; write at its start "
+            "or at EOD", errno=errno.EIO)
+    writer = RecordingWriter.new(rec.start, rec.mode)
+    done = 0
+    while done < keep:
+        data, lost = reader.read(done, min(keep - done, _REPLAY_CHUNK))
+        if lost or not data:
+            raise TapeError("recording cannot be read back to append to it",
+                            errno=errno.EIO)
+        writer.fields += len(writer.cutter.cut(writer.recorder.write(data)))
+        done += len(data)
+    writer.user_bytes = keep
+    writer.runs = runs
+    writer.blocks = blocks
+    return writer
