@@ -121,7 +121,9 @@ class Catalog:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, isolation_level=None)
+        # one unit's calls run in worker threads, one at a time (the unit lock)
+        self.db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, isolation_level=None,
+                                  check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.execute("PRAGMA journal_mode = WAL")

@@ -1,9 +1,10 @@
 """The status socket: a unix stream socket under the runtime directory, JSON replies.
 
-Protocol: the client sends one line (``status``), the daemon answers one JSON object
-followed by a newline and closes the connection. The server side is a trio task; the
-client side (``query``) is plain blocking sockets, and trio is imported only by the
-server, so ``backerd status`` starts fast.
+Protocol: the client sends one line (``status``, or a JSON object naming a ``request``
+and its arguments), the daemon answers one JSON object followed by a newline and closes
+the connection. Requests other than status are a table the service passes in. The
+server side is a trio task; the client side (``query``) is plain blocking sockets, and
+trio is imported only by the server, so ``backerd status`` starts fast.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import errno
 import json
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,29 @@ def _socket_answers(path: Path) -> bool:
         return True
 
 
-async def _handle(stream: trio.SocketStream, status: Callable[[], dict[str, Any]]) -> None:
+Requests = Mapping[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]]
+
+
+async def _answer(command: str, status: Callable[[], dict[str, Any]],
+                  requests: Requests) -> dict[str, Any]:
+    if command in ("", "status"):
+        return status()
+    if command.startswith("{"):
+        try:
+            body = json.loads(command)
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("request") in requests:
+            try:
+                return await requests[body["request"]](body)
+            except BackerError as exc:
+                return {"error": exc.message, "exit_status": exc.exit_status}
+    known = ", ".join(["status", *requests])
+    return {"error": f"unknown request {command[:80]!r} (known: {known})"}
+
+
+async def _handle(stream: trio.SocketStream, status: Callable[[], dict[str, Any]],
+                  requests: Requests) -> None:
     import trio
 
     async with stream:
@@ -52,11 +75,8 @@ async def _handle(stream: trio.SocketStream, status: Callable[[], dict[str, Any]
                 if not chunk:
                     break
                 request += chunk
-        command = request.split(b"\n", 1)[0].strip().decode("ascii", "replace")
-        if command in ("", "status"):
-            reply: dict[str, Any] = status()
-        else:
-            reply = {"error": f"unknown request {command!r} (known: status)"}
+        command = request.split(b"\n", 1)[0].strip().decode("utf-8", "replace")
+        reply = await _answer(command, status, requests)
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.send_all(json.dumps(reply, default=str).encode() + b"\n")
 
@@ -77,6 +97,7 @@ async def ensure_not_running(path: Path) -> None:
 async def serve_control(
     path: Path,
     status: Callable[[], dict[str, Any]],
+    requests: Requests | None = None,
     *,
     task_status: trio.TaskStatus[None] | None = None,
 ) -> None:
@@ -99,7 +120,7 @@ async def serve_control(
     try:
         if task_status is not None:
             task_status.started()
-        await trio.serve_listeners(lambda s: _handle(s, status), [listener])
+        await trio.serve_listeners(lambda s: _handle(s, status, requests or {}), [listener])
     finally:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -127,3 +148,19 @@ def query(path: Path, request: str = "status", *, timeout: float = CLIENT_TIMEOU
         return json.loads(b"".join(chunks))
     except ValueError:
         raise NotRunning(f"the daemon sent a malformed answer on {path}") from None
+
+
+class RequestFailed(BackerError):
+    """The daemon refused a request; carries the daemon's exit status."""
+
+
+def ask(path: Path, request: dict[str, Any], *, timeout: float = CLIENT_TIMEOUT) -> Any:
+    """Send a JSON request; its reply, or RequestFailed with the daemon's message."""
+    reply = query(path, json.dumps(request), timeout=timeout)
+    if isinstance(reply, dict) and "error" in reply:
+        exc = RequestFailed(str(reply["error"]))
+        status = reply.get("exit_status")
+        if isinstance(status, int):
+            exc.exit_status = status
+        raise exc
+    return reply

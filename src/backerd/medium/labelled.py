@@ -24,6 +24,7 @@ signal-health trace and the playback statistics of the recording last read.
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -33,6 +34,8 @@ from backerd.format.stats import Statistics
 from backerd.medium.backer import BackerMedium
 from backerd.medium.reader import Playback, RecordingReader
 from backerd.medium.writer import RecordingWriter
+from backerd.observe.counters import Totals
+from backerd.tape.medium import Mark
 from backerd.vcr.base import Deck, Field, Interrupted, Recording, RecordingCatalog
 
 LABEL_FIELDS = 600  # a label recording is far shorter; a longer first recording is data
@@ -169,6 +172,7 @@ class LabelledDeck:
         self.deck = deck
         self.log = log or (lambda message: None)
         self.sink: RecordingSink | None = None
+        self.on_refresh: Callable[[], None] | None = None  # after a label was looked for
         self.label: Label | None = None
         self.base = 0  # real slot where the user's tape starts
         self.skip = 0  # recordings hidden (1 behind a label)
@@ -189,6 +193,8 @@ class LabelledDeck:
                          f"{self.label.standard}, written {self.label.created})")
             else:
                 self.log("cassette has no label (blank, or written by the original driver)")
+        if self.on_refresh is not None:
+            self.on_refresh()
         return self.label
 
     def _ensure(self) -> None:
@@ -296,6 +302,7 @@ class _TracedPlayback:
         self.medium = medium
         self.fields_per_feed = fields_per_feed
         self._prev = (0, 0, 0)
+        self._framing = 0
 
     @property
     def stats(self) -> Statistics:
@@ -313,6 +320,11 @@ class _TracedPlayback:
         margin = 0 if s.worst_key is None else s.worst_key - s.closest_non_key
         self.medium.trace.append((*delta, margin))
         self.medium.last_stats = s.as_dict()
+        totals = self.medium.totals
+        totals.corrected_symbols_total += delta[0]
+        framing = s.framing_errors
+        totals.sync_losses_total += framing - self._framing if framing >= self._framing else framing
+        self._framing = framing
 
     def feed(self, raw: bytes) -> Any:
         out = self.inner.feed(raw)
@@ -335,16 +347,46 @@ class CataloguedMedium(BackerMedium):
         self.trace_file: int | None = None
         self.trace_start = 0
         self.last_stats: dict[str, Any] | None = None
+        self.previous_stats: dict[str, Any] | None = None
+        self.totals = Totals()
         super().__init__(deck, mode, **kwargs)
 
     def write_block(self, data: bytes) -> None:
+        began = time.monotonic()
         super().write_block(data)
+        self.totals.note_write(len(data), time.monotonic() - began)
         sink = self.labelled.sink
         if sink is not None:
             sink.data(data)
 
+    def read_block(self, max_size: int) -> bytes | Mark:
+        began = time.monotonic()
+        hard = self.hard_errors
+        try:
+            item = super().read_block(max_size)
+        finally:
+            self.totals.unrecoverable_blocks_total += self.hard_errors - hard
+        if isinstance(item, bytes):
+            self.totals.note_read(len(item), time.monotonic() - began)
+        return item
+
+    def write_filemarks(self, count: int) -> None:
+        super().write_filemarks(count)
+        self.totals.filemarks_written_total += count
+
+    def transfer_state(self) -> str:
+        """STOPPED, READING or WRITING, as the original status file said."""
+        if self._writer is not None:
+            return "WRITING"
+        if self._reader is not None and not self._reader.done:
+            return "READING"
+        return "STOPPED"
+
     def _new_reader(self, file: int, rec: Recording) -> RecordingReader:
         reader = super()._new_reader(file, rec)
+        if self.last_stats is not None:
+            self.previous_stats = self.last_stats
+        self.last_stats = None
         self.trace = []
         self.trace_file = file
         self.trace_start = rec.start + self.labelled.base
