@@ -161,6 +161,22 @@ def _rebuild(args: argparse.Namespace) -> int:
 
     if (args.image is None) == (args.unit is None):
         raise UsageError("give a cassette IMAGE or --unit N")
+    if args.unit is not None and args.catalog is None:
+        from backerd.daemon.config import load_config
+        from backerd.daemon.control import NotRunning, ask
+
+        try:  # the daemon holds the cassette: it scans it into its own catalog
+            reply = ask(load_config(args.config).control_socket,
+                        {"request": "rebuild", "unit": args.unit}, timeout=24 * 3600)
+        except NotRunning:
+            reply = None
+        if reply is not None:
+            if args.json:
+                _dump(reply)
+            else:
+                print(f"unit {args.unit}: {reply['files']} files, {reply['members']} tar "
+                      f"members, {reply['bytes']:,} bytes catalogued as {reply['uuid']}")
+            return 0
     image = args.image if args.image is not None else _unit_image(args)
     with Cassette.open(image, readonly=True) as cassette:
         bar = Bar(f"rebuild {image.name}", 0, "fields")
