@@ -26,22 +26,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="catalog database (default: catalog.db in the state directory)")
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="the daemon's configuration (for the state directory)")
+    common = argparse.ArgumentParser(add_help=False)  # the same options after the action
+    common.add_argument("--catalog", type=Path, metavar="FILE", default=argparse.SUPPRESS)
+    common.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = sub.add_parser("ls", help="list the cassettes")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, parents=[common])
+
+    p = add("ls", "list the cassettes")
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("show", help="show one cassette and its files")
+    p = add("show", "show one cassette and its files")
     p.add_argument("cassette", help="label, UUID or UUID prefix")
     p.add_argument("--members", action="store_true", help="list tar members too")
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("find", help="find tar members by path (shell pattern or substring)")
+    p = add("find", "find tar members by path (shell pattern or substring)")
     p.add_argument("pattern")
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("set", help="change location, state or wear limit")
+    p = add("set", "change location, state or wear limit")
     p.add_argument("cassette")
     p.add_argument("--location", metavar="TEXT")
     p.add_argument("--state", choices=STATES)
     p.add_argument("--wear-limit", type=int, metavar="PASSES")
-    p = sub.add_parser("rebuild", help="scan a cassette and restore its catalog rows")
+    p = add("rebuild", "scan a cassette and restore its catalog rows")
     p.add_argument("image", nargs="?", type=Path, help="a cassette image")
     p.add_argument("--unit", type=int, metavar="N", help="the cassette in the daemon's unit N")
     p.add_argument("--name", metavar="TEXT",

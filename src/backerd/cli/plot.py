@@ -67,12 +67,11 @@ def run(args: argparse.Namespace) -> int:
     width, height = _size(args.size)
     if args.last_read:
         from backerd.daemon.config import load_config
-        from backerd.daemon.control import query
+        from backerd.daemon.control import ask
         from backerd.observe.fieldtrace import Trace
 
-        reply = query(load_config(args.config).control_socket, f"trace {args.unit}")
-        if "error" in reply:
-            raise UsageError(str(reply["error"]))
+        reply = ask(load_config(args.config).control_socket,
+                    {"request": "trace", "unit": args.unit})
         trace = Trace(reply["start"], reply["corrected"], reply["margin"], reply["lost"],
                       reply["slips"])
     elif args.image is not None and args.file is not None:

@@ -181,13 +181,13 @@ class LabelledDeck:
 
     # -- the label ---------------------------------------------------------------------
 
-    def refresh(self) -> Label | None:
-        """Look for the label of the cassette now loaded."""
+    def refresh(self, *, quiet: bool = False) -> Label | None:
+        """Look for the label of the cassette now loaded (and name it in the log)."""
         self.label, rec = read_label(self.deck) if self.deck.loaded else (None, None)
         self.base = rec.end if rec is not None else 0
         self.skip = 1 if rec is not None else 0
         self._known = True
-        if self.deck.loaded:
+        if self.deck.loaded and not quiet:
             if self.label is not None:
                 self.log(f"cassette labelled {self.label.text!r} ({self.label.uuid}, "
                          f"{self.label.standard}, written {self.label.created})")
@@ -203,7 +203,7 @@ class LabelledDeck:
 
     def write_label(self, label: Label, mode: str, *, force: bool = False) -> None:
         write_label(self.deck, label, mode, force=force)
-        self.refresh()
+        self.refresh(quiet=True)
 
     # -- Deck --------------------------------------------------------------------------
 
