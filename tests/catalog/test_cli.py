@@ -95,3 +95,23 @@ def test_plot_file_is_a_png_of_the_asked_size(old_cassette: Path, tmp_path: Path
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
     assert struct.unpack(">II", data[16:24]) == (640, 200)
     assert b"plot] extra" in result.stderr or b"PNG" in result.stderr
+
+
+def test_cassette_label_offline_then_rebuild(tmp_path: Path, capsys) -> None:
+    image = tmp_path / "new.cassette"
+    assert run("cassette", "new", str(image), "--length", "E-30").returncode == 0
+    assert run("cassette", "label", str(image), "FRIDAY").returncode == 0
+    stream = run("encode", "--mode", "nhs", stdin=tar_of(["x/y"])).stdout
+    assert run("cassette", "record", str(image), "--mode", "nhs", stdin=stream).returncode == 0
+    refused = run("cassette", "label", str(image), "OTHER")
+    assert refused.returncode == 2 and b"holds data" in refused.stderr
+    db = str(tmp_path / "c.db")
+    assert main(["catalog", "rebuild", str(image), "--catalog", db, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["labelled"] and summary["label"] == "FRIDAY" and summary["files"] == 1
+    assert main(["catalog", "find", "x/y", "--catalog", db, "--json"]) == 0
+    [hit] = json.loads(capsys.readouterr().out)
+    assert hit["file_number"] == 0 and hit["label"] == "FRIDAY"  # the label is not file 0
+    assert run("cassette", "label", str(image), "OTHER", "--force").returncode == 0
+    assert main(["catalog", "rebuild", str(image), "--catalog", db, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"] == 0

@@ -150,3 +150,20 @@ def test_kill_9_never_leaves_uncommitted_rows(tmp_path: Path) -> None:
         # every acknowledged file is there, at most one more (committed, not yet printed)
         assert files == list(range(len(files)))
         assert acknowledged + 1 <= len(files) <= acknowledged + 2
+
+
+def test_live_catalog_marks_a_cassette_full_past_the_warning_zone(catalog: Catalog) -> None:
+    from backerd.catalog.live import LiveCatalog
+    from backerd.vcr.base import Recording
+
+    live = LiveCatalog(catalog, fps=60, written_by="test")
+    uuid = live.cassette_loaded(None, fallback_name="old", standard="ntsc",
+                                length_seconds=600, passes=0, full_at=1000)
+    for n, (start, fields) in enumerate([(0, 500), (500, 600)]):
+        live.begun(n, start, "nhs", "3.102", resumed=False)
+        live.data(os.urandom(100))
+        live.committed(n, Recording(start, fields, "nhs", user_bytes=100, blocks=((100, 1),)))
+        assert catalog.cassette(uuid).state == ("active" if n == 0 else "full")
+    live.begun(2, 1100, "nhs", "3.102", resumed=False)
+    live.data(b"x")  # never committed: no filemark
+    assert len(catalog.recordings(uuid)) == 2

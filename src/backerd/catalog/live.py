@@ -30,6 +30,7 @@ class LiveCatalog:
         self.written_by = written_by
         self.log = log or (lambda message: None)
         self.cassette_uuid: str | None = None
+        self.full_at: int | None = None  # a recording ending past this slot fills the cassette
         self.pending: PendingRecording | None = None
         self._resumed = False
 
@@ -41,8 +42,13 @@ class LiveCatalog:
             self.log(f"catalog: {what} failed: {message}")
 
     def cassette_loaded(self, label: Label | None, *, fallback_name: str, standard: str,
-                        length_seconds: int, passes: int) -> str:
-        """Register the loaded cassette; its UUID (a name-derived one when unlabelled)."""
+                        length_seconds: int, passes: int, full_at: int | None = None) -> str:
+        """Register the loaded cassette; its UUID (a name-derived one when unlabelled).
+
+        ``full_at``: the slot of the early-warning zone; a file ending there marks the
+        cassette full in the inventory.
+        """
+        self.full_at = full_at
         from backerd.catalog.store import unlabelled_uuid
 
         if label is not None:
@@ -92,6 +98,10 @@ class LiveCatalog:
             row.bytes = rec.user_bytes
         self._guard(f"storing file {file}", lambda: pending.commit_on_filemark(
             field_end=shape.field_end, counter_end=shape.counter_end, status=status))
+        if self.full_at is not None and rec.end >= self.full_at:
+            uuid = self.cassette_uuid
+            self._guard("marking the cassette full",
+                        lambda: self.store.set_cassette(uuid, state="full"))
 
     def discarded(self, file: int) -> None:
         self.pending = None

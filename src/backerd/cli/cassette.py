@@ -171,6 +171,7 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _dump(args: argparse.Namespace) -> int:
+    from backerd.cli.progress import Bar
     from backerd.vcr.sim import Cassette
 
     out = sys.stdout.buffer
@@ -180,8 +181,11 @@ def _dump(args: argparse.Namespace) -> int:
             have = f"recordings 0..{len(recs) - 1}" if recs else "no recordings"
             raise UsageError(f"no recording {args.file}: the cassette has {have}")
         rec = recs[args.file]
+        bar = Bar(f"dump {args.file}", rec.fields, "fields")
         for at in range(rec.start, rec.end, 256):
             fields = c.read_fields(at, min(256, rec.end - at))
             out.write(b"".join(f for f in fields if f is not None))
+            bar.update(at + len(fields) - rec.start)
+        bar.done()
         out.flush()
     return 0

@@ -47,7 +47,8 @@ class UnitTools:
         self.cassette_uuid = self.live.cassette_loaded(
             self.deck.label, fallback_name=str(Path(self.cassette.path).resolve()),
             standard=self.deck.standard, length_seconds=self.cassette.slots // self.deck.fps,
-            passes=self.cassette.wear.get("passes", 0))
+            passes=self.cassette.wear.get("passes", 0),
+            full_at=self.cassette.slots - int(self.medium.early_warning_seconds * self.deck.fps))
 
     # -- reading the state (no lock needed: values only) ---------------------------------
 
