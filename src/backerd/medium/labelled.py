@@ -32,7 +32,7 @@ from backerd.catalog.label import MAX_BYTES, Label, encode_label, parse_label
 from backerd.errors import BackerError, TapeError, UsageError
 from backerd.format.stats import Statistics
 from backerd.medium.backer import BackerMedium
-from backerd.medium.reader import Playback, RecordingReader
+from backerd.medium.reader import PLAY_CHUNK, Playback, RecordingReader
 from backerd.medium.writer import RecordingWriter
 from backerd.observe.counters import Totals
 from backerd.tape.medium import Mark
@@ -390,8 +390,6 @@ class CataloguedMedium(BackerMedium):
         self.trace = []
         self.trace_file = file
         self.trace_start = rec.start + self.labelled.base
-        from backerd.medium.reader import PLAY_CHUNK
-
         reader.player = _TracedPlayback(reader.player, self, PLAY_CHUNK)
         return reader
 
