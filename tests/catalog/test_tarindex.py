@@ -177,3 +177,15 @@ def test_gnu_tar_archives_with_long_names(tmp_path: Path, fmt: str) -> None:
     assert sorted(p.removeprefix("./").rstrip("/") for p in listed if p != "./") == sorted(
         k for k in members if k not in ("", "."))
     assert isinstance(events[-1], End)
+
+
+@pytest.mark.skipif(not _gnu_tar_version_ok(), reason="GNU tar not installed")
+def test_gnu_volume_label_is_not_a_member(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_bytes(b"data" * 300)
+    archive = tmp_path / "v.tar"
+    subprocess.run([GNU_TAR, "--format=gnu", "-V", "WEEKLY-07", "-cf", str(archive),
+                    "-C", str(tmp_path / "src"), "f"], check=True)
+    _, members, events = index_bytes(archive.read_bytes())
+    assert [(m.path, m.size) for m in members] == [("f", 1200)]
+    assert isinstance(events[-1], End)

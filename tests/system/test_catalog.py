@@ -125,6 +125,21 @@ def test_label_catalog_counters_metrics_check_plot_rebuild(noisy: Daemon, tmp_pa
                                           "--members", "--json")).stdout)
     assert comparable(offline) == comparable(live)
     d.start()
+    # labelling again: refused while data is on it, and --force only at BOT
+    refused = backerd(d, "label", "--unit", "0", "TUESDAY-01", ok=False)
+    assert refused.returncode == 2 and b"holds data" in refused.stderr
+    d.mt(d.nrew, "fsf", "1")
+    away = backerd(d, "label", "--unit", "0", "--force", "TUESDAY-01", ok=False)
+    assert away.returncode == 2 and b"BOT" in away.stderr
+    d.mt(d.nrew, "rewind")
+    backerd(d, "label", "--unit", "0", "--force", "TUESDAY-01")
+    [unit] = d.status()["units"]
+    assert unit["cassette_label"]["text"] == "TUESDAY-01"
+    d.mt(d.nrew, "rewind")
+    assert d.run("tar", "-tf", d.nrew, ok=False).returncode != 0  # nothing left to read
+    old = {c["label"]: c for c in catalog(d, "ls", "--json")}
+    assert old["MONDAY-01"]["state"] == "retired" and old["MONDAY-01"]["files"] == 0
+    assert old["TUESDAY-01"]["state"] == "blank"
 
 
 def test_kill_9_mid_archive_leaves_no_row_for_it(noisy: Daemon, tmp_path: Path) -> None:
