@@ -128,6 +128,7 @@ def open_sim_unit(config: UnitConfig) -> Unit:
             medium.close()
         finally:
             cassette.close()
+            tools.close()
             if live is not None:
                 live.store.close()
 

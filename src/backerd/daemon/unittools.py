@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from backerd.catalog.label import new_label
 from backerd.catalog.live import LiveCatalog
 from backerd.catalog.store import Catalog
 from backerd.daemon.config import UnitConfig
-from backerd.errors import TapeError, UsageError
+from backerd.errors import BackerError, TapeError, UsageError
 from backerd.format.params import mode as mode_params
 from backerd.medium.labelled import CataloguedMedium, LabelledDeck
 from backerd.observe.counters import driver_counters
@@ -34,6 +35,7 @@ class UnitTools:
         self.medium = medium
         self.live = live
         self.cassette_uuid: str | None = None
+        self._status_store: Catalog | None = None
         deck.on_refresh = self._registered
         self._registered()
 
@@ -61,12 +63,14 @@ class UnitTools:
         wear = self.cassette.wear
         limit = 500
         state = ""
-        store = self.store
-        if store is not None and self.cassette_uuid is not None:
+        if self.config.catalog is not None and self.cassette_uuid is not None:
             try:
-                row = store.cassette(self.cassette_uuid)
+                # its own connection: status runs beside a request using the unit's one
+                if self._status_store is None:
+                    self._status_store = Catalog(self.config.catalog)
+                row = self._status_store.cassette(self.cassette_uuid)
                 limit, state = row.wear_limit, row.state
-            except Exception:  # status is informative: a busy catalog must not break it
+            except (BackerError, sqlite3.Error):  # informative only: never break status
                 pass
         medium = self.medium
         mode = medium.mode
@@ -136,6 +140,11 @@ class UnitTools:
         for i, name in enumerate(("corrected", "lost", "slips", "margin")):
             out[name] = [s[i] for s in trace]
         return out
+
+    def close(self) -> None:
+        if self._status_store is not None:
+            self._status_store.close()
+            self._status_store = None
 
     def rebuild(self) -> dict[str, Any]:
         from backerd.catalog.rebuild import rows_from_scan, scan_cassette
