@@ -334,3 +334,33 @@ def test_memory_stays_bounded_whatever_the_recording_length(cassette: Cassette) 
         tracemalloc.stop()
     assert count == size // len(block)
     assert write_peak < 4 << 20 and read_peak < 4 << 20, (write_peak, read_peak)
+
+
+@pytest.mark.parametrize("mode", ["nlr", "nls", "nhe"])
+def test_writing_inside_a_foreign_recording_keeps_the_blocks_read(
+    cassette: Cassette, mode: str
+) -> None:
+    """As on MemoryMedium: the blocks read (and spaced over) become real boundaries."""
+    from backerd.format.fields import FieldCutter
+    from backerd.format.recorder import Recorder
+
+    raw = random.Random(mode).randbytes(60_000)
+    recorder = Recorder(mode)
+    fields = FieldCutter(mode_params(mode)).cut(recorder.write(raw) + recorder.close())
+    deck = SimDeck(cassette)
+    cassette.begin_recording(0, mode, "3.102")
+    deck.record(fields)
+    cassette.commit_recording(Recording(0, len(fields), mode, "3.102", origin="record"))
+    m = BackerMedium(deck, mode, stream_block=4096)
+    ref = MemoryMedium.from_streams([raw], stream_block=4096)
+    for medium in (m, ref):
+        assert medium.read_block(1000) == raw[:1000]
+        assert medium.read_block(3000) == raw[1000:4000]
+        assert medium.space_blocks(2) == 2  # two virtual blocks of 4096
+        medium.write_block(b"new block")
+        medium.write_filemarks(1)
+        medium.rewind()
+    kept = [raw[:1000], raw[1000:4000], raw[4000:8096], raw[8096:12192], b"new block"]
+    assert ref.files() == [kept]
+    assert read_all(m) == [kept]
+    assert cassette.recordings[0].blocks == ((1000, 1), (3000, 1), (4096, 2), (9, 1))

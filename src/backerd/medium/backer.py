@@ -40,7 +40,7 @@ from backerd.medium.failures import tape_errors
 from backerd.medium.index import FileIndex, run_size
 from backerd.medium.reader import RecordingReader
 from backerd.medium.recovery import Recovery
-from backerd.medium.writer import RecordingWriter, resume
+from backerd.medium.writer import RecordingWriter, Writing
 from backerd.tape import spacing
 from backerd.tape.density import DEFAULT_DENSITY, is_valid_density, mode_for_density
 from backerd.tape.medium import END_OF_DATA, FILEMARK, DamagedBlock, Mark, TapePosition
@@ -73,10 +73,10 @@ class BackerMedium:
         self._file = 0
         self._block = 0
         self._offset = 0  # user-byte offset of the head inside the current file
-        self._writer: RecordingWriter | None = None
         self._reader: RecordingReader | None = None
         self._reader_file = -1  # the file self._reader plays
         self.index = FileIndex(self._measure, stream_block)
+        self.writing = Writing(deck, self.index, self._note_corrected)
         if deck.loaded:
             self._check_standard(self.default_mode)
             self._recover()
@@ -147,7 +147,7 @@ class BackerMedium:
     def blocks_in(self, file: int) -> int:
         recs = self._recordings()
         if file >= len(recs):
-            return self._writer.blocks if self._writer else 0
+            return self.writing.current.blocks if self.writing.current else 0
         return self.index.blocks(file, recs[file])
 
     def filemark_after(self, file: int) -> bool:
@@ -159,7 +159,7 @@ class BackerMedium:
     def _block_offset(self, file: int, block: int) -> int:
         recs = self._recordings()
         if file >= len(recs):
-            return self._writer.user_bytes if self._writer else 0
+            return self.writing.current.user_bytes if self.writing.current else 0
         return self.index.offset(file, recs[file], block)
 
     def _set(self, file: int, block: int) -> None:
@@ -169,16 +169,13 @@ class BackerMedium:
 
     def _settle(self) -> None:
         """End a recording being written before the head moves or reads."""
-        if self._writer is not None:
+        if self.writing.current is not None:
             self._finish_writer(filemark=False)
 
     def _recover(self) -> None:
         catalog = self.deck.catalog
         if catalog is not None:
-            Recovery(self.deck, catalog, self._notice, self._note_corrected).run()
-
-    def _notice(self, message: str) -> None:
-        self.log(message)
+            Recovery(self.deck, catalog, self.log, self._note_corrected).run()
 
     # -- writing ------------------------------------------------------------------------
 
@@ -188,54 +185,10 @@ class BackerMedium:
 
     def _begin_writer(self) -> RecordingWriter:
         catalog = self._require_writable()
-        recs = catalog.recordings
-        file, block = self._file, self._block
-        if file < len(recs) and block > 0:
-            return self._resume(file, block, recs[file])
-        start = recs[file].start if file < len(recs) else (recs[-1].end if recs else 0)
-        mode = self.mode
-        self._check_standard(mode)
-        with tape_errors("starting a recording"):
-            catalog.begin_recording(start, mode, "3.102", index=min(file, len(recs)))
-        self.index.forget_from(file)
-        writer = RecordingWriter.new(start, mode)
-        self.deck.seek(start)
+        if self._file >= len(catalog.recordings) or self._block == 0:
+            self._check_standard(self.mode)  # a new recording (a resumed one has its mode)
         self._reader = None
-        self._writer = writer
-        return writer
-
-    def _resume(self, file: int, block: int, rec: Recording) -> RecordingWriter:
-        """Continue recording ``file`` after its first ``block`` blocks."""
-        keep = self.index.offset(file, rec, block)
-        runs = self.index.runs_before(file, rec, block)
-        self._reader = None
-        with tape_errors("reading back the recording"):
-            reader = RecordingReader(self.deck, rec, on_corrected=self._note_corrected)
-            writer = resume(rec, reader, keep, runs, block)
-        catalog = self._require_writable()
-        # The fields emitted so far are those already on tape: keep them, record after.
-        with tape_errors("resuming a recording"):
-            catalog.begin_recording(rec.start, rec.mode, rec.fmt, keep=writer.fields,
-                                    index=file)
-        self.index.forget_from(file)
-        self.deck.seek(writer.next_slot)
-        self._writer = writer
-        return writer
-
-    def _record(self, writer: RecordingWriter, fields: list[bytes]) -> None:
-        if not fields:
-            return
-        try:
-            with tape_errors("recording"):
-                if self.deck.position() != writer.next_slot:
-                    self.deck.seek(writer.next_slot)
-                self.deck.record(fields)
-        except TapeError:
-            # The recording has a gap now: it ends here, as an interrupted one would.
-            self._writer = None
-            self._set(self._nfiles(), 0)
-            raise
-        writer.fields += len(fields)
+        return self.writing.begin(catalog, self._file, self._block, self.mode)
 
     def write_block(self, data: bytes) -> None:
         try:
@@ -247,26 +200,28 @@ class BackerMedium:
 
     def _write_block(self, data: bytes) -> None:
         self._require_writable()
-        writer = self._writer or self._begin_writer()
+        writer = self.writing.current or self._begin_writer()
         if not writer.fits(len(data), self.deck.length):
             raise TapeError("physical end of tape", errno=errno.ENOSPC)
-        self._record(writer, writer.add_block(data))
+        try:
+            self.writing.record(writer.add_block(data))
+        except TapeError:
+            self._set(self._nfiles(), 0)  # the recording was abandoned
+            raise
         self._file = self._nfiles()
         self._block = writer.blocks
         self._offset = writer.user_bytes
 
     def _finish_writer(self, *, filemark: bool) -> None:
-        writer = self._writer
-        if writer is None:
-            return
-        self._record(writer, writer.close())
-        self._writer = None  # whatever happens, this recording is over
-        with tape_errors("committing the recording"):
-            self._require_loaded().commit_recording(writer.recording(filemark=filemark))
-            self.deck.stop()
-        self._file = self._nfiles() - 1
-        self._block = writer.blocks
-        self._offset = writer.user_bytes
+        try:
+            writer = self.writing.finish(self._require_loaded(), filemark=filemark)
+        except TapeError:
+            self._set(self._nfiles(), 0)  # nothing committed: end of data
+            raise
+        if writer is not None:
+            self._file = self._nfiles() - 1
+            self._block = writer.blocks
+            self._offset = writer.user_bytes
 
     def write_filemarks(self, count: int) -> None:
         if count < 1:
@@ -280,7 +235,7 @@ class BackerMedium:
 
     def _write_filemarks(self, count: int) -> None:
         catalog = self._require_writable()
-        if self._writer is not None:
+        if self.writing.current is not None:
             self._finish_writer(filemark=True)
             count -= 1
             self._set(self._nfiles(), 0)
@@ -311,12 +266,12 @@ class BackerMedium:
         recs = catalog.recordings
         f, b = self._file, self._block
         try:
-            if f < len(recs) and b > 0:
-                self._begin_writer()
-                self._finish_writer(filemark=False)
-            else:
-                start = recs[f].start if f < len(recs) else (recs[-1].end if recs else 0)
-                with tape_errors("erasing"):
+            with tape_errors("erasing"):
+                if f < len(recs) and b > 0:
+                    self._begin_writer()
+                    self._finish_writer(filemark=False)
+                else:
+                    start = recs[f].start if f < len(recs) else (recs[-1].end if recs else 0)
                     catalog.discard_from(start, index=min(f, len(recs)))
         except TapeError as exc:
             self._write_failed("erase", exc)
@@ -432,7 +387,7 @@ class BackerMedium:
     # -- the cassette ------------------------------------------------------------------
 
     def load(self) -> None:
-        self._writer = None
+        self.writing.current = None
         self._reader = None
         with tape_errors("loading"):
             self.deck.load()
@@ -460,8 +415,9 @@ class BackerMedium:
         if not self.deck.loaded:
             return False
         zone = int(self.early_warning_seconds * self.deck.fps)
-        if self._writer is not None:
-            here = self._writer.start + self._writer.fields_planned()
+        writer = self.writing.current
+        if writer is not None:
+            here = writer.start + writer.fields_planned()
         else:
             recs = self._recordings()
             here = recs[self._file].start if self._file < len(recs) else (
@@ -485,7 +441,7 @@ class BackerMedium:
         """Mode bits of the recording at the head, else of the mode new recordings get."""
         if self.deck.loaded and self.deck.catalog is not None:
             recs = self.deck.catalog.recordings
-            if self._writer is None and self._file < len(recs):
+            if self.writing.current is None and self._file < len(recs):
                 return mode_params(recs[self._file].mode).mode_bits
         return mode_params(self.mode).mode_bits
 

@@ -12,6 +12,10 @@ block (``BackerMedium.read_block``, the only place a lost sector becomes an erro
 Symbols the inner code corrected (``Statistics.byte_errors``) are passed on to
 ``on_corrected`` as they grow; they become st's soft errors (mt_erreg).
 
+A recording cut short (by a crash) ends in bytes that cannot be recovered: in EP modes
+the data sectors of a group whose parity sectors were never recorded. ``sound_length``
+is where that lost tail begins.
+
 A reader stops at the recording's last field or at the Player's end of record (EOR),
 whichever comes first; ``eor`` tells which, and the player's ``raw_consumed`` tells how
 far into the raw stream the EOR was met (crash recovery splits signal there).
@@ -62,6 +66,8 @@ class RecordingReader:
         self.done = False
         self.eor = False  # the Player met the end of the recording
         self.corrected = 0  # byte_errors already passed on
+        self.loss_start: int | None = None  # the latest run of lost bytes, [start, end)
+        self.loss_end = 0
 
     def _absorb(self, out: PlayerOutput) -> None:
         self.buf += out.data
@@ -69,6 +75,9 @@ class RecordingReader:
         for ev in out.events:
             if isinstance(ev, SectorLost) and ev.length > 0:
                 self.lost.append((ev.offset, ev.offset + ev.length))
+                if self.loss_start is None or ev.offset > self.loss_end:
+                    self.loss_start = ev.offset
+                self.loss_end = max(self.loss_end, ev.offset + ev.length)
         if out.end_of_record:
             self.done = self.eor = True
         total = self.player.stats.byte_errors
@@ -80,11 +89,11 @@ class RecordingReader:
 
     def _pump(self) -> None:
         left = self.rec.fields - self.fed
-        if left <= 0:
+        where = self.rec.start + self.fed
+        if left <= 0 or not 0 <= where < self.deck.length:  # the end, or off the tape
             self._absorb(self.player.finish())
             self.done = True
             return
-        where = self.rec.start + self.fed
         if self.deck.position() != where:
             self.deck.seek(where)
         fields = self.deck.play(min(PLAY_CHUNK, left))
@@ -120,6 +129,13 @@ class RecordingReader:
         if offset > self.base and not self.buf:
             self.base = min(offset, self.decoded)
         self.lost = [(a, b) for a, b in self.lost if b > self.base]
+
+    @property
+    def sound_length(self) -> int:
+        """User bytes decoded, less the lost ones at the end (an EP group without parity)."""
+        if self.loss_start is not None and self.loss_end >= self.decoded:
+            return self.loss_start
+        return self.decoded
 
     def length(self) -> int:
         """Decode to the end; the user byte count of the recording."""

@@ -6,7 +6,10 @@ writing when it died (journaled, so its mode is known) or signal the catalog nev
 (its mode is guessed: the density from the field length, then the codec whose Player
 finds sectors). The signal is decoded and indexed as recordings without block
 boundaries, split where the Player meets an end of record (EOR); runs of signal
-separated by blank tape are taken one after the other, as the catalog reports them.
+separated by blank tape are taken one after the other, as the catalog reports them. A
+recording cut short ends where its last sound bytes end (in EP modes, the data sectors
+of a group whose parity never reached the tape are dropped), so it reads without EIO
+and can be appended to: the Recorder reproduces its fields up to there.
 
 Nothing read from a cassette may hang the daemon: the run the catalog reports is first
 clipped to the tape and to what follows the committed recordings, every round indexes
@@ -88,6 +91,8 @@ class Recovery:
             except BackerError as exc:
                 self.notice(f"signal {where} could not be decoded: {exc.message}")
                 return False
+            if not reader.eor:
+                length = reader.sound_length  # a cut-off tail is blank tape to us
             if length == 0 and not reader.eor:
                 self.notice(f"nothing recoverable in the signal {where}")
                 return False

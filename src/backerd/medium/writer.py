@@ -15,19 +15,27 @@ after them need recording anew. That needs a recording in the format the Recorde
 writes (3.102, or a raw mode), and whose kept bytes decode without loss. Kept blocks of
 a recording without stored boundaries (foreign or recovered) are the blocks it was
 read or spaced in; they become real boundaries, as on a tape of fixed records.
+
+``Writing`` holds the one recording being written on a deck: it journals it in the
+catalog when it begins (so a crash leaves it recoverable), records the fields at the
+writer's slot, and commits the catalog entry when it ends. A recording whose fields
+could not all be recorded has a gap: it is abandoned there, as a crash would leave it.
 """
 
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from backerd.errors import TapeError
 from backerd.format.fields import FieldCutter, fields_needed
 from backerd.format.params import mode as mode_params
 from backerd.format.recorder import Recorder
+from backerd.medium.failures import tape_errors
+from backerd.medium.index import FileIndex
 from backerd.medium.reader import RecordingReader
-from backerd.vcr.base import BlockRuns, Recording
+from backerd.vcr.base import BlockRuns, Deck, Recording, RecordingCatalog
 
 WRITE_BATCH = 256 << 10  # user bytes the Recorder gathers before it encodes
 WRITTEN_FORMAT = "3.102"  # the only format the Recorder writes
@@ -118,3 +126,74 @@ def resume(
     writer.runs = runs
     writer.blocks = blocks
     return writer
+
+
+class Writing:
+    """Begins, records and ends the one recording being written (``current``)."""
+
+    def __init__(
+        self, deck: Deck, index: FileIndex, on_corrected: Callable[[int], None]
+    ) -> None:
+        self.deck = deck
+        self.index = index
+        self.on_corrected = on_corrected
+        self.current: RecordingWriter | None = None
+
+    def begin(
+        self, catalog: RecordingCatalog, file: int, block: int, mode: str
+    ) -> RecordingWriter:
+        """Start writing at block ``block`` of file ``file`` (new recordings in ``mode``)."""
+        recs = catalog.recordings
+        if file < len(recs) and block > 0:
+            return self._resume(catalog, file, block, recs[file])
+        start = recs[file].start if file < len(recs) else (recs[-1].end if recs else 0)
+        with tape_errors("starting a recording"):
+            catalog.begin_recording(start, mode, WRITTEN_FORMAT, index=min(file, len(recs)))
+        self.index.forget_from(file)
+        self.deck.seek(start)
+        self.current = RecordingWriter.new(start, mode)
+        return self.current
+
+    def _resume(
+        self, catalog: RecordingCatalog, file: int, block: int, rec: Recording
+    ) -> RecordingWriter:
+        keep = self.index.offset(file, rec, block)
+        runs = self.index.runs_before(file, rec, block)
+        with tape_errors("reading back the recording"):
+            reader = RecordingReader(self.deck, rec, on_corrected=self.on_corrected)
+            writer = resume(rec, reader, keep, runs, block)
+        # The fields emitted so far are those already on tape: keep them, record after.
+        with tape_errors("resuming a recording"):
+            catalog.begin_recording(rec.start, rec.mode, rec.fmt, keep=writer.fields,
+                                    index=file)
+        self.index.forget_from(file)
+        self.deck.seek(writer.next_slot)
+        self.current = writer
+        return writer
+
+    def record(self, fields: list[bytes]) -> None:
+        """Record fields of the current recording at its next slot."""
+        writer = self.current
+        if writer is None or not fields:
+            return
+        try:
+            with tape_errors("recording"):
+                if self.deck.position() != writer.next_slot:
+                    self.deck.seek(writer.next_slot)
+                self.deck.record(fields)
+        except TapeError:
+            self.current = None  # a gap: the recording ends here, as an interrupted one
+            raise
+        writer.fields += len(fields)
+
+    def finish(self, catalog: RecordingCatalog, *, filemark: bool) -> RecordingWriter | None:
+        """End the current recording (EOR) and commit it; the writer that was current."""
+        writer = self.current
+        if writer is None:
+            return None
+        self.record(writer.close())
+        self.current = None  # whatever happens, this recording is over
+        with tape_errors("committing the recording"):
+            catalog.commit_recording(writer.recording(filemark=filemark))
+            self.deck.stop()
+        return writer
