@@ -149,3 +149,29 @@ def test_catalog_rows_appear_on_the_filemark_and_match_a_rebuild(
     assert shape(scanned) == shape(live_rows)
     cassette.close()
     store.close()
+
+
+def test_transfer_state_and_totals(image: Path) -> None:
+    cassette, deck, medium = open_unit(image)
+    assert medium.transfer_state() == "STOPPED"
+    medium.write_block(b"\1" * 10240)
+    assert medium.transfer_state() == "WRITING"
+    medium.write_block(b"\2" * 10240)
+    medium.write_filemarks(1)
+    assert medium.transfer_state() == "STOPPED"
+    medium.rewind()
+    assert medium.read_block(10240) == b"\1" * 10240
+    assert medium.transfer_state() == "READING"
+    totals = medium.totals.as_dict()
+    assert totals["write_bytes_total"] == 20480 and totals["writes_completed_total"] == 2
+    assert totals["read_bytes_total"] == 10240 and totals["filemarks_written_total"] == 1
+    assert medium.reading_stats() is not None and medium.trace
+    cassette.close()
+    # past the filemark the unit is stopped again
+    cassette, deck, medium = open_unit(image)
+    medium.rewind()
+    medium.read_block(10240)
+    medium.read_block(10240)
+    assert medium.read_block(10240) is FILEMARK
+    assert medium.transfer_state() == "STOPPED"
+    cassette.close()

@@ -376,10 +376,10 @@ class CataloguedMedium(BackerMedium):
 
     def transfer_state(self) -> str:
         """STOPPED, READING or WRITING, as the original status file said."""
-        if self._writer is not None:
+        if self.writing.current is not None:
             return "WRITING"
-        if self._reader is not None and not self._reader.done:
-            return "READING"
+        if self._reader is not None and self._reader_file == self._file:
+            return "READING"  # inside the file being played (until its filemark is read)
         return "STOPPED"
 
     def _new_reader(self, file: int, rec: Recording) -> RecordingReader:
