@@ -110,3 +110,10 @@ def test_column_max_keeps_the_worst_field() -> None:
     values[123] = 5
     cols = column_max(values, 10)
     assert cols.tolist() == [0, 5] + [0] * 8
+
+
+def test_matplotlib_png_has_the_right_size() -> None:
+    pytest.importorskip("matplotlib")
+    trace = Trace(100, [1, 2, 3] * 50, [40] * 150, [0] * 150, [0] * 150)
+    width, height, _ = parse_png(plot_png(trace, 640, 480))
+    assert (width, height) == (640, 480)
