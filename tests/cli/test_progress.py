@@ -43,3 +43,21 @@ def test_input_size(tmp_path) -> None:
     with open(f, "rb") as stream:
         assert input_size(stream) == 1234
     assert input_size(io.BytesIO(b"abc")) is None
+
+
+def test_bar_shows_rate_and_eta(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backerd.cli.progress import Bar
+
+    now = [100.0]
+    term = FakeTerminal()
+    monkeypatch.setattr(progress_module.sys, "stderr", term)
+    bar = Bar("rebuild", total=1000, unit="fields", clock=lambda: now[0])
+    now[0] = 110.0  # 250 fields in 10 s: 25/s, 750 left: 30 s
+    bar.update(250)
+    assert "25%" in term.getvalue() and "25 fields/s" in term.getvalue()
+    assert "ETA 0:00:30" in term.getvalue()
+    bar.done()
+    plain = io.StringIO()
+    monkeypatch.setattr(progress_module.sys, "stderr", plain)
+    Bar("scan", total=10).update(5)
+    assert plain.getvalue() == ""

@@ -20,7 +20,7 @@ import trio
 from backerd.cli import main as cli_main
 from backerd.cli.status import format_status
 from backerd.daemon import control as control_socket
-from backerd.daemon.control import query, serve_control
+from backerd.daemon.control import query, serve_control, word_request
 from backerd.errors import ControlError
 from backerd.format.params import mode
 from backerd.format.recorder import encode_recording
@@ -201,7 +201,8 @@ def serve_and_run(path: Path, control: ManualControl, work: Callable[[], None]) 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(lambda task_status: serve_control(
-                path, status, requests={"deck": lambda w: deck_request(w, {0: control})},
+                path, status,
+                requests={"deck": word_request(lambda w: deck_request(w, {0: control}))},
                 task_status=task_status))
             await trio.to_thread.run_sync(work)
             nursery.cancel_scope.cancel()
@@ -303,12 +304,12 @@ def test_a_handler_error_is_a_reply_not_a_crash(sock_dir: Path) -> None:
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(lambda task_status: serve_control(
-                path, status, requests={"deck": broken}, task_status=task_status))
+                path, status, requests={"deck": word_request(broken)}, task_status=task_status))
             for request in ("deck ready 0", "jump", "status"):
                 replies.append(await trio.to_thread.run_sync(query, path, request))
             nursery.cancel_scope.cancel()
 
     trio.run(main)
-    assert replies == [{"error": "the deck caught fire"},
+    assert replies == [{"error": "the deck caught fire", "exit_status": 7},
                        {"error": "unknown request 'jump' (known: status, deck)"},
                        {"units": []}]

@@ -23,6 +23,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("backerd.cli.status", "show the state of a running daemon's units"),
     "deck": ("backerd.cli.deck", "acknowledge (or cancel) the daemon's request to the operator"),
     "cassette": ("backerd.cli.cassette", "create and inspect simulated cassette images"),
+    "catalog": ("backerd.cli.catalog", "what is on every cassette: ls, show, find, set, rebuild"),
+    "plot": ("backerd.cli.plot", "draw signal health along the tape as a PNG"),
+    "label": ("backerd.cli.label", "label the cassette in a unit (a recording at BOT)"),
+    "check": ("backerd.cli.check", "preflight: right cassette, writable, room, wear"),
+    "monitor": ("backerd.cli.monitor", "live view of the units: signal health, throughput"),
     "demo": ("backerd.cli.demo", "a self-contained run of the main job on a simulated VCR"),
 }
 

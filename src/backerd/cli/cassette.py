@@ -5,6 +5,7 @@ info    standard, length, wear, and the recordings with their position on tape
 record  append a raw Backer stream (e.g. from ``backerd encode``) as a recording at EOD
 dump    write the raw stream of one recording (e.g. for ``backerd decode``)
 protect set or clear the write-protect tab
+label   write a label at BOT (refuses a cassette with data unless --force: erases it)
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("image")
     p.add_argument("--file", type=int, required=True, metavar="N",
                    help="recording number, 0 = first")
+    p = sub.add_parser("label", help="write a label at BOT (a blank cassette, or --force)")
+    p.add_argument("image")
+    p.add_argument("text")
+    p.add_argument("--force", action="store_true", help="label a cassette holding data "
+                   "(everything on it is erased)")
+    p.add_argument("--mode", help="mode of the label recording (default: nhs or phs)")
     p = sub.add_parser("protect", help="set (or with --off clear) the write-protect tab")
     p.add_argument("image")
     p.add_argument("--off", action="store_true")
@@ -66,12 +73,27 @@ def run(args: argparse.Namespace) -> int:
         return _record(args)
     if args.action == "dump":
         return _dump(args)
+    if args.action == "label":
+        return _label(args)
     if args.action == "protect":
         with Cassette.open(args.image) as c:
             c.write_protected = not args.off
             print(f"{args.image}: write protection {'on' if c.write_protected else 'off'}")
         return 0
     raise UsageError(f"unknown action {args.action!r}")
+
+
+def _label(args: argparse.Namespace) -> int:
+    from backerd.catalog.label import new_label
+    from backerd.medium.labelled import write_label
+    from backerd.vcr.sim import Cassette, SimDeck
+
+    with Cassette.open(args.image) as c:
+        label = new_label(args.text, c.standard.upper(), c.slots // c.fps)
+        mode = args.mode or ("phs" if c.standard == "pal" else "nhs")
+        write_label(SimDeck(c), label, mode, force=args.force)
+    print(f"{args.image}: labelled {label.text!r} ({label.uuid})")
+    return 0
 
 
 def _hms(fields: int, fps: int) -> str:
@@ -149,6 +171,7 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _dump(args: argparse.Namespace) -> int:
+    from backerd.cli.progress import Bar
     from backerd.vcr.sim import Cassette
 
     out = sys.stdout.buffer
@@ -158,8 +181,11 @@ def _dump(args: argparse.Namespace) -> int:
             have = f"recordings 0..{len(recs) - 1}" if recs else "no recordings"
             raise UsageError(f"no recording {args.file}: the cassette has {have}")
         rec = recs[args.file]
+        bar = Bar(f"dump {args.file}", rec.fields, "fields")
         for at in range(rec.start, rec.end, 256):
             fields = c.read_fields(at, min(256, rec.end - at))
             out.write(b"".join(f for f in fields if f is not None))
+            bar.update(at + len(fields) - rec.start)
+        bar.done()
         out.flush()
     return 0

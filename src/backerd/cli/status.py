@@ -25,6 +25,27 @@ def _position(unit: dict[str, Any]) -> str:
     return where + (f" [{' '.join(map(str, bits))}]" if bits else "")
 
 
+def _cassette_lines(unit: dict[str, Any]) -> list[str]:
+    from backerd.observe.counters import format_counters
+
+    if "labelled" not in unit:
+        return []
+    label = unit.get("cassette_label")
+    wear = unit.get("wear") or {}
+    name = (f"label {label['text']!r} ({label['uuid']})" if label
+            else "no label (blank, or written by the original driver)")
+    out = [f"  {name}, wear {wear.get('passes')}/{wear.get('limit')} passes"
+           + (" (WORN)" if wear.get("worn") else "")]
+    counters = unit.get("counters") or {}
+    for which in ("current", "last"):
+        c = counters.get(which) or {}
+        if c.get("byte_errors") is None and which == "last":
+            continue
+        out.append(f"  {which} recording:")
+        out += ["    " + line for line in format_counters(c)]
+    return out
+
+
 def format_status(reply: dict[str, Any]) -> str:
     transport = reply.get("transport", "?")
     kind = {"cuse": "CUSE char devices", "fuse": "FUSE fallback"}.get(transport, transport)
@@ -41,6 +62,7 @@ def format_status(reply: dict[str, Any]) -> str:
             + (", realtime" if unit.get("realtime") else ""),
             f"  {_position(unit)}, " + (f"open on {opened}" if opened else "not open"),
         ]
+        lines += _cassette_lines(unit)
         waiting = (unit.get("vcr") or {}).get("waiting")
         if waiting:
             lines.append(f"  OPERATOR, request {waiting.get('number')}: {waiting.get('text')}")

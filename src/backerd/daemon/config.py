@@ -8,6 +8,9 @@ Example (every key is optional; this is the built-in default)::
     transport = "auto"                   # auto | cuse | fuse
     fuse_max_pages = 32                  # 32 = CUSE's 128 KiB chunks; up to 256
     unrestricted_ioctl = false           # CUSE only
+    catalog = "/var/lib/backerd/catalog.db"  # default: <state_dir>/catalog.db; "" = none
+    metrics_file = ""                    # Prometheus textfile, e.g.
+                                         # "/var/lib/node_exporter/textfile/backerd.prom"
 
     [[unit]]
     number = 0                           # nodes backer0 and nbacker0
@@ -65,6 +68,7 @@ class UnitConfig:
     name: str = ""  # a label for people (status, logs); the nodes follow the number
     noise: str = ""  # sim deck playback noise (vcr.noise.NoiseModel.parse syntax); off if ""
     vcr: VcrSettings = dataclasses.field(default_factory=VcrSettings)  # [unit.vcr]
+    catalog: Path | None = None  # the catalog database the unit records into (None: none)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -95,6 +99,7 @@ class Config:
     transport: str = "auto"
     fuse_max_pages: int = 32
     unrestricted_ioctl: bool = False
+    metrics_file: Path | None = None
     source: Path | None = None  # the file it came from, None for built-in defaults
 
     @property
@@ -126,7 +131,7 @@ class Config:
 
 _TOP_KEYS = {
     "state_dir", "runtime_dir", "fuse_root", "transport", "fuse_max_pages",
-    "unrestricted_ioctl", "unit",
+    "unrestricted_ioctl", "unit", "catalog", "metrics_file",
 }
 _UNIT_KEYS = {"number", "name", "deck", "cassette", "mode", "length", "realtime", "noise",
               "vcr"}
@@ -223,7 +228,11 @@ def parse_config(
         raise ConfigError("unit: expected one or more [[unit]] tables")
     taken: set[int] = set()
     units = tuple(_unit(u, i, state_dir, taken) for i, u in enumerate(raw_units))
-    for path in (state_dir, runtime_dir, fuse_root):
+    catalog = _get(table, "catalog", str, "", str(state_dir / "catalog.db"))
+    if catalog:
+        units = tuple(dataclasses.replace(u, catalog=Path(catalog)) for u in units)
+    metrics = _get(table, "metrics_file", str, "", "")
+    for path in (state_dir, runtime_dir, fuse_root, *(Path(p) for p in (catalog, metrics) if p)):
         if not path.is_absolute():
             raise ConfigError(f"directories must be absolute paths, got {str(path)!r}")
     return Config(
@@ -234,6 +243,7 @@ def parse_config(
         transport=transport,
         fuse_max_pages=max_pages,
         unrestricted_ioctl=unrestricted,
+        metrics_file=Path(metrics) if metrics else None,
         source=source,
     )
 

@@ -1,11 +1,14 @@
 """The status socket: a unix stream socket under the runtime directory, JSON replies.
 
-Protocol: the client sends one line (``status``), the daemon answers one JSON object
-followed by a newline and closes the connection. Other requests (``deck ready 0``) are
-words handed to a handler by their first word; since they change what the daemon does,
-only root and the daemon's own user or group may send them (SO_PEERCRED). The server
-side is a trio task; the client side (``query``) is plain blocking sockets, and trio is
-imported only by the server, so ``backerd status`` starts fast.
+Protocol: the client sends one line and the daemon answers one JSON object followed by
+a newline and closes the connection. The line is ``status``, a JSON object naming a
+``request`` and its arguments (``{"request": "label", ...}``), or words whose first one
+names the request (``deck ready 0``, handed over as ``{"request": "deck", "args":
+["ready", "0"]}``). Requests other than status are a table the service passes in; since
+they change what the daemon does, only root and the daemon's own user or group may send
+them (SO_PEERCRED). The server side is a trio task; the client side (``query``) is plain
+blocking sockets, and trio is imported only by the server, so ``backerd status`` starts
+fast.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 import os
 import socket
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +50,19 @@ def _socket_answers(path: Path) -> bool:
         return True
 
 
+Requests = Mapping[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]]
+
+
+def word_request(handler: RequestHandler) -> Callable[[dict[str, Any]], Awaitable[dict]]:
+    """A request table entry for a handler of words (``deck ready 0``)."""
+
+    async def answer(body: dict[str, Any]) -> dict[str, Any]:
+        args = body.get("args", [])
+        return handler([str(a) for a in args] if isinstance(args, list) else [])
+
+    return answer
+
+
 def _peer_may_act(sock: Any) -> bool:
     """True for root and the daemon's own user or group (peer credentials)."""
     try:
@@ -57,11 +73,37 @@ def _peer_may_act(sock: Any) -> bool:
     return uid in (0, os.getuid()) or gid == os.getgid()
 
 
-async def _handle(
-    stream: trio.SocketStream,
-    status: Callable[[], dict[str, Any]],
-    requests: Mapping[str, RequestHandler] | None = None,
-) -> None:
+def _request_body(command: str) -> dict[str, Any] | None:
+    """The request a line names: a JSON object, or words; None for anything else."""
+    if command.startswith("{"):
+        try:
+            body = json.loads(command)
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) and isinstance(body.get("request"), str) else None
+    words = command.split()
+    return {"request": words[0], "args": words[1:]} if words else None
+
+
+async def _answer(command: str, status: Callable[[], dict[str, Any]],
+                  requests: Requests, may_act: Callable[[], bool]) -> dict[str, Any]:
+    if command in ("", "status"):
+        return status()
+    body = _request_body(command)
+    if body is not None and body["request"] in requests:
+        if not may_act():
+            return {"error": f"not allowed to send {body['request']!r} requests (only root "
+                             "and the daemon's user or group may)"}
+        try:
+            return await requests[body["request"]](body)
+        except BackerError as exc:
+            return {"error": exc.message, "exit_status": exc.exit_status}
+    known = ", ".join(["status", *sorted(requests)])
+    return {"error": f"unknown request {command[:80]!r} (known: {known})"}
+
+
+async def _handle(stream: trio.SocketStream, status: Callable[[], dict[str, Any]],
+                  requests: Requests) -> None:
     import trio
 
     async with stream:
@@ -72,22 +114,9 @@ async def _handle(
                 if not chunk:
                     break
                 request += chunk
-        command = request.split(b"\n", 1)[0].strip().decode("ascii", "replace")
-        words = command.split()
-        handler = (requests or {}).get(words[0]) if words else None
-        if command in ("", "status"):
-            reply: dict[str, Any] = status()
-        elif handler is not None and not _peer_may_act(stream.socket):
-            reply = {"error": f"not allowed to send {words[0]!r} requests (only root and "
-                              "the daemon's user or group may)"}
-        elif handler is not None:
-            try:
-                reply = handler(words[1:])
-            except BackerError as exc:
-                reply = {"error": exc.message}
-        else:
-            known = ", ".join(["status", *sorted(requests or {})])
-            reply = {"error": f"unknown request {command!r} (known: {known})"}
+        command = request.split(b"\n", 1)[0].strip().decode("utf-8", "replace")
+        reply = await _answer(command, status, requests,
+                              lambda: _peer_may_act(stream.socket))
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.send_all(json.dumps(reply, default=str).encode() + b"\n")
 
@@ -108,8 +137,8 @@ async def ensure_not_running(path: Path) -> None:
 async def serve_control(
     path: Path,
     status: Callable[[], dict[str, Any]],
+    requests: Requests | None = None,
     *,
-    requests: Mapping[str, RequestHandler] | None = None,
     task_status: trio.TaskStatus[None] | None = None,
 ) -> None:
     """Answer requests on ``path`` until cancelled; remove the socket on exit."""
@@ -131,7 +160,7 @@ async def serve_control(
     try:
         if task_status is not None:
             task_status.started()
-        await trio.serve_listeners(lambda s: _handle(s, status, requests), [listener])
+        await trio.serve_listeners(lambda s: _handle(s, status, requests or {}), [listener])
     finally:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -159,3 +188,19 @@ def query(path: Path, request: str = "status", *, timeout: float = CLIENT_TIMEOU
         return json.loads(b"".join(chunks))
     except ValueError:
         raise NotRunning(f"the daemon sent a malformed answer on {path}") from None
+
+
+class RequestFailed(BackerError):
+    """The daemon refused a request; carries the daemon's exit status."""
+
+
+def ask(path: Path, request: dict[str, Any], *, timeout: float = CLIENT_TIMEOUT) -> Any:
+    """Send a JSON request; its reply, or RequestFailed with the daemon's message."""
+    reply = query(path, json.dumps(request), timeout=timeout)
+    if isinstance(reply, dict) and "error" in reply:
+        exc = RequestFailed(str(reply["error"]))
+        status = reply.get("exit_status")
+        if isinstance(status, int):
+            exc.exit_status = status
+        raise exc
+    return reply

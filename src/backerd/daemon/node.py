@@ -12,13 +12,16 @@ from __future__ import annotations
 import errno
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import trio
 
 from backerd.daemon.config import UnitConfig
 from backerd.daemon.dispatch import caller_uid
 from backerd.errors import BackerError, TapeError
+
+if TYPE_CHECKING:
+    from backerd.daemon.unittools import UnitTools
 
 log = logging.getLogger("backerd")
 
@@ -50,9 +53,11 @@ class Unit:
         drive: DriveLike,
         *,
         on_shutdown: Callable[[], None] | None = None,
+        tools: UnitTools | None = None,
     ) -> None:
         self.config = config
         self.drive = drive
+        self.tools = tools  # label, catalog, counters of the unit's cassette
         self.lock = trio.Lock()
         self.open_node: str | None = None  # which node holds the drive open
         self._on_shutdown = on_shutdown

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -29,7 +29,10 @@ from backerd import __version__
 from backerd.daemon.config import Config, UnitConfig
 from backerd.daemon.control import ensure_not_running, serve_control
 from backerd.daemon.node import TapeNode, Unit
-from backerd.errors import HardwareUnavailable
+from backerd.errors import HardwareUnavailable, UsageError
+
+if TYPE_CHECKING:
+    from backerd.daemon.unittools import UnitTools
 
 log = logging.getLogger("backerd")
 
@@ -84,7 +87,10 @@ async def choose_transport(config: Config) -> TransportChoice:
 
 def open_sim_unit(config: UnitConfig) -> Unit:
     """Open (creating if needed) the unit's cassette on the simulated VCR."""
-    from backerd.medium import BackerMedium
+    from backerd.catalog.live import LiveCatalog
+    from backerd.catalog.store import Catalog
+    from backerd.daemon.unittools import UnitTools
+    from backerd.medium.labelled import CataloguedMedium, LabelledDeck
     from backerd.tape.drive import Drive
     from backerd.vcr.sim import Cassette, SimDeck
 
@@ -101,10 +107,20 @@ def open_sim_unit(config: UnitConfig) -> Unit:
 
         noise = NoiseModel.parse(config.noise)
         log.info("unit %d: playback noise %s", config.number, config.noise)
-    deck = SimDeck(cassette, realtime=1.0 if config.realtime else None, noise=noise)
     number = config.number
-    medium = BackerMedium(deck, mode=config.mode,
-                          log=lambda message: log.info("unit %d: %s", number, message))
+
+    def note(message: str) -> None:
+        log.info("unit %d: %s", number, message)
+
+    deck = LabelledDeck(
+        SimDeck(cassette, realtime=1.0 if config.realtime else None, noise=noise), log=note)
+    live = None
+    if config.catalog is not None:
+        live = LiveCatalog(Catalog(config.catalog), fps=cassette.fps, log=note,
+                           written_by=f"backerd {__version__} unit {number}")
+        deck.sink = live
+    medium = CataloguedMedium(deck, mode=config.mode, log=note)
+    tools = UnitTools(config, cassette, deck, medium, live)
 
     def release() -> None:
         # the medium flushes its write buffer and the catalog before the image closes
@@ -112,8 +128,11 @@ def open_sim_unit(config: UnitConfig) -> Unit:
             medium.close()
         finally:
             cassette.close()
+            tools.close()
+            if live is not None:
+                live.store.close()
 
-    return Unit(config, Drive(medium), on_shutdown=release)
+    return Unit(config, Drive(medium), on_shutdown=release, tools=tools)
 
 
 UnitOpener = Callable[[UnitConfig], Unit]
@@ -153,7 +172,47 @@ class Service:
             "open": unit.open_node,
             "position": {"file": drive.get("file"), "block": drive.get("block")},
             "drive": drive,
+            **(unit.tools.status() if unit.tools is not None else {}),
         }
+
+    def _tools(self, body: dict[str, Any]) -> tuple[Unit, UnitTools]:
+        number = body.get("unit", 0)
+        for unit in self.units:
+            if unit.config.number == number and unit.tools is not None:
+                return unit, unit.tools
+        raise UsageError(f"no unit {number!r} with a cassette here")
+
+    async def _label(self, body: dict[str, Any]) -> dict[str, Any]:
+        unit, tools = self._tools(body)
+        return await unit.run(partial(tools.label, str(body.get("text", "")),
+                                      force=bool(body.get("force")),
+                                      open_node=unit.open_node))
+
+    async def _check(self, body: dict[str, Any]) -> dict[str, Any]:
+        unit, tools = self._tools(body)
+        need, expected = body.get("need"), body.get("label")
+        return await unit.run(partial(tools.check, need if isinstance(need, int) else None,
+                                      expected if isinstance(expected, str) else None))
+
+    async def _trace(self, body: dict[str, Any]) -> dict[str, Any]:
+        unit, tools = self._tools(body)
+        return await unit.run(tools.trace)
+
+    async def _rebuild(self, body: dict[str, Any]) -> dict[str, Any]:
+        unit, tools = self._tools(body)
+        return await unit.run(tools.rebuild)
+
+    def requests(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
+        return {"label": self._label, "check": self._check, "trace": self._trace,
+                "rebuild": self._rebuild}
+
+    def metrics_text(self) -> str:
+        from backerd.observe.metrics import Sample, render, unit_samples
+
+        samples = [Sample("backerd_build_info", 1, {"version": __version__})]
+        for unit in self.units:
+            samples += unit_samples(self.unit_status(unit))
+        return render(samples)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -212,7 +271,10 @@ async def serve(
         nodes = {name: node for unit in units for name, node in unit.nodes.items()}
         async with trio.open_nursery() as nursery:
             await _serve_nodes(nursery, config, transport.kind, nodes)
-            await nursery.start(serve_control, config.control_socket, service.status)
+            await nursery.start(serve_control, config.control_socket, service.status,
+                                service.requests())
+            if config.metrics_file is not None:
+                nursery.start_soon(write_metrics, service, config.metrics_file)
             for unit in units:
                 uc = unit.config
                 paths = [node_path(config, transport.kind, n) for n in unit.nodes]
@@ -231,6 +293,25 @@ async def serve(
         sd_notify("STOPPING=1")
         for unit in units:
             await unit.shutdown()
+
+
+METRICS_INTERVAL = 15.0  # seconds; node_exporter reads the file when scraped
+
+
+async def write_metrics(service: Service, path: Path) -> None:
+    """Rewrite the Prometheus textfile every METRICS_INTERVAL, and once on the way out."""
+    from backerd.observe.metrics import write_atomic
+
+    try:
+        while True:
+            try:
+                await trio.to_thread.run_sync(write_atomic, path, service.metrics_text())
+            except OSError as exc:
+                log.warning("cannot write metrics to %s: %s", path, exc.strerror)
+            await trio.sleep(METRICS_INTERVAL)
+    finally:
+        with trio.CancelScope(shield=True), contextlib.suppress(OSError):
+            await trio.to_thread.run_sync(write_atomic, path, service.metrics_text())
 
 
 async def run_until_signalled(config: Config, *, opener: UnitOpener = open_unit) -> None:

@@ -1,0 +1,84 @@
+"""The catalog's SQLite schema and its migrations, applied by ``PRAGMA user_version``.
+
+Theory of operation: ``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``.
+Opening a catalog applies every missing step in one transaction, so a catalog is always
+at a known version; a catalog newer than this program is refused rather than guessed at.
+Tables are STRICT so a wrong type is an error, not a silent conversion.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from backerd.errors import UsageError
+
+STATES = ("blank", "active", "full", "expired", "retired")
+
+_V1 = f"""
+CREATE TABLE cassettes (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    label TEXT NOT NULL DEFAULT '',
+    labelled INTEGER NOT NULL DEFAULT 1,
+    standard TEXT NOT NULL DEFAULT '',
+    length_seconds INTEGER NOT NULL DEFAULT 0,
+    created TEXT NOT NULL DEFAULT '',
+    encrypted INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'blank' CHECK (state IN ({", ".join(map(repr, STATES))})),
+    location TEXT NOT NULL DEFAULT '',
+    passes INTEGER NOT NULL DEFAULT 0,
+    wear_limit INTEGER NOT NULL DEFAULT 500
+) STRICT;
+CREATE TABLE recordings (
+    id INTEGER PRIMARY KEY,
+    cassette_id INTEGER NOT NULL REFERENCES cassettes(id) ON DELETE CASCADE,
+    file_number INTEGER NOT NULL,
+    field_start INTEGER NOT NULL,
+    field_end INTEGER NOT NULL,
+    counter_start TEXT NOT NULL DEFAULT '',
+    counter_end TEXT NOT NULL DEFAULT '',
+    mode TEXT NOT NULL,
+    format TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    blocks INTEGER NOT NULL,
+    block_size INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    content TEXT NOT NULL CHECK (content IN ('tar', 'opaque', 'empty')),
+    written_at TEXT NOT NULL,
+    written_by TEXT NOT NULL,
+    UNIQUE (cassette_id, file_number)
+) STRICT;
+CREATE TABLE members (
+    recording_id INTEGER NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    type TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    linkname TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (recording_id, seq)
+) STRICT;
+CREATE INDEX members_path ON members (path);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1,)
+VERSION = len(MIGRATIONS)
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring ``db`` to ``VERSION``; return the version it had."""
+    found = db.execute("PRAGMA user_version").fetchone()[0]
+    if found > VERSION:
+        raise UsageError(
+            f"the catalog has schema version {found}; this backerd knows up to {VERSION}")
+    if found == VERSION:
+        return found
+    with db:  # one transaction for every missing step
+        db.execute("BEGIN IMMEDIATE")
+        for version in range(found, VERSION):
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        db.execute(f"PRAGMA user_version = {VERSION}")
+    return found

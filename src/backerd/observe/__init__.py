@@ -1,0 +1,1 @@
+"""Observing units: status counters, Prometheus metrics, plots and the monitor view."""
