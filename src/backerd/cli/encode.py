@@ -39,17 +39,17 @@ def run(args: argparse.Namespace) -> int:
 
     params = mode(args.mode, args.format)  # unknown mode/format: UsageError
     recorder: Recorder | LegacyRecorder
-    if args.format == "3.102":
+    if not params.format.is_legacy:
         if args.bkrenhanced:
             raise UsageError("--bkrenhanced is for formats 3.101 and 3.3 (3.102 EP has its "
                              "outer code built in)")
-        recorder = Recorder(args.mode, args.format)
+        recorder = Recorder(params)
     else:
         if params.is_raw:
             raise UsageError(f"raw mode {args.mode} has no format; use --format 3.102")
         from backerd.format.legacy import LegacyRecorder
 
-        recorder = LegacyRecorder(args.mode, args.format, bkrenhanced=args.bkrenhanced)
+        recorder = LegacyRecorder(params, bkrenhanced=args.bkrenhanced)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     progress = Progress(f"encode {args.mode}", input_size(stdin), enabled=not args.no_progress)
     read = written = 0

@@ -1,4 +1,4 @@
-"""Formats 3.101 and 3.3: sector codec entry point, recording writer, format scoring.
+"""Formats 3.101 and 3.3: recording writer and format scoring.
 
 Theory of operation: the sector layer lives in `legacy_sector` and the bkrenhanced
 outer code in `bkrenhanced`; this module wires them into what the rest of the product
@@ -22,17 +22,12 @@ import numpy as np
 from backerd.errors import UsageError
 from backerd.format import frame, gcr
 from backerd.format.bkrenhanced import BkrEnhancedEncoder
-from backerd.format.legacy_sector import LEGACY_FORMATS, LegacySectorCodec
-from backerd.format.params import ModeParams, mode
-from backerd.format.sector import SectorKind
+from backerd.format.legacy_sector import LegacySectorCodec
+from backerd.format.params import LEGACY_FORMATS, Codec, Format, ModeParams, mode
+from backerd.format.sector_types import SectorKind
 
 # Sectors encoded per batch: bounds memory and keeps numpy batches large.
 _BATCH_SECTORS = 512
-
-
-def sector_codec(params: ModeParams) -> LegacySectorCodec:
-    """The sector codec of a 3.101 or 3.3 formatted mode."""
-    return LegacySectorCodec(params)
 
 
 def _params(mode_or_name: ModeParams | str, fmt: str) -> ModeParams:
@@ -58,7 +53,7 @@ class LegacyRecorder:
         self, mode_or_name: ModeParams | str, fmt: str = "3.101", *, bkrenhanced: bool = False
     ) -> None:
         self.params = _params(mode_or_name, fmt)
-        if bkrenhanced and self.params.codec != "ep":
+        if bkrenhanced and self.params.codec is not Codec.EP:
             raise UsageError("bkrenhanced applies to EP modes only")
         self.codec = LegacySectorCodec(self.params)
         self.fields_emitted = 0
@@ -112,7 +107,7 @@ class LegacyRecorder:
         self._started = True
         n_bor = self.params.n_bor
         # 3.101 numbers the BOR -N..-1 and data from 0; 3.3 numbers everything from 0.
-        self._number = -n_bor if self.params.format == "3.101" else 0
+        self._number = -n_bor if self.params.format is Format.V3101 else 0
         return self._marker_sectors(SectorKind.BOR, n_bor)
 
     def _marker_sectors(self, kind: SectorKind, count: int) -> bytes:
@@ -137,7 +132,7 @@ class LegacyRecorder:
         count = data.shape[0]
         numbers = self._number + np.arange(count, dtype=np.int64)
         self._number += count
-        if self.params.format == "3.101":
+        if self.params.format is Format.V3101:
             # 3.101 markers are plain empty sectors; only the number tells BOR from EOR.
             lengths = np.where(kinds == int(SectorKind.DATA), lengths, 0)
             sectors = self.codec.encode_sectors(data, lengths, numbers)
@@ -146,7 +141,7 @@ class LegacyRecorder:
                 data, lengths, numbers, kinds, stale=self._stale
             )
             self._stale = self.codec.stale_area(sectors[-1])
-        payloads = gcr.modulate(sectors) if self.params.codec == "ep" else sectors
+        payloads = gcr.modulate(sectors) if self.params.codec is Codec.EP else sectors
         raw = frame.assemble_fields(self.params, payloads, self.fields_emitted)
         self.fields_emitted += count
         return raw

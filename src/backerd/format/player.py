@@ -24,7 +24,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backerd.errors import MediumError, UsageError
-from backerd.format.params import ModeParams, mode
+from backerd.format import legacy
+from backerd.format.params import (
+    FORMATTED_MODES,
+    LEGACY_FORMATS,
+    Codec,
+    Format,
+    ModeParams,
+    mode,
+    parse_format_choice,
+)
 from backerd.format.record_decoder import (
     DecodeResult,
     EndOfRecord,
@@ -34,13 +43,13 @@ from backerd.format.record_decoder import (
     demodulate,
     payload_to_sector_mask,
 )
+from backerd.format.sector_codecs import codec_for
 from backerd.format.stats import Statistics
 from backerd.format.sync import FieldBatch, FieldSync
 
 __all__ = ["EndOfRecord", "FormatDetected", "Player", "PlayerOutput", "SectorLost",
            "identify"]
 
-FORMAT_CHOICES = ("auto", "3.102", "3.101", "3.3")
 # Raw bytes decoded per internal step: bounds the arrays of one step.
 _SLICE = 1 << 20
 # Raw bytes kept while the format is still unknown (older bytes are dropped).
@@ -70,13 +79,12 @@ class Player:
         self, mode_name: str, fmt: str = "auto", *, strict: bool = False,
         bkrenhanced: bool = False,
     ) -> None:
-        if fmt not in FORMAT_CHOICES:
-            raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMAT_CHOICES)}")
+        forced = parse_format_choice(fmt)
         base = mode(mode_name)  # validates the name
         self.mode = mode_name
         self.strict = strict
         self.bkrenhanced = bkrenhanced
-        if bkrenhanced and base.codec != "ep":
+        if bkrenhanced and base.codec is not Codec.EP:
             raise UsageError("--bkrenhanced applies to EP modes only")
         self.stats = Statistics()
         self.raw_consumed = 0
@@ -87,10 +95,10 @@ class Player:
         self._detector: _Detector | None = None
         if self._raw:
             self.fmt = "raw"
-        elif fmt == "auto":
+        elif forced is None:
             self._detector = _Detector(mode_name, self.stats)
         else:
-            self._start(fmt, origin=0)
+            self._start(forced, origin=0)
 
     @property
     def fields_found(self) -> int:
@@ -184,11 +192,9 @@ class _Detector:
     """Tells 3.102 from 3.101/3.3 by which sector codec decodes the stream's fields."""
 
     def __init__(self, mode_name: str, stats: Statistics) -> None:
-        from backerd.format import legacy
-
-        self._legacy = legacy
         self.mode = mode_name
-        new, old = mode(mode_name, "3.102"), mode(mode_name, "3.101")
+        # The two key layouts: 3.102 (key byte first), 3.101/3.3 (key byte last).
+        new, old = mode(mode_name, Format.V3102), mode(mode_name, Format.V3101)
         self._new = _Probe(new)
         self._old = _Probe(old)
         self._held: list[bytes] = []
@@ -201,16 +207,16 @@ class _Detector:
         self._held_len += len(raw)
         ok_new = self._new.feed(raw, final=final)
         if ok_new >= _DETECT_SECTORS:
-            return "3.102"
+            return Format.V3102
         self._old.feed(raw, final=final)
         if self._old.sectors is not None and self._old.decoded >= 1:
-            got = self._legacy.detect_format(self.mode, self._old.sectors, self._old.erasures)
+            got = legacy.detect_format(self.mode, self._old.sectors, self._old.erasures)
             if got is not None and self._old.decoded >= _DETECT_SECTORS:
                 return got
             if final and got is not None:
                 return got
         if final and ok_new:
-            return "3.102"
+            return Format.V3102
         probes = (self._new.sync.stats, self._old.sync.stats)
         self.stats.fields = max(p.fields for p in probes)
         self.stats.closest_non_key = max(p.closest_non_key for p in probes)
@@ -235,11 +241,8 @@ class _Probe:
         self.decoded = 0
         self.sectors: np.ndarray | None = None
         self.erasures: np.ndarray | None = None
-        self._codec = None
-        if params.format == "3.102":
-            from backerd.format.sector import sector_codec
-
-            self._codec = sector_codec(params)
+        # The 3.102 layout has one codec; the legacy layout is voted on by both.
+        self._codec = None if params.format.is_legacy else codec_for(params)
 
     def feed(self, raw: memoryview, *, final: bool) -> int:
         fields = self.sync.feed(raw)
@@ -257,11 +260,9 @@ class _Probe:
             rows = np.flatnonzero(fields.missing.any(axis=1))
             if rows.size:
                 around = self.sync.segments_around(fields.missing[rows])
-                if self.params.codec == "ep":
+                if self.params.codec is Codec.EP:
                     around = payload_to_sector_mask(around, sectors.shape[1])
                 erasures[rows] |= around
-            from backerd.format.legacy import sector_codec
-
             keep = slice(-self._KEEP, None)
             if self.sectors is None:
                 self.sectors, self.erasures = sectors[keep], erasures[keep]
@@ -269,8 +270,8 @@ class _Probe:
                 self.sectors = np.concatenate([self.sectors, sectors])[keep]
                 self.erasures = np.concatenate([self.erasures, erasures])[keep]
             best = 0
-            for fmt in ("3.101", "3.3"):
-                dec = sector_codec(mode(self.params.name, fmt)).decode_sectors(
+            for fmt in LEGACY_FORMATS:
+                dec = codec_for(mode(self.params.name, fmt)).decode_sectors(
                     self.sectors, self.erasures)
                 best = max(best, int(dec.ok.sum()))
             self.decoded = best
@@ -284,22 +285,19 @@ def identify(raw: bytes, *, limit: int = 1 << 20) -> list[tuple[str, str, int]]:
     For error messages ("this stream is in another mode"): each formatted mode and key
     layout is searched on at most `limit` bytes and its sectors decoded.
     """
-    from backerd.format.params import FORMATTED_MODES
-    from backerd.format.sector import sector_codec
-
     raw = bytes(raw[:limit])
     found = []
     for name in FORMATTED_MODES:
-        for layout in ("3.102", "3.101"):
+        for layout in (Format.V3102, Format.V3101):
             sync = FieldSync(mode(name, layout))
             fields = FieldBatch.concat([sync.feed(raw), sync.finish()], sync.payload_size)
             if len(fields) == 0:
                 continue
-            fmts = ("3.102",) if layout == "3.102" else ("3.101", "3.3")
+            fmts = LEGACY_FORMATS if layout.is_legacy else (Format.V3102,)
             for fmt in fmts:
                 params = mode(name, fmt)
                 sectors, erasures = demodulate(params, fields)
-                dec = sector_codec(params).decode_sectors(sectors, erasures)
+                dec = codec_for(params).decode_sectors(sectors, erasures)
                 if dec.ok.any():
                     found.append((name, fmt, int(dec.ok.sum())))
     return sorted(found, key=lambda f: -f[2])

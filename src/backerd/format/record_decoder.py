@@ -31,11 +31,19 @@ from typing import Any
 
 import numpy as np
 
-from backerd.format.params import FILL, ModeParams
+from backerd.format.params import (
+    FILL,
+    GROUP_DATA_SECTORS,
+    GROUP_SECTORS,
+    Codec,
+    Format,
+    ModeParams,
+)
+from backerd.format.sector_codecs import codec_for
+from backerd.format.sector_types import SectorKind
 from backerd.format.stats import Statistics
 from backerd.format.sync import FieldBatch, FieldSync
 
-GROUP_SECTORS, GROUP_DATA, GROUP_PARITY = 255, 235, 20
 # Fields that may vanish from a stream between two sectors (capture overruns): about
 # ten seconds of video. A larger jump in sector numbers is taken for a bad header.
 _MAX_VANISHED = 600
@@ -244,17 +252,12 @@ class RecordDecoder:
         if origin:
             self.sync.rebase(origin)
         fmt = params.format
-        if fmt == "3.102":
-            from backerd.format.sector import SectorKind, sector_codec
-        else:
-            from backerd.format.legacy import sector_codec
-            from backerd.format.sector import SectorKind
-        self.codec = sector_codec(params)
+        self.codec = codec_for(params)
         self.kind_bor, self.kind_eor = int(SectorKind.BOR), int(SectorKind.EOR)
         self.kind_data = int(SectorKind.DATA)
         self.capacity = params.capacity
         # Number of the first data sector: 3.3 numbers BOR sectors from 0 too.
-        self.first_data = params.n_bor if fmt == "3.3" else 0
+        self.first_data = params.n_bor if fmt is Format.V33 else 0
         self.last = self.first_data - 1  # last data sector delivered
         self.in_duplicates = False
         self.started = False  # a BOR or data sector of this recording was seen
@@ -264,9 +267,9 @@ class RecordDecoder:
         self.consumed = 0
         self.groups: _Groups | None = None
         self.outer = None
-        if params.codec == "ep" and fmt == "3.102":
+        if params.codec is Codec.EP and fmt is Format.V3102:
             self.groups = _Groups(params.capacity, stats)
-        elif params.codec == "ep" and bkrenhanced:
+        elif params.codec is Codec.EP and bkrenhanced:
             from backerd.format.bkrenhanced import BkrEnhancedDecoder
 
             self.outer = BkrEnhancedDecoder(params.capacity)
@@ -588,10 +591,10 @@ class _Groups:
         out = [self._decode(last=False)] if self.touched else []
         # Whole groups with no sector at all: their data is lost.
         cap = self.capacity
-        cg = GROUP_DATA * cap - 4
+        cg = GROUP_DATA_SECTORS * cap - 4
         while self.group < g:
             base = self.group * GROUP_SECTORS
-            lost = [(base + j, j * cap, min(cap, cg - j * cap)) for j in range(GROUP_DATA)]
+            lost = [(base + j, j * cap, min(cap, cg - j * cap)) for j in range(GROUP_DATA_SECTORS)]
             out.append(_GroupOut(bytes(cg), lost))
             self.group += 1
         return out
@@ -629,10 +632,10 @@ class _Groups:
         length in the last group, the data ends where the 0x33 filler begins.
         """
         cap = self.capacity
-        cg = GROUP_DATA * cap - 4
+        cg = GROUP_DATA_SECTORS * cap - 4
         if result.length != cg or result.ok:
             return result.length
-        j_len = GROUP_DATA - 1
+        j_len = GROUP_DATA_SECTORS - 1
         if self.have[j_len]:
             value = int(self.sectors[j_len, cap - 4 :].copy().view("<u4")[0])
             return value if value <= cg else cg

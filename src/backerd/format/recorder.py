@@ -32,7 +32,7 @@ def _join(parts: list[bytes]) -> bytes:
 
 def _params(mode_or_name: ModeParams | str, fmt: str) -> ModeParams:
     params = mode_or_name if isinstance(mode_or_name, ModeParams) else mode(mode_or_name, fmt)
-    if params.format != "3.102":
+    if params.format.is_legacy:
         raise UsageError(
             f"format {params.format} cannot be written; only 3.102 is written"
         )
