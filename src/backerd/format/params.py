@@ -157,6 +157,12 @@ GROUP_SECTORS = 255
 GROUP_DATA_SECTORS = 235
 GROUP_PARITY_SECTORS = GROUP_SECTORS - GROUP_DATA_SECTORS  # 20: erasures one group survives
 
+
+def group_capacity(capacity: int) -> int:
+    """Cg: user bytes of a full EP outer-code group of sectors of `capacity` bytes (the
+    235 data sectors less the 4-byte length field)."""
+    return GROUP_DATA_SECTORS * capacity - 4
+
 # 3.102 table (spec section 3): L, T, ki, K, I, n, k
 _T3102 = {
     "nls": (32, 28, 45, 22, 10, 93, 83),
@@ -228,7 +234,7 @@ class ModeParams:
 
     @property
     def group_capacity(self) -> int:  # Cg: user bytes of a full EP outer-code group
-        return GROUP_DATA_SECTORS * self.capacity - 4
+        return group_capacity(self.capacity)
 
     @property
     def fps(self) -> int:

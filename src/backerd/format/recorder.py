@@ -17,7 +17,7 @@ import numpy as np
 
 from backerd.errors import UsageError
 from backerd.format import ecc2, frame, gcr
-from backerd.format.params import ModeParams, mode
+from backerd.format.params import GROUP_DATA_SECTORS, ModeParams, group_capacity, mode
 from backerd.format.sector import Sector3102Codec
 
 # Sectors encoded per numpy batch: large enough to amortise, small enough for the cache.
@@ -189,7 +189,7 @@ class Recorder:
 
     def _write_ep(self, view: memoryview) -> bytes:
         cap = self._cap
-        cg = ecc2.group_capacity(cap)
+        cg = group_capacity(cap)
         # Sectors that became ready in this write, encoded in one batch at the end.
         ready_rows: list[np.ndarray] = []
         while len(view):
@@ -200,7 +200,7 @@ class Recorder:
                 ready_rows.append(self._group_rest())
                 continue
             # Data sectors before the one holding the length field only carry user bytes.
-            ready = min(len(self._pending) // cap, ecc2.DATA_SECTORS - 1)
+            ready = min(len(self._pending) // cap, GROUP_DATA_SECTORS - 1)
             if ready > self._group_sent:
                 # A copy: a buffer export would stop the bytearray from growing.
                 chunk = self._pending[self._group_sent * cap : ready * cap]
