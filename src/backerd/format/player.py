@@ -96,7 +96,7 @@ class Player:
         if self._raw:
             self.fmt = "raw"
         elif forced is None:
-            self._detector = _Detector(mode_name, self.stats)
+            self._detector = _Detector(mode_name)
         else:
             self._start(forced, origin=0)
 
@@ -139,10 +139,9 @@ class Player:
     def _start(self, fmt: str, origin: int) -> None:
         params = mode(self.mode, fmt)
         self.fmt = fmt
-        self.stats.parity = params.parity_per_codeword
-        self.stats.key_length = params.key_length
-        self._decoder = RecordDecoder(params, self.stats, bkrenhanced=self.bkrenhanced,
-                                 origin=origin)
+        self.stats.start_stream(params.parity_per_codeword, params.key_length,
+                                params.geometry.frame_size)
+        self._decoder = RecordDecoder(params, bkrenhanced=self.bkrenhanced, origin=origin)
 
     def _step(
         self, raw: memoryview, out: PlayerOutput, pieces: list[bytes], *, final: bool
@@ -151,19 +150,19 @@ class Player:
             det = self._detector
             fmt = det.feed(raw, final=final)
             if fmt is None:
+                self.stats.note_format_search(det.fields, det.closest_non_key)
                 if not final:
                     self.raw_consumed += len(raw)
                 return
             held, origin = det.held()
             self._detector = None
-            self.stats.reset_errors()
-            self.stats.fields = 0
             self._start(fmt, origin)
             out.events.append(FormatDetected(fmt))
             self.raw_consumed = origin
             raw = memoryview(held)
         dec = self._decoder
         result = dec.feed(raw, final=final)
+        self.stats.apply(result.stats)
         self._emit(result, out, pieces)
         self.raw_consumed = dec.consumed if dec.ended else self.raw_consumed + len(raw)
 
@@ -191,7 +190,7 @@ class Player:
 class _Detector:
     """Tells 3.102 from 3.101/3.3 by which sector codec decodes the stream's fields."""
 
-    def __init__(self, mode_name: str, stats: Statistics) -> None:
+    def __init__(self, mode_name: str) -> None:
         self.mode = mode_name
         # The two key layouts: 3.102 (key byte first), 3.101/3.3 (key byte last).
         new, old = mode(mode_name, Format.V3102), mode(mode_name, Format.V3101)
@@ -200,7 +199,6 @@ class _Detector:
         self._held: list[bytes] = []
         self._held_len = 0
         self._origin = 0
-        self.stats = stats
 
     def feed(self, raw: memoryview, *, final: bool) -> str | None:
         self._held.append(bytes(raw))
@@ -217,9 +215,6 @@ class _Detector:
                 return got
         if final and ok_new:
             return Format.V3102
-        probes = (self._new.sync.stats, self._old.sync.stats)
-        self.stats.fields = max(p.fields for p in probes)
-        self.stats.closest_non_key = max(p.closest_non_key for p in probes)
         while self._held_len > _DETECT_HOLD and len(self._held) > 1:
             dropped = self._held.pop(0)
             self._held_len -= len(dropped)
@@ -228,6 +223,15 @@ class _Detector:
 
     def held(self) -> tuple[bytes, int]:
         return b"".join(self._held), self._origin
+
+    @property
+    def fields(self) -> int:
+        """The most fields either key layout has found so far."""
+        return max(self._new.fields, self._old.fields)
+
+    @property
+    def closest_non_key(self) -> int:
+        return max(self._new.closest_non_key, self._old.closest_non_key)
 
 
 class _Probe:
@@ -239,6 +243,8 @@ class _Probe:
         self.params = params
         self.sync = FieldSync(params)
         self.decoded = 0
+        self.fields = 0  # fields found by this layout's key search
+        self.closest_non_key = 0
         self.sectors: np.ndarray | None = None
         self.erasures: np.ndarray | None = None
         # The 3.102 layout has one codec; the legacy layout is voted on by both.
@@ -248,6 +254,8 @@ class _Probe:
         fields = self.sync.feed(raw)
         if final:
             fields = FieldBatch.concat([fields, self.sync.finish()], self.sync.payload_size)
+        self.fields += len(fields)
+        self.closest_non_key = max(self.closest_non_key, fields.closest_non_key)
         if len(fields) == 0:
             return self.decoded
         if self._codec is not None:

@@ -41,7 +41,7 @@ from backerd.format.params import (
 )
 from backerd.format.sector_codecs import codec_for
 from backerd.format.sector_types import SectorKind
-from backerd.format.stats import Statistics
+from backerd.format.stats import BatchStats
 from backerd.format.sync import FieldBatch, FieldSync
 
 # Fields that may vanish from a stream between two sectors (capture overruns): about
@@ -238,17 +238,15 @@ class DecodeResult:
     events: list = field(default_factory=list)
     lost: list = field(default_factory=list)  # SectorLost events among events
     ended: bool = False
+    stats: BatchStats = field(default_factory=BatchStats)  # for Statistics.apply
 
 
 class RecordDecoder:
     """Sync, sector decode, sequencing and output for one known format."""
 
-    def __init__(
-        self, params: ModeParams, stats: Statistics, *, bkrenhanced: bool, origin: int
-    ) -> None:
+    def __init__(self, params: ModeParams, *, bkrenhanced: bool, origin: int) -> None:
         self.params = params
-        self.stats = stats
-        self.sync = FieldSync(params, stats)
+        self.sync = FieldSync(params)
         if origin:
             self.sync.rebase(origin)
         fmt = params.format
@@ -268,7 +266,7 @@ class RecordDecoder:
         self.groups: _Groups | None = None
         self.outer = None
         if params.codec is Codec.EP and fmt is Format.V3102:
-            self.groups = _Groups(params.capacity, stats)
+            self.groups = _Groups(params.capacity)
         elif params.codec is Codec.EP and bkrenhanced:
             from backerd.format.bkrenhanced import BkrEnhancedDecoder
 
@@ -281,6 +279,7 @@ class RecordDecoder:
         fields = self.sync.feed(raw) if len(raw) else FieldBatch.empty(self.sync.payload_size)
         if final:
             fields = FieldBatch.concat([fields, self.sync.finish()], self.sync.payload_size)
+        res.stats.closest_non_key = fields.closest_non_key
         pieces: list[bytes] = []
         if len(fields):
             self._sectors(fields, pieces, res)
@@ -298,15 +297,17 @@ class RecordDecoder:
     ) -> None:
         """Apply the sequencing rules to the batch's sectors in field order."""
         ok = dec.ok
+        st = res.stats
         if self._plain_run(dec, ok):
-            self._count(dec, used, 0, ok.size)
+            st.fields += ok.size
+            st.note_key_search(fields.start, fields.matches, fields.slips, 0)
+            self._count(st, dec, used, 0, ok.size)
             self._deliver(dec.data, range(ok.size), dec.length, dec.number, pieces, res)
             self.last = int(dec.number[-1])
-            self.stats.sector_number = self.last
+            st.sector_number = self.last
             self.started, self.in_duplicates = True, False
             self.last_start = int(fields.start[-1])
             return
-        st = self.stats
         numbers = dec.number.tolist()
         kinds = dec.kind.tolist()
         lengths = dec.length.tolist()
@@ -333,7 +334,7 @@ class RecordDecoder:
                     stop = i
                     break
                 reset_at = i
-                st.reset_errors()
+                st.begin_restart()
                 self.in_duplicates = False
                 self.started = True
                 self.last_start = starts[i]
@@ -363,14 +364,14 @@ class RecordDecoder:
             if lengths[i] or self.outer is None:
                 run.append(i)
         flush()
-        if reset_at >= 0:
-            self._restate_key_stats(fields, reset_at)
-        st.fields -= len(numbers) - stop  # fields after the end are not this record's
+        # Key figures count from the last BOR field on, to the end of the batch.
+        st.note_key_search(fields.start, fields.matches, fields.slips, reset_at + 1)
+        st.fields += stop  # fields after the end are not this record's
         st.sectors_decoded += int(ok[:stop].sum()) - implausible
         taken = np.flatnonzero(ok[:stop])
         if taken.size:
             st.sector_number = numbers[int(taken[-1])]
-        self._count(dec, used, reset_at + 1, stop, decoded=False)
+        self._count(st, dec, used, reset_at + 1, stop, decoded=False)
         st.bad_sectors += implausible
 
     def _plausible_jump(self, number: int, start: int) -> bool:
@@ -398,31 +399,18 @@ class RecordDecoder:
             and (self.outer is None or (dec.length > 0).all())
         )
 
-    def _count(self, dec, used, start: int, stop: int, *, decoded: bool = True) -> None:
+    @staticmethod
+    def _count(st: BatchStats, dec, used, start: int, stop: int, *,
+               decoded: bool = True) -> None:
         """Codeword statistics of rows [start, stop) (those after the last BOR)."""
-        st = self.stats
         good = dec.ok[start:stop]
         if decoded:
             st.sectors_decoded += int(good.sum())
         st.bad_sectors += int(good.size - good.sum())
         if good.any():
             st.note_codewords(int(dec.corrected[start:stop][good].sum()),
-                              int(dec.worst[start:stop][good].max()))
-            st.erasures_used += int(used[start:stop][good].sum())
-
-    def _restate_key_stats(self, fields: FieldBatch, row: int) -> None:
-        """After a BOR sector in field `row`: the key search had counted the whole
-        batch, so its figures are recomputed from the fields that follow."""
-        st = self.stats
-        rest = slice(row + 1, None)
-        if fields.matches[rest].size:
-            st.worst_key = int(fields.matches[rest].min())
-        st.line_slips = int(fields.slips[rest].sum())
-        d = np.diff(fields.start[row:])
-        if d.size:
-            st.smallest_field, st.largest_field = int(d.min()), int(d.max())
-            frame = self.params.geometry.frame_size
-            st.framing_errors = int(np.count_nonzero(d > (3 * frame) // 4))
+                              int(dec.worst[start:stop][good].max()),
+                              int(used[start:stop][good].sum()))
 
     def _field_end(self, fields: FieldBatch, i: int) -> int:
         p = self.params
@@ -453,7 +441,7 @@ class RecordDecoder:
 
     def _lost(self, first: int, stop: int, pieces, res) -> None:
         """Sectors [first, stop) were never received."""
-        st = self.stats
+        st = res.stats
         st.bad_sector_runs += 1
         st.lost_sectors += stop - first
         cap = self.capacity
@@ -490,7 +478,10 @@ class RecordDecoder:
             ev = SectorLost(sector + self.first_data, base + off, length)
             res.events.append(ev)
             res.lost.append(ev)
-            self.stats.unrecovered_bytes += length
+            res.stats.unrecovered_bytes += length
+        if chunk.decoded:
+            res.stats.groups_decoded += 1
+            res.stats.outer_corrected += chunk.corrected
         pieces.append(chunk.data)
         self.user_bytes += len(chunk.data)
 
@@ -506,7 +497,7 @@ class RecordDecoder:
             ev = SectorLost(sector, off, length)
             res.events.append(ev)
             res.lost.append(ev)
-            self.stats.unrecovered_bytes += length
+            res.stats.unrecovered_bytes += length
         self._outer_lost_seen = len(lost)
         pieces.append(out)
         self.user_bytes += len(out)
@@ -541,6 +532,8 @@ def _merge(dec, again, rows: np.ndarray):
 class _GroupOut:
     data: bytes
     lost: list  # (data sector index, offset in data, length)
+    decoded: bool = False  # went through the outer decoder (else: no sector arrived)
+    corrected: int = 0  # symbols the outer code corrected
 
 
 class _Groups:
@@ -551,9 +544,8 @@ class _Groups:
     last group, which matters only when its length field was lost).
     """
 
-    def __init__(self, capacity: int, stats: Statistics) -> None:
+    def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.stats = stats
         self.group = 0  # index of the group being collected
         self.sectors = np.zeros((GROUP_SECTORS, capacity), np.uint8)
         self.have = np.zeros(GROUP_SECTORS, bool)
@@ -603,8 +595,6 @@ class _Groups:
         from backerd.format.ecc2 import decode_group
 
         result = decode_group(self.sectors, ~self.have)
-        self.stats.groups_decoded += 1
-        self.stats.outer_corrected += result.corrected
         data, ranges = result.data, result.lost
         length = self._length(result, last)
         if length < len(data):
@@ -622,7 +612,7 @@ class _Groups:
         self.have[:] = False
         self.group += 1
         self.touched = False
-        return _GroupOut(data, lost)
+        return _GroupOut(data, lost, decoded=True, corrected=result.corrected)
 
     def _length(self, result, last: bool) -> int:
         """User bytes of the group when the outer code could not restore its length.
