@@ -108,7 +108,7 @@ def _stream_problem(player, ended: bool, head: bytes, read: int, args) -> Backer
             m, f = others[0]
             return FormatError(
                 f"the stream is not in mode {args.mode}"
-                + ("" if args.fmt == "auto" else f" format {args.fmt}")
+                + ("" if args.fmt == AUTO else f" format {args.fmt}")
                 + f": it looks like mode {m} (format {f})")
         if st.fields == 0:
             return FormatError(f"no signal: no Backer field of mode {args.mode} in {read} bytes")

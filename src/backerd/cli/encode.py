@@ -14,6 +14,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from backerd.cli.progress import Progress, input_size
+from backerd.format.params import Format
 
 if TYPE_CHECKING:
     from backerd.format.legacy import LegacyRecorder
@@ -24,7 +25,7 @@ _CHUNK = 1 << 20
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", required=True, metavar="MODE",
                         help="nls nhs pls phs nle nhe ple phe (or a raw mode nlr nhr plr phr)")
-    parser.add_argument("--format", default="3.102", metavar="FORMAT",
+    parser.add_argument("--format", default=Format.V3102.value, metavar="FORMAT",
                         help="format release to write: 3.102 (default), 3.101 or 3.3")
     parser.add_argument("--bkrenhanced", action="store_true",
                         help="3.101/3.3 EP modes: add the bkrenhanced outer code first")

@@ -50,7 +50,8 @@ class LegacyRecorder:
     """
 
     def __init__(
-        self, mode_or_name: ModeParams | str, fmt: str = "3.101", *, bkrenhanced: bool = False
+        self, mode_or_name: ModeParams | str, fmt: str = Format.V3101, *,
+        bkrenhanced: bool = False
     ) -> None:
         self.params = _params(mode_or_name, fmt)
         if bkrenhanced and self.params.codec is not Codec.EP:
@@ -148,7 +149,8 @@ class LegacyRecorder:
 
 
 def encode_recording(
-    data: bytes, mode_or_name: ModeParams | str, fmt: str = "3.101", *, bkrenhanced: bool = False
+    data: bytes, mode_or_name: ModeParams | str, fmt: str = Format.V3101, *,
+    bkrenhanced: bool = False
 ) -> bytes:
     """Raw stream of one 3.101/3.3 recording of `data`, byte-exact with `bkrencode`."""
     recorder = LegacyRecorder(mode_or_name, fmt, bkrenhanced=bkrenhanced)
@@ -159,7 +161,7 @@ def encode_recording(
 class FormatScore:
     """How well a batch of sectors fits one legacy format (see `score_formats`)."""
 
-    fmt: str
+    fmt: Format
     decoded: int  # sectors whose codewords decoded and whose header is valid
     plausible: int  # decoded sectors this format could have written
     consistent: int  # sectors with a shape only this format writes (markers, filler)
@@ -184,7 +186,7 @@ def score_formats(
     bonus for format-specific shapes). A dozen consecutive fields are plenty.
     """
     scores = {}
-    for fmt in LEGACY_FORMATS:
+    for fmt in (Format.V3101, Format.V33):
         codec = LegacySectorCodec(mode(name, fmt))
         decoded, consistent, contradictory = codec.decode_with_evidence(sectors, erasures)
         scores[fmt] = FormatScore(
@@ -199,10 +201,10 @@ def score_formats(
 
 def detect_format(
     name: str, sectors: np.ndarray, erasures: np.ndarray | None = None
-) -> str | None:
-    """"3.101" or "3.3" when the sectors clearly favour one, else None (need more)."""
+) -> Format | None:
+    """3.101 or 3.3 when the sectors clearly favour one, else None (need more)."""
     scores = score_formats(name, sectors, erasures)
-    a, b = scores["3.101"].score, scores["3.3"].score
+    a, b = scores[Format.V3101].score, scores[Format.V33].score
     if a == b or max(a, b) <= 0:
         return None
-    return "3.101" if a > b else "3.3"
+    return Format.V3101 if a > b else Format.V33

@@ -214,7 +214,7 @@ class ModeParams:
 
     @property
     def is_raw(self) -> bool:
-        return self.codec == "raw"
+        return self.codec is Codec.RAW
 
     @property
     def parity_per_codeword(self) -> int:

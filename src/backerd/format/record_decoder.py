@@ -85,7 +85,7 @@ def decode_fields(codec, sync: FieldSync, fields: FieldBatch):
         used[marked] = erasures[marked].sum(axis=1)
 
     def to_sector(mask: np.ndarray) -> np.ndarray:
-        return payload_to_sector_mask(mask, size) if params.codec == "ep" else mask
+        return payload_to_sector_mask(mask, size) if params.codec is Codec.EP else mask
 
     tiers = (
         lambda rows: fields.suspect[rows],
@@ -150,7 +150,7 @@ def _try_dropout_windows(codec, sync: FieldSync, fields: FieldBatch, sectors, er
     if not owners:
         return dec
     mask = np.array(masks)
-    if params.codec == "ep":
+    if params.codec is Codec.EP:
         mask = payload_to_sector_mask(mask, sectors.shape[1])
     owner = np.asarray(owners)
     wider = erasures[owner] | mask
@@ -205,7 +205,7 @@ def _try_slip_lines(codec, params: ModeParams, fields: FieldBatch, dec, used):
 
 def demodulate(params: ModeParams, fields: FieldBatch) -> tuple[np.ndarray, np.ndarray]:
     """Sectors (N, S) and their erasures from field payloads (GCR for EP)."""
-    if params.codec != "ep":
+    if params.codec is not Codec.EP:
         return fields.payload, fields.erasures.copy()
     from backerd.format import gcr
 
