@@ -21,6 +21,7 @@ import numpy as np
 from backerd.allocator import tune_allocator
 from backerd.format import bkrenhanced, gcr, legacy
 from backerd.format.params import FORMATTED_MODES, mode
+from backerd.format.sector_codecs import codec_for
 
 
 def best_time(fn: Callable[[], object], repeat: int) -> float:
@@ -35,7 +36,7 @@ def best_time(fn: Callable[[], object], repeat: int) -> float:
 def data_sectors(fmt: str, name: str, data: bytes) -> np.ndarray:
     """The demodulated data sectors of a recording (fields at nominal offsets)."""
     params = mode(name, fmt)
-    codec = legacy.sector_codec(params)
+    codec = codec_for(params)
     cap = params.capacity
     n = len(data) // cap
     payloads = codec.encode_sectors(
@@ -60,7 +61,7 @@ def main() -> None:
     for fmt in ("3.101", "3.3"):
         for name in args.modes:
             enc = best_time(partial(legacy.encode_recording, data, name, fmt), args.repeat)
-            codec = legacy.sector_codec(mode(name, fmt))
+            codec = codec_for(mode(name, fmt))
             sectors = data_sectors(fmt, name, data)
             dec = best_time(partial(codec.decode_sectors, sectors), args.repeat)
             print(f"{fmt:5} {name:4} {size / enc / 1e6:12.1f} {size / dec / 1e6:19.1f}")

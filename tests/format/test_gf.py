@@ -49,3 +49,30 @@ def test_inverse() -> None:
 )
 def test_generator_poly_spec_vectors(nsym: int, hexcoeffs: str) -> None:
     assert gf.generator_poly(nsym).tobytes() == bytes.fromhex(hexcoeffs)
+
+
+def test_inverse_table_matches_bitwise_multiply() -> None:
+    assert all(slow_mul(x, int(gf.INV[x])) == 1 for x in range(1, 256))
+
+
+def slow_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.zeros((a.shape[0], b.shape[1]), np.uint8)
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            acc = 0
+            for t in range(a.shape[1]):
+                acc ^= slow_mul(int(a[i, t]), int(b[t, j]))
+            out[i, j] = acc
+    return out
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 20])
+def test_matrix_inverse(size: int) -> None:
+    # A Vandermonde matrix of distinct nonzero points is nonsingular (the erasure systems).
+    rng = np.random.default_rng(size)
+    points = rng.choice(np.arange(1, 256), size, replace=False)
+    a = np.array([[gf.EXP[(int(gf.LOG[p]) * (r + 1)) % 255] for p in points]
+                  for r in range(size)], np.uint8)
+    inv = gf.matrix_inverse(a)
+    assert np.array_equal(slow_matmul(a, inv), np.eye(size, dtype=np.uint8))
+    assert np.array_equal(slow_matmul(inv, a), np.eye(size, dtype=np.uint8))

@@ -9,10 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backerd.errors import UsageError
-from backerd.format import legacy, randomiser
+from backerd.format import randomiser
 from backerd.format.legacy_sector import LegacySectorCodec
 from backerd.format.params import FORMATTED_MODES, mode
-from backerd.format.sector import SectorKind
+from backerd.format.sector_codecs import codec_for
+from backerd.format.sector_types import SectorKind
 
 CASES = [(fmt, name) for fmt in ("3.101", "3.3") for name in FORMATTED_MODES]
 
@@ -122,7 +123,7 @@ def test_33_stale_state_carries_across_batches() -> None:
 def test_round_trip(case, length_pick: str, number: int, seed: int) -> None:
     fmt, name = case
     params = mode(name, fmt)
-    codec = legacy.sector_codec(params)
+    codec = codec_for(params)
     cap = params.capacity
     rng = np.random.default_rng(seed)
     n = {"0": 0, "1": 1, "C-1": cap - 1, "C": cap, "any": int(rng.integers(0, cap + 1))}[

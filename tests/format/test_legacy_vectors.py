@@ -14,7 +14,8 @@ import pytest
 from backerd.format import gcr, legacy
 from backerd.format.bkrenhanced import BkrEnhancedDecoder
 from backerd.format.params import ModeParams, mode
-from backerd.format.sector import SectorKind
+from backerd.format.sector_codecs import codec_for
+from backerd.format.sector_types import SectorKind
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MANIFEST = json.loads((DATA / "manifest.json").read_text())
@@ -138,7 +139,7 @@ def test_chunked_writes_give_the_same_stream(fmt: str, name: str) -> None:
 @pytest.mark.parametrize("entry", LEGACY_FILES, ids=[e["name"] for e in LEGACY_FILES])
 def test_decode_manifest_stream(entry: dict) -> None:
     params = mode(entry["mode"], entry["format"])
-    decoded = legacy.sector_codec(params).decode_sectors(sectors_of(params, tape(entry["tape"])))
+    decoded = codec_for(params).decode_sectors(sectors_of(params, tape(entry["tape"])))
     assert decoded.ok.all()
     assert decoded.corrected.sum() == 0
     outer = None
@@ -162,7 +163,7 @@ def test_decode_with_errors_and_erasures(fmt: str, name: str) -> None:
     params = mode(name, fmt)
     raw = legacy.encode_recording(mod251(20_000), name, fmt)
     clean = sectors_of(params, raw)
-    codec = legacy.sector_codec(params)
+    codec = codec_for(params)
     want = user_stream(codec.decode_sectors(clean))
     assert want == mod251(20_000)
     rng = np.random.default_rng(7)
@@ -216,7 +217,7 @@ def test_recording_structure_and_round_trip(fmt: str, name: str, delta) -> None:
     # Spec 16: bkrencode adds one empty data sector when m is a multiple of C (also 0).
     n_data = -(-m // cap) + (m % cap == 0)
     assert rec.fields_emitted == params.n_bor + n_data + params.n_eor
-    decoded = legacy.sector_codec(params).decode_sectors(sectors_of(params, raw))
+    decoded = codec_for(params).decode_sectors(sectors_of(params, raw))
     assert decoded.ok.all()
     assert user_stream(decoded) == data
     assert (decoded.kind == SectorKind.DATA).sum() == n_data - (fmt == "3.101" and m % cap == 0)
@@ -232,7 +233,7 @@ def test_bkrenhanced_recording_survives_twenty_unreadable_sectors_per_group(fmt:
     for group in range(2):
         rows = first + 255 * group + rng.choice(255, 20, replace=False)
         sectors[rows, :120] ^= 0xFF  # 10 errors per codeword, t = 4: the sector is lost
-    decoded = legacy.sector_codec(params).decode_sectors(sectors)
+    decoded = codec_for(params).decode_sectors(sectors)
     assert (~decoded.ok).sum() == 40
     outer = BkrEnhancedDecoder(params.capacity)
     out = []

@@ -343,7 +343,7 @@ def test_two_slips_in_one_field_and_double_line_drops(name):
 def test_a_wild_sector_number_is_not_taken():
     # A header the code passed but that cannot be right here (a miscorrection, or a
     # stray field) must not make the reader report millions of lost sectors.
-    from backerd.format.sector import sector_codec
+    from backerd.format.sector_codecs import codec_for
 
     name = "pls"
     p = mode(name)
@@ -352,7 +352,7 @@ def test_a_wild_sector_number_is_not_taken():
     raw = encode_recording(payload, name)
     offs = field_offsets(name, len(raw)) + [len(raw)]
     f = data_field(name, 5)
-    wild = sector_codec(p).encode_sectors(
+    wild = codec_for(p).encode_sectors(
         np.zeros((1, cap), np.uint8), np.array([cap]), np.array([5_000_000]))
     field = frame.assemble_fields(p, wild, f)
     assert len(field) == offs[f + 1] - offs[f]

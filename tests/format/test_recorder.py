@@ -12,7 +12,8 @@ from backerd.errors import UsageError
 from backerd.format import ecc2, frame, gcr
 from backerd.format.params import FORMATTED_MODES, RAW_MODES, mode
 from backerd.format.recorder import Recorder, encode_recording
-from backerd.format.sector import SectorKind, sector_codec
+from backerd.format.sector_codecs import codec_for
+from backerd.format.sector_types import SectorKind
 
 
 def decode_stream(name: str, raw: bytes) -> bytes:
@@ -28,7 +29,7 @@ def decode_stream(name: str, raw: bytes) -> bytes:
     assert offset == len(raw)
     payloads = frame.extract_payload(params, np.array(rows))
     sectors = gcr.demodulate(payloads)[0] if params.codec == "ep" else payloads
-    decoded = sector_codec(params).decode_sectors(sectors)
+    decoded = codec_for(params).decode_sectors(sectors)
     assert decoded.ok[:-1].all()  # the last field may be the pad field
     kinds = decoded.kind
     n_bor = params.n_bor

@@ -11,14 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reedsolo import RSCodec
 
+from backerd.errors import UsageError
 from backerd.format import randomiser
+from backerd.format.legacy_sector import LegacySectorCodec
 from backerd.format.params import FORMATTED_MODES, mode
-from backerd.format.sector import (
-    DecodedSectors,
-    Sector3102Codec,
-    SectorKind,
-    sector_codec,
-)
+from backerd.format.sector import Sector3102Codec
+from backerd.format.sector_codecs import codec_for
+from backerd.format.sector_types import DecodedSectors, SectorCodec, SectorKind
 
 MODES = [mode(name) for name in FORMATTED_MODES]
 
@@ -173,12 +172,21 @@ def test_impossible_length_is_rejected() -> None:
     assert not decoded.ok[0]
 
 
-def test_sector_codec_dispatch() -> None:
-    assert isinstance(sector_codec(mode("nhs")), Sector3102Codec)
-    legacy = sector_codec(mode("nhs", "3.101"))
-    assert not isinstance(legacy, Sector3102Codec)
-    out = legacy.decode_sectors(np.zeros((1, mode("nhs", "3.101").sector_size), np.uint8))
+@pytest.mark.parametrize(("fmt", "cls"), [("3.102", Sector3102Codec),
+                                          ("3.101", LegacySectorCodec),
+                                          ("3.3", LegacySectorCodec)])
+def test_codec_for_picks_the_release_codec(fmt: str, cls: type) -> None:
+    params = mode("nhs", fmt)
+    codec = codec_for(params)
+    assert type(codec) is cls and isinstance(codec, SectorCodec)
+    assert codec.params is params
+    out = codec.decode_sectors(np.zeros((1, params.sector_size), np.uint8))
     assert isinstance(out, DecodedSectors)
+
+
+def test_codec_for_raw_mode_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="raw"):
+        codec_for(mode("nhr"))
 
 
 @pytest.mark.parametrize("params", [mode("nhs"), mode("phe")], ids=lambda p: p.name)

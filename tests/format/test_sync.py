@@ -12,6 +12,7 @@ import pytest
 
 from backerd.format import frame
 from backerd.format.params import mode
+from backerd.format.stats import BatchStats, Statistics
 from backerd.format.sync import FieldBatch, FieldSync
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -40,28 +41,38 @@ def field_starts(fmt: str, name: str, length: int) -> list[int]:
     return starts
 
 
-def sync_all(params, raw: bytes, chunk: int | None = None) -> tuple[FieldBatch, FieldSync]:
+def sync_all(
+    params, raw: bytes, chunk: int | None = None
+) -> tuple[FieldBatch, FieldSync, Statistics]:
+    """All fields, the synchroniser, and the key search statistics its batches give."""
     sync = FieldSync(params)
     chunk = chunk or len(raw) or 1
     parts = [sync.feed(raw[i : i + chunk]) for i in range(0, len(raw), chunk)]
     parts.append(sync.finish())
-    return FieldBatch.concat(parts, params.payload), sync
+    stats = Statistics()
+    stats.start_stream(params.parity_per_codeword, params.key_length,
+                       params.geometry.frame_size)
+    for part in parts:
+        batch = BatchStats(fields=len(part), closest_non_key=part.closest_non_key)
+        batch.note_key_search(part.start, part.matches, part.slips, 0)
+        stats.apply(batch)
+    return FieldBatch.concat(parts, params.payload), sync, stats
 
 
 @pytest.mark.parametrize(("fmt", "name"), CASES)
 def test_every_field_found_at_its_place(fmt, name):
     raw = tape(fmt, name)
     params = mode(name, fmt)
-    fields, sync = sync_all(params, raw)
+    fields, sync, stats = sync_all(params, raw)
     expected = field_starts(fmt, name, len(raw))
     assert fields.start.tolist() == expected
     assert (fields.matches == params.key_length).all()
     assert not fields.erasures.any() and not fields.suspect.any()
-    assert sync.stats.worst_key == params.key_length
-    assert sync.stats.framing_errors == 0
+    assert stats.worst_key == params.key_length
+    assert stats.framing_errors == 0
     g = params.geometry
-    assert sync.stats.smallest_field == g.field_size
-    assert sync.stats.largest_field == g.field_size + g.interlace
+    assert stats.smallest_field == g.field_size
+    assert stats.largest_field == g.field_size + g.interlace
     # Payloads agree with the writer's own layout of the active region.
     arr = np.frombuffer(raw, np.uint8)
     active = arr[np.asarray(expected)[:, None] + np.arange(params.active)]
@@ -72,8 +83,8 @@ def test_every_field_found_at_its_place(fmt, name):
 def test_chunking_does_not_change_the_fields(chunk):
     raw = tape("3.102", "nhs")[:120_000]
     params = mode("nhs")
-    ref, _ = sync_all(params, raw)
-    got, sync = sync_all(params, raw, chunk)
+    ref, _, _ = sync_all(params, raw)
+    got, sync, stats = sync_all(params, raw, chunk)
     for name in ("start", "end", "payload", "erasures", "suspect", "matches", "slips"):
         assert np.array_equal(getattr(got, name), getattr(ref, name)), name
     assert sync.buffered == 0
@@ -95,9 +106,9 @@ def test_noise_only_finds_nothing():
     rng = np.random.default_rng(7)
     raw = rng.integers(0, 256, 3_000_000, dtype=np.uint8).tobytes()
     params = mode("nls")
-    fields, sync = sync_all(params, raw, 65536)
+    fields, sync, stats = sync_all(params, raw, 65536)
     assert len(fields) == 0
-    assert 0 < sync.stats.closest_non_key < params.threshold
+    assert 0 < stats.closest_non_key < params.threshold
     assert sync.buffered == 0
 
 
@@ -108,16 +119,16 @@ def test_missing_field_is_a_framing_error():
     starts = field_starts(fmt, name, len(raw))
     cut_from, cut_to = starts[40] - params.leader, starts[41] - params.leader
     damaged = raw[:cut_from] + raw[cut_to:]
-    fields, sync = sync_all(params, damaged)
+    fields, sync, stats = sync_all(params, damaged)
     assert len(fields) == len(starts) - 1
     # the field after the cut is where the cut put it; everything else found too
-    assert sync.stats.framing_errors == 0  # a cut field is not a gap
+    assert stats.framing_errors == 0  # a cut field is not a gap
     wiped = bytearray(raw)
     wiped[starts[40] : starts[40] + params.active] = bytes(params.active)
-    fields, sync = sync_all(params, bytes(wiped))
+    fields, sync, stats = sync_all(params, bytes(wiped))
     assert len(fields) == len(starts) - 1
-    assert sync.stats.framing_errors == 1
-    assert sync.stats.largest_field == 2 * params.geometry.field_size
+    assert stats.framing_errors == 1
+    assert stats.largest_field == 2 * params.geometry.field_size
 
 
 def slip(raw: bytes, at: int, bpl: int, drop: bool) -> bytes:
@@ -131,7 +142,7 @@ def test_line_slips_are_realigned(fmt, name, drop):
     raw = tape(fmt, name)
     params = mode(name, fmt)
     bpl = params.geometry.bytes_per_line
-    clean, _ = sync_all(params, raw)
+    clean, _, _ = sync_all(params, raw)
     starts = clean.start.tolist()
     lines = params.active // bpl
     rng = np.random.default_rng(zlib.crc32(f"{fmt} {name} {drop}".encode()))
@@ -144,7 +155,7 @@ def test_line_slips_are_realigned(fmt, name, drop):
     out = raw
     for f in reversed(damaged_fields):
         out = slip(out, starts[f] + picks[f] * bpl, bpl, drop)
-    got, sync = sync_all(params, out)
+    got, sync, stats = sync_all(params, out)
     assert len(got) == len(clean)
     wrong = (got.payload != clean.payload) & ~got.erasures
     assert not wrong.any(), np.flatnonzero(wrong.any(axis=1))
@@ -154,7 +165,7 @@ def test_line_slips_are_realigned(fmt, name, drop):
     assert (got.slips[slipped] <= 1).all()
     # The erased span is local: at most a few key intervals, not the whole field.
     assert got.erasures.sum(axis=1).max() <= 3 * params.key_interval + 2 * bpl
-    assert sync.stats.line_slips == got.slips.sum()
+    assert stats.line_slips == got.slips.sum()
 
 
 def test_suspect_bytes_surround_a_damaged_key():
@@ -163,7 +174,7 @@ def test_suspect_bytes_surround_a_damaged_key():
     starts = field_starts("3.102", "nls", len(raw))
     key5 = starts[10] + 5 * params.key_interval
     raw[key5] ^= 0xFF
-    fields, _ = sync_all(params, bytes(raw))
+    fields, _, _ = sync_all(params, bytes(raw))
     assert fields.matches[10] == params.key_length - 1
     sus = np.flatnonzero(fields.suspect[10])
     pos = frame.payload_positions(params)[sus]
@@ -175,7 +186,7 @@ def test_suspect_bytes_surround_a_damaged_key():
 def test_rebase_numbers_the_stream_from_the_origin():
     raw = tape("3.102", "nls")
     params = mode("nls")
-    ref, _ = sync_all(params, raw)
+    ref, _, _ = sync_all(params, raw)
     sync = FieldSync(params)
     sync.rebase(10_000)
     got = FieldBatch.concat([sync.feed(raw), sync.finish()], params.payload)
@@ -194,10 +205,10 @@ def test_a_deck_that_drops_every_half_line():
     offs = [s - params.leader for s in starts] + [len(raw)]
     cut = b"".join(raw[offs[i] : offs[i + 1] - (g.interlace if i % 2 == 0 else 0)]
                    for i in range(len(offs) - 1))
-    ref, _ = sync_all(params, raw)
-    got, sync = sync_all(params, cut, 50_000)
+    ref, _, _ = sync_all(params, raw)
+    got, sync, stats = sync_all(params, cut, 50_000)
     assert np.array_equal(got.payload, ref.payload)
-    assert sync.stats.smallest_field == sync.stats.largest_field == g.field_size
+    assert stats.smallest_field == stats.largest_field == g.field_size
     assert sync.played_lengths == (g.field_size, g.field_size)
 
 
@@ -207,7 +218,7 @@ def test_search_passing_a_stale_prediction():
     params = mode("nls")
     raw = bytearray(tape("3.102", "nls")[3:])
     raw[485 : 485 + 2248] = np.random.default_rng(0).integers(0, 256, 2248, np.uint8).tobytes()
-    fields, _ = sync_all(params, bytes(raw), 500)
-    ref, _ = sync_all(params, bytes(raw))
+    fields, _, _ = sync_all(params, bytes(raw), 500)
+    ref, _, _ = sync_all(params, bytes(raw))
     assert np.array_equal(fields.start, ref.start)
     assert len(fields) > 300

@@ -16,6 +16,7 @@ import sys
 from typing import BinaryIO
 
 from backerd.errors import UsageError
+from backerd.format.params import AUTO, FORMAT_CHOICES, Standard
 
 CHUNK = 1 << 20
 
@@ -24,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = sub.add_parser("new", help="create a blank cassette image")
     p.add_argument("image")
-    p.add_argument("--standard", default="ntsc", choices=("ntsc", "pal"),
+    p.add_argument("--standard", default=Standard.NTSC.value, choices=[s.value for s in Standard],
                    type=str.lower, help="video standard (default ntsc)")
     p.add_argument("--length", default="E-180",
                    help="cassette length: E-30..E-300, T-15..T-180, or minutes (default E-180)")
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("record", help="append a raw stream (stdin) as a recording at EOD")
     p.add_argument("image")
     p.add_argument("--mode", required=True, help="mode the stream was made in (nls, nhe, ...)")
-    p.add_argument("--format", default="auto", choices=("auto", "3.102", "3.101", "3.3"),
+    p.add_argument("--format", default=AUTO, choices=FORMAT_CHOICES,
                    help="format release of the stream, for readers (default auto)")
     p = sub.add_parser("dump", help="write the raw stream of recording N to stdout")
     p.add_argument("image")
@@ -135,6 +136,7 @@ def _print_info(info: dict) -> None:
 
 def _record(args: argparse.Namespace) -> int:
     from backerd.format.fields import FieldCutter
+    from backerd.format.params import check_standard
     from backerd.format.params import mode as mode_params
     from backerd.vcr.base import Recording
     from backerd.vcr.sim import Cassette, SimDeck
@@ -145,9 +147,7 @@ def _record(args: argparse.Namespace) -> int:
     if not first:
         raise UsageError("no input on stdin: nothing recorded")
     with Cassette.open(args.image) as c:
-        if params.geometry.standard != c.standard:
-            raise UsageError(f"mode {params.name} is {params.geometry.standard.upper()} but "
-                             f"the cassette is {c.standard.upper()}")
+        check_standard(params.name, c.standard)
         recs = c.recordings
         start = recs[-1].end if recs else 0
         deck = SimDeck(c)

@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from backerd.cli.progress import Progress, input_size
+from backerd.format.params import AUTO, FORMAT_CHOICES
 
 if TYPE_CHECKING:
     from backerd.errors import BackerError
@@ -24,8 +25,7 @@ DIAGNOSE_BYTES = 4 << 20
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", required=True, metavar="MODE",
                         help="recording mode: nls nhs pls phs nle nhe ple phe (or raw nlr ...)")
-    parser.add_argument("--format", default="auto", dest="fmt",
-                        choices=("auto", "3.102", "3.101", "3.3"),
+    parser.add_argument("--format", default=AUTO, dest="fmt", choices=FORMAT_CHOICES,
                         help="format release of the stream (default: detect)")
     parser.add_argument("--bkrenhanced", action="store_true",
                         help="3.101/3.3 EP: undo the bkrenhanced outer code")
@@ -108,7 +108,7 @@ def _stream_problem(player, ended: bool, head: bytes, read: int, args) -> Backer
             m, f = others[0]
             return FormatError(
                 f"the stream is not in mode {args.mode}"
-                + ("" if args.fmt == "auto" else f" format {args.fmt}")
+                + ("" if args.fmt == AUTO else f" format {args.fmt}")
                 + f": it looks like mode {m} (format {f})")
         if st.fields == 0:
             return FormatError(f"no signal: no Backer field of mode {args.mode} in {read} bytes")

@@ -14,6 +14,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from backerd.cli.progress import Progress, input_size
+from backerd.format.params import Format
 
 if TYPE_CHECKING:
     from backerd.format.legacy import LegacyRecorder
@@ -24,7 +25,7 @@ _CHUNK = 1 << 20
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", required=True, metavar="MODE",
                         help="nls nhs pls phs nle nhe ple phe (or a raw mode nlr nhr plr phr)")
-    parser.add_argument("--format", default="3.102", metavar="FORMAT",
+    parser.add_argument("--format", default=Format.V3102.value, metavar="FORMAT",
                         help="format release to write: 3.102 (default), 3.101 or 3.3")
     parser.add_argument("--bkrenhanced", action="store_true",
                         help="3.101/3.3 EP modes: add the bkrenhanced outer code first")
@@ -39,17 +40,17 @@ def run(args: argparse.Namespace) -> int:
 
     params = mode(args.mode, args.format)  # unknown mode/format: UsageError
     recorder: Recorder | LegacyRecorder
-    if args.format == "3.102":
+    if not params.format.is_legacy:
         if args.bkrenhanced:
             raise UsageError("--bkrenhanced is for formats 3.101 and 3.3 (3.102 EP has its "
                              "outer code built in)")
-        recorder = Recorder(args.mode, args.format)
+        recorder = Recorder(params)
     else:
         if params.is_raw:
             raise UsageError(f"raw mode {args.mode} has no format; use --format 3.102")
         from backerd.format.legacy import LegacyRecorder
 
-        recorder = LegacyRecorder(args.mode, args.format, bkrenhanced=args.bkrenhanced)
+        recorder = LegacyRecorder(params, bkrenhanced=args.bkrenhanced)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     progress = Progress(f"encode {args.mode}", input_size(stdin), enabled=not args.no_progress)
     read = written = 0

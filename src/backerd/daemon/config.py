@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from backerd.errors import ConfigError, UsageError
-from backerd.format.params import MODES
+from backerd.format.params import MODES, Standard
+from backerd.format.params import mode as mode_params
 from backerd.vcr.settings import VcrSettings, parse_vcr
 
 DEFAULT_STATE_DIR = Path("/var/lib/backerd")
@@ -85,9 +86,9 @@ class UnitConfig:
         return f"nbacker{self.number}"
 
     @property
-    def standard(self) -> str:
+    def standard(self) -> Standard:
         """Video standard a new cassette gets: the one of the unit's mode."""
-        return "pal" if self.mode.startswith("p") else "ntsc"
+        return mode_params(self.mode).geometry.standard
 
 
 @dataclass(frozen=True)

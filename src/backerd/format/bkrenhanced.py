@@ -19,18 +19,18 @@ from math import lgamma, log
 
 import numpy as np
 
-from backerd.format.gf import EXP, MUL
-from backerd.format.rs import INV, LinearMap, RSCode, RSDecodeResult, rs_code
+from backerd.format.gf import EXP, MUL, matrix_inverse
+from backerd.format.gf_linear import LinearMap
+from backerd.format.params import (
+    GROUP_DATA_SECTORS,
+    GROUP_PARITY_SECTORS,
+    GROUP_SECTORS,
+    group_capacity,
+)
+from backerd.format.rs import RSCode, RSDecodeResult, rs_code
 
-GROUP_SECTORS = 255
-DATA_SECTORS = 235
-PARITY_SECTORS = GROUP_SECTORS - DATA_SECTORS  # 20: the most erasures one group survives
 MISCORRECTION_LIMIT = 1e-4  # see _trusted
 
-
-def group_capacity(capacity: int) -> int:
-    """User bytes per group for sectors of `capacity` bytes."""
-    return DATA_SECTORS * capacity - 4
 
 
 def encode_groups(data: bytes, capacity: int, lengths: list[int] | None = None) -> bytes:
@@ -41,15 +41,15 @@ def encode_groups(data: bytes, capacity: int, lengths: list[int] | None = None) 
         raise ValueError("encode_groups needs whole groups")
     if lengths is None:
         lengths = [cg] * n_groups
-    area = np.zeros((n_groups, DATA_SECTORS * capacity), np.uint8)
+    area = np.zeros((n_groups, GROUP_DATA_SECTORS * capacity), np.uint8)
     area[:, :cg] = np.frombuffer(data, np.uint8).reshape(n_groups, cg)
     area[:, cg:] = np.asarray(lengths, "<i4").view(np.uint8).reshape(n_groups, 4)
-    code = rs_code(GROUP_SECTORS, DATA_SECTORS)
-    parity = code.encode(area.reshape(n_groups * capacity, DATA_SECTORS))
+    code = rs_code(GROUP_SECTORS, GROUP_DATA_SECTORS)
+    parity = code.encode(area.reshape(n_groups * capacity, GROUP_DATA_SECTORS))
     # (groups, C codewords, 255 positions) -> (groups, 255 sectors, C bytes)
     cw = np.concatenate(
-        [parity.reshape(n_groups, capacity, PARITY_SECTORS),
-         area.reshape(n_groups, capacity, DATA_SECTORS)],
+        [parity.reshape(n_groups, capacity, GROUP_PARITY_SECTORS),
+         area.reshape(n_groups, capacity, GROUP_DATA_SECTORS)],
         axis=2,
     )
     return np.ascontiguousarray(cw.transpose(0, 2, 1)).tobytes()
@@ -155,7 +155,7 @@ class BkrEnhancedDecoder:
         cw = np.ascontiguousarray(self._sectors.T)  # (C codewords, 255 positions)
         lost = self._missing.copy()
         result = decode_codewords(cw, lost)
-        data_area = result.corrected[:, PARITY_SECTORS:].reshape(-1)
+        data_area = result.corrected[:, GROUP_PARITY_SECTORS:].reshape(-1)
         failed = ~result.ok
         cg = self.group_capacity
         # The length sits in codeword C-1 (data symbols 231..234 = sectors 251..254);
@@ -170,8 +170,8 @@ class BkrEnhancedDecoder:
             length, length_known = cg, False
             failed = np.ones_like(failed)
         for b in np.flatnonzero(failed):
-            start = int(b) * DATA_SECTORS
-            stop = min(start + DATA_SECTORS, length)
+            start = int(b) * GROUP_DATA_SECTORS
+            stop = min(start + GROUP_DATA_SECTORS, length)
             if start < stop:
                 self._add_lost(base + start, stop - start)
         self.reports.append(
@@ -217,7 +217,7 @@ def decode_codewords(cw: np.ndarray, lost: np.ndarray) -> _Decoded:
     a reported loss is better than wrong data. With exactly 20 erasures nothing can be
     checked, as in any RS decoder.
     """
-    code = rs_code(GROUP_SECTORS, DATA_SECTORS)
+    code = rs_code(GROUP_SECTORS, GROUP_DATA_SECTORS)
     res = _decode_with_erasures(code, cw, lost)
     errors = res.changed & ~lost
     confirmed = errors[res.ok].sum(axis=0) >= 2
@@ -226,7 +226,7 @@ def decode_codewords(cw: np.ndarray, lost: np.ndarray) -> _Decoded:
     corrected = np.where(ok[:, None], res.corrected, cw)
     n_corr = np.where(ok, res.n_corrected, 0)
     retry_erasures = lost | confirmed
-    if not ok.all() and confirmed.any() and retry_erasures.sum() <= PARITY_SECTORS:
+    if not ok.all() and confirmed.any() and retry_erasures.sum() <= GROUP_PARITY_SECTORS:
         again_rows = np.flatnonzero(~ok)
         again = code.decode(
             cw[again_rows], np.broadcast_to(retry_erasures, (again_rows.size, GROUP_SECTORS))
@@ -249,28 +249,14 @@ def _trusted(errors: np.ndarray, n_erasures: int, confirmed: np.ndarray) -> np.n
     """
     n_errors = errors.sum(axis=1)
     free = GROUP_SECTORS - n_erasures
-    spare = PARITY_SECTORS - n_erasures
-    e = np.arange(PARITY_SECTORS // 2 + 1)
+    spare = GROUP_PARITY_SECTORS - n_erasures
+    e = np.arange(GROUP_PARITY_SECTORS // 2 + 1)
     if spare < 0:  # more erasures than parity: nothing decodes
         return np.zeros(errors.shape[0], bool)
     log_c = np.array([lgamma(free + 1) - lgamma(k + 1) - lgamma(free - k + 1) for k in e])
     log_p = log_c + e * log(255) - spare * log(256)
     likely_right = log_p[np.minimum(n_errors, e[-1])] < log(MISCORRECTION_LIMIT)
     return likely_right | (n_errors == 0) | ~(errors & ~confirmed).any(axis=1)
-
-
-def _gf_inverse(matrix: np.ndarray) -> np.ndarray:
-    """Inverse of a square GF(256) matrix (Gauss-Jordan; it is small: at most 20x20)."""
-    size = matrix.shape[0]
-    work = np.concatenate([matrix.astype(np.uint8), np.eye(size, dtype=np.uint8)], axis=1)
-    for col in range(size):
-        pivot = col + int(np.flatnonzero(work[col:, col])[0])
-        work[[col, pivot]] = work[[pivot, col]]
-        work[col] = MUL[INV[work[col, col]], work[col]]
-        for row in range(size):
-            if row != col and work[row, col]:
-                work[row] ^= MUL[work[row, col], work[col]]
-    return work[:, size:]
 
 
 @lru_cache(maxsize=8)  # patterns repeat while a damaged stretch of tape lasts
@@ -284,14 +270,13 @@ def _erasure_filler(positions: tuple[int, ...]) -> LinearMap:
     f = len(positions)
     pos = np.arange(GROUP_SECTORS)
     pow_ = EXP[(np.arange(1, f + 1)[None, :] * pos[:, None]) % 255]  # alpha^((j+1) pos)
-    a_inv = _gf_inverse(pow_[list(positions)].T)  # (f, f)
+    a_inv = matrix_inverse(pow_[list(positions)].T)  # (f, f)
     # u[pos] = A^-1 h_pos: what a unit symbol at pos contributes to each erased value.
     u = np.zeros((GROUP_SECTORS, f), np.uint8)
     for i in range(f):
         u[:, i] = np.bitwise_xor.reduce(MUL[a_inv[i][None, :], pow_], axis=1)
     u[list(positions)] = 0
-    values = np.arange(256, dtype=np.uint8)
-    return LinearMap(MUL[values[None, :, None], u[:, None, :]])
+    return LinearMap(u)
 
 
 def _decode_with_erasures(code: RSCode, cw: np.ndarray, lost: np.ndarray) -> RSDecodeResult:
@@ -302,13 +287,13 @@ def _decode_with_erasures(code: RSCode, cw: np.ndarray, lost: np.ndarray) -> RSD
     carry errors) go through the general errors-and-erasures decoder.
     """
     positions = tuple(int(p) for p in np.flatnonzero(lost))
-    if not positions or len(positions) > PARITY_SECTORS:
+    if not positions or len(positions) > GROUP_PARITY_SECTORS:
         return code.decode(cw, np.broadcast_to(lost, cw.shape) if positions else None)
     received = cw.copy()
     received[:, list(positions)] = 0
     corrected = received
-    corrected[:, list(positions)] = _erasure_filler(positions)(received)
-    if len(positions) < PARITY_SECTORS:
+    corrected[:, list(positions)] = _erasure_filler(positions).apply_rows(received)
+    if len(positions) < GROUP_PARITY_SECTORS:
         dirty = np.flatnonzero(code.syndromes(corrected).any(axis=1))
     else:
         dirty = np.zeros(0, np.intp)  # no syndrome left to check, as in any decoder

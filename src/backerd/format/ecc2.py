@@ -13,21 +13,21 @@ from functools import cache
 
 import numpy as np
 
-from backerd.format.gf import EXP, MUL, gf_inv
-from backerd.format.params import FILL
+from backerd.format.gf import EXP, MUL, matrix_inverse
+from backerd.format.gf_linear import LinearMap
+from backerd.format.params import (
+    FILL,
+    GROUP_DATA_SECTORS,
+    GROUP_PARITY_SECTORS,
+    GROUP_SECTORS,
+    group_capacity,
+)
 from backerd.format.rs import rs_code
-from backerd.format.rsenc import LinearMap, column_encoder
+from backerd.format.rsenc import column_encoder
 
-GROUP_SECTORS = 255
-DATA_SECTORS = 235
-PARITY_SECTORS = GROUP_SECTORS - DATA_SECTORS
-_CODE = (GROUP_SECTORS, DATA_SECTORS)
+_CODE = (GROUP_SECTORS, GROUP_DATA_SECTORS)
 CHECK_BYTES = 8  # parity symbols recomputed to find the codewords needing a decode
 
-
-def group_capacity(capacity: int) -> int:
-    """Cg: user bytes of one full group for sector capacity C."""
-    return DATA_SECTORS * capacity - 4
 
 
 def encode_group(data: bytes | np.ndarray, capacity: int) -> np.ndarray:
@@ -39,12 +39,12 @@ def encode_group(data: bytes | np.ndarray, capacity: int) -> np.ndarray:
     if user.size > cg:
         raise ValueError(f"a group holds at most {cg} bytes, got {user.size}")
     group = np.empty((GROUP_SECTORS, capacity), dtype=np.uint8)
-    area = group[:DATA_SECTORS].reshape(-1)
+    area = group[:GROUP_DATA_SECTORS].reshape(-1)
     area[: user.size] = user
     area[user.size : cg] = FILL
     area[cg:] = np.frombuffer(np.uint32(user.size).astype("<u4").tobytes(), np.uint8)
     # Codeword b = column b of the (235, C) data sectors; parity goes to rows 235..254.
-    group[DATA_SECTORS:] = column_encoder(*_CODE).parity(group[:DATA_SECTORS])
+    group[GROUP_DATA_SECTORS:] = column_encoder(*_CODE).parity(group[:GROUP_DATA_SECTORS])
     return group
 
 
@@ -63,13 +63,13 @@ class GroupResult:
 def _to_codewords(sectors: np.ndarray) -> np.ndarray:
     """(255, M) group columns in sector order -> (M, 255) codewords, coefficient order."""
     return np.ascontiguousarray(
-        np.concatenate([sectors[DATA_SECTORS:], sectors[:DATA_SECTORS]], axis=0).T
+        np.concatenate([sectors[GROUP_DATA_SECTORS:], sectors[:GROUP_DATA_SECTORS]], axis=0).T
     )
 
 
 def _positions(lost: np.ndarray) -> np.ndarray:
     """Sector-indexed flags -> codeword-position flags (parity first)."""
-    return np.concatenate([lost[DATA_SECTORS:], lost[:DATA_SECTORS]])
+    return np.concatenate([lost[GROUP_DATA_SECTORS:], lost[:GROUP_DATA_SECTORS]])
 
 
 def decode_group(sectors: np.ndarray, lost: np.ndarray) -> GroupResult:
@@ -88,31 +88,31 @@ def decode_group(sectors: np.ndarray, lost: np.ndarray) -> GroupResult:
     code = rs_code(*_CODE)
     known_bad = _positions(lost)
     n_lost = int(lost.sum())
-    if 0 < n_lost <= PARITY_SECTORS:
+    if 0 < n_lost <= GROUP_PARITY_SECTORS:
         dirty = np.arange(capacity)  # the erasure solver below also spots clean columns
     else:
         # Codewords whose recomputed parity matches are clean: no decode needed. The
         # first CHECK_BYTES parity symbols suffice (see _check_map).
-        check = _check_map().apply(sectors[:DATA_SECTORS])
-        received = sectors[DATA_SECTORS : DATA_SECTORS + CHECK_BYTES]
+        check = _check_map().apply_columns(sectors[:GROUP_DATA_SECTORS])
+        received = sectors[GROUP_DATA_SECTORS : GROUP_DATA_SECTORS + CHECK_BYTES]
         dirty = np.flatnonzero((check != received).any(axis=0))
     ok = np.ones(capacity, dtype=bool)
-    data_sectors = sectors[:DATA_SECTORS]
+    data_sectors = sectors[:GROUP_DATA_SECTORS]
     if dirty.size:
         data_sectors = data_sectors.copy()  # corrections go here
     changed_total = 0
-    if 0 < n_lost <= PARITY_SECTORS:
+    if 0 < n_lost <= GROUP_PARITY_SECTORS:
         # Erasures only: solve for the lost symbols directly; what does not check out
         # (further errors) goes to the general decoder below.
         erased = np.flatnonzero(lost)
         work = sectors[:, dirty].copy()
         work[erased] = 0
-        values, consistent = _fill_erasures(_syndrome_map().apply(work), erased)
+        values, consistent = _fill_erasures(_syndrome_map().apply_columns(work), erased)
         cols = dirty[consistent]
         if cols.size:
             filled = values[:, consistent]
             changed_total += int((filled != sectors[erased][:, cols]).sum())
-            data_rows = erased < DATA_SECTORS
+            data_rows = erased < GROUP_DATA_SECTORS
             data_sectors[np.ix_(erased[data_rows], cols)] = filled[data_rows]
         dirty = dirty[~consistent]
     if dirty.size:
@@ -128,7 +128,7 @@ def decode_group(sectors: np.ndarray, lost: np.ndarray) -> GroupResult:
             if not revealed.any():
                 break
             suspect |= revealed
-            if suspect.sum() > PARITY_SECTORS:
+            if suspect.sum() > GROUP_PARITY_SECTORS:
                 break
             retry = np.flatnonzero(~ok[dirty])
             result = code.decode(
@@ -143,12 +143,12 @@ def decode_group(sectors: np.ndarray, lost: np.ndarray) -> GroupResult:
         done = ok[dirty]
         if done.any():
             # Corrected codewords back into sector order (data positions 20..254).
-            data_sectors[:, dirty[done]] = corrected[done][:, PARITY_SECTORS:].T
+            data_sectors[:, dirty[done]] = corrected[done][:, GROUP_PARITY_SECTORS:].T
     # Byte o of the data area is sector o // C, codeword o % C.
     data_area = data_sectors.reshape(-1)
     cg = group_capacity(capacity)
     # The length field is in data sector 234: as received if the inner code passed it.
-    length_ok = bool(ok[capacity - 4 :].all()) or not lost[DATA_SECTORS - 1]
+    length_ok = bool(ok[capacity - 4 :].all()) or not lost[GROUP_DATA_SECTORS - 1]
     length = int(data_area[cg : cg + 4].view("<u4")[0]) if length_ok else cg
     if length > cg:  # an impossible length field: treat it as unreadable
         length, length_ok = cg, False
@@ -165,7 +165,7 @@ def decode_group(sectors: np.ndarray, lost: np.ndarray) -> GroupResult:
 
 # Coefficient position of each sector of a group: data j -> 20 + j, parity 235 + i -> i.
 _SECTOR_POSITION = np.concatenate(
-    [np.arange(PARITY_SECTORS, GROUP_SECTORS), np.arange(PARITY_SECTORS)]
+    [np.arange(GROUP_PARITY_SECTORS, GROUP_SECTORS), np.arange(GROUP_PARITY_SECTORS)]
 )
 
 
@@ -186,22 +186,8 @@ def _check_map() -> LinearMap:
 @cache
 def _syndrome_map() -> LinearMap:
     """Group columns in sector order (255, M) -> syndromes S_1..S_20 (20, M)."""
-    powers = np.arange(1, PARITY_SECTORS + 1)
+    powers = np.arange(1, GROUP_PARITY_SECTORS + 1)
     return LinearMap(EXP[(_SECTOR_POSITION[:, None] * powers[None, :]) % 255])
-
-
-def _gf_inverse(matrix: np.ndarray) -> np.ndarray:
-    """Inverse of a nonsingular square matrix over GF(2^8) (Gauss-Jordan)."""
-    size = matrix.shape[0]
-    work = np.concatenate([matrix, np.eye(size, dtype=np.uint8)], axis=1)
-    for col in range(size):
-        pivot = col + int(np.flatnonzero(work[col:, col])[0])
-        work[[col, pivot]] = work[[pivot, col]]
-        work[col] = MUL[gf_inv(int(work[col, col])), work[col]]
-        for row in np.flatnonzero(work[:, col]):
-            if row != col:
-                work[row] ^= MUL[work[row, col], work[col]]
-    return work[:, size:]
 
 
 def _fill_erasures(synd: np.ndarray, erased: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -213,16 +199,16 @@ def _fill_erasures(synd: np.ndarray, erased: np.ndarray) -> tuple[np.ndarray, np
     """
     count = erased.size
     pos = _SECTOR_POSITION[erased]
-    powers = np.arange(1, PARITY_SECTORS + 1)
+    powers = np.arange(1, GROUP_PARITY_SECTORS + 1)
     x_pow = EXP[(powers[:, None] * pos[None, :]) % 255]  # (20, e): X_t^s
-    inverse = _gf_inverse(x_pow[:count])
+    inverse = matrix_inverse(x_pow[:count])
     values = np.zeros((count, synd.shape[1]), dtype=np.uint8)
     for r in range(count):
         for t in range(count):
             if inverse[r, t]:
                 values[r] ^= MUL[inverse[r, t]].take(synd[t])
     consistent = np.ones(synd.shape[1], dtype=bool)
-    for s in range(count, PARITY_SECTORS):
+    for s in range(count, GROUP_PARITY_SECTORS):
         check = synd[s].copy()
         for t in range(count):
             check ^= MUL[x_pow[s, t]].take(values[t])
@@ -238,7 +224,7 @@ def _revealed(result, erased: np.ndarray) -> np.ndarray:
     """
     errors = result.changed & ~erased[None, :]
     n_err = errors.sum(axis=1)
-    reliable = result.ok & (2 * n_err + int(erased.sum()) <= PARITY_SECTORS - 2)
+    reliable = result.ok & (2 * n_err + int(erased.sum()) <= GROUP_PARITY_SECTORS - 2)
     return errors[reliable].any(axis=0)
 
 
@@ -250,8 +236,8 @@ def _lost_ranges(
     Bytes of sectors the inner code accepted are taken as received even where their
     codeword failed: the inner decoder verified them.
     """
-    bad = np.zeros((DATA_SECTORS, capacity), dtype=bool)
-    bad[lost_sectors[:DATA_SECTORS]] = failed[None, :]
+    bad = np.zeros((GROUP_DATA_SECTORS, capacity), dtype=bool)
+    bad[lost_sectors[:GROUP_DATA_SECTORS]] = failed[None, :]
     flat = bad.reshape(-1)[:length]
     if not flat.any():
         return []

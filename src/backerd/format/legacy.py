@@ -1,4 +1,4 @@
-"""Formats 3.101 and 3.3: sector codec entry point, recording writer, format scoring.
+"""Formats 3.101 and 3.3: recording writer and format scoring.
 
 Theory of operation: the sector layer lives in `legacy_sector` and the bkrenhanced
 outer code in `bkrenhanced`; this module wires them into what the rest of the product
@@ -22,17 +22,12 @@ import numpy as np
 from backerd.errors import UsageError
 from backerd.format import frame, gcr
 from backerd.format.bkrenhanced import BkrEnhancedEncoder
-from backerd.format.legacy_sector import LEGACY_FORMATS, LegacySectorCodec
-from backerd.format.params import ModeParams, mode
-from backerd.format.sector import SectorKind
+from backerd.format.legacy_sector import LegacySectorCodec
+from backerd.format.params import LEGACY_FORMATS, Codec, Format, ModeParams, mode
+from backerd.format.sector_types import SectorKind
 
 # Sectors encoded per batch: bounds memory and keeps numpy batches large.
 _BATCH_SECTORS = 512
-
-
-def sector_codec(params: ModeParams) -> LegacySectorCodec:
-    """The sector codec of a 3.101 or 3.3 formatted mode."""
-    return LegacySectorCodec(params)
 
 
 def _params(mode_or_name: ModeParams | str, fmt: str) -> ModeParams:
@@ -55,10 +50,11 @@ class LegacyRecorder:
     """
 
     def __init__(
-        self, mode_or_name: ModeParams | str, fmt: str = "3.101", *, bkrenhanced: bool = False
+        self, mode_or_name: ModeParams | str, fmt: str = Format.V3101, *,
+        bkrenhanced: bool = False
     ) -> None:
         self.params = _params(mode_or_name, fmt)
-        if bkrenhanced and self.params.codec != "ep":
+        if bkrenhanced and self.params.codec is not Codec.EP:
             raise UsageError("bkrenhanced applies to EP modes only")
         self.codec = LegacySectorCodec(self.params)
         self.fields_emitted = 0
@@ -112,7 +108,7 @@ class LegacyRecorder:
         self._started = True
         n_bor = self.params.n_bor
         # 3.101 numbers the BOR -N..-1 and data from 0; 3.3 numbers everything from 0.
-        self._number = -n_bor if self.params.format == "3.101" else 0
+        self._number = -n_bor if self.params.format is Format.V3101 else 0
         return self._marker_sectors(SectorKind.BOR, n_bor)
 
     def _marker_sectors(self, kind: SectorKind, count: int) -> bytes:
@@ -137,7 +133,7 @@ class LegacyRecorder:
         count = data.shape[0]
         numbers = self._number + np.arange(count, dtype=np.int64)
         self._number += count
-        if self.params.format == "3.101":
+        if self.params.format is Format.V3101:
             # 3.101 markers are plain empty sectors; only the number tells BOR from EOR.
             lengths = np.where(kinds == int(SectorKind.DATA), lengths, 0)
             sectors = self.codec.encode_sectors(data, lengths, numbers)
@@ -146,14 +142,15 @@ class LegacyRecorder:
                 data, lengths, numbers, kinds, stale=self._stale
             )
             self._stale = self.codec.stale_area(sectors[-1])
-        payloads = gcr.modulate(sectors) if self.params.codec == "ep" else sectors
+        payloads = gcr.modulate(sectors) if self.params.codec is Codec.EP else sectors
         raw = frame.assemble_fields(self.params, payloads, self.fields_emitted)
         self.fields_emitted += count
         return raw
 
 
 def encode_recording(
-    data: bytes, mode_or_name: ModeParams | str, fmt: str = "3.101", *, bkrenhanced: bool = False
+    data: bytes, mode_or_name: ModeParams | str, fmt: str = Format.V3101, *,
+    bkrenhanced: bool = False
 ) -> bytes:
     """Raw stream of one 3.101/3.3 recording of `data`, byte-exact with `bkrencode`."""
     recorder = LegacyRecorder(mode_or_name, fmt, bkrenhanced=bkrenhanced)
@@ -164,7 +161,7 @@ def encode_recording(
 class FormatScore:
     """How well a batch of sectors fits one legacy format (see `score_formats`)."""
 
-    fmt: str
+    fmt: Format
     decoded: int  # sectors whose codewords decoded and whose header is valid
     plausible: int  # decoded sectors this format could have written
     consistent: int  # sectors with a shape only this format writes (markers, filler)
@@ -189,7 +186,7 @@ def score_formats(
     bonus for format-specific shapes). A dozen consecutive fields are plenty.
     """
     scores = {}
-    for fmt in LEGACY_FORMATS:
+    for fmt in (Format.V3101, Format.V33):
         codec = LegacySectorCodec(mode(name, fmt))
         decoded, consistent, contradictory = codec.decode_with_evidence(sectors, erasures)
         scores[fmt] = FormatScore(
@@ -204,10 +201,10 @@ def score_formats(
 
 def detect_format(
     name: str, sectors: np.ndarray, erasures: np.ndarray | None = None
-) -> str | None:
-    """"3.101" or "3.3" when the sectors clearly favour one, else None (need more)."""
+) -> Format | None:
+    """3.101 or 3.3 when the sectors clearly favour one, else None (need more)."""
     scores = score_formats(name, sectors, erasures)
-    a, b = scores["3.101"].score, scores["3.3"].score
+    a, b = scores[Format.V3101].score, scores[Format.V33].score
     if a == b or max(a, b) <= 0:
         return None
-    return "3.101" if a > b else "3.3"
+    return Format.V3101 if a > b else Format.V33

@@ -27,17 +27,15 @@ import numpy as np
 
 from backerd.errors import UsageError
 from backerd.format import randomiser
-from backerd.format.params import FILL, ModeParams
+from backerd.format.params import FILL, LEGACY_FORMATS, Format, ModeParams
 from backerd.format.rs import rs_code
-from backerd.format.sector import (
+from backerd.format.sector_types import (
     DecodedSectors,
     SectorKind,
     decode_length,
     encode_length,
     sign_extend,
 )
-
-LEGACY_FORMATS = ("3.101", "3.3")
 
 # 3.3 header type field
 TYPE_BOR, TYPE_EOR, TYPE_DATA = 0, 1, 2
@@ -93,7 +91,7 @@ class LegacySectorCodec:
         self, numbers: np.ndarray, low: np.ndarray, types: np.ndarray | None
     ) -> np.ndarray:
         numbers = numbers.astype(np.int64)
-        if self.format == "3.101":
+        if self.format is Format.V3101:
             word = (numbers & 0x1FFFFFF) | (low.astype(np.int64) << 25)
         else:
             word = (numbers & 0x3FFFFF) | (low.astype(np.int64) << 22)
@@ -127,7 +125,7 @@ class LegacySectorCodec:
         if np.any((lengths < 0) | (lengths > cap)):
             raise ValueError("sector length out of range")
         buf = np.full((n_sec, self.sector_size), FILL, dtype=np.uint8)
-        if self.format == "3.101":
+        if self.format is Format.V3101:
             low = self._fill_3101(buf, data, lengths, numbers)
             types = None
         else:
@@ -219,7 +217,7 @@ class LegacySectorCodec:
         rs_ok = res.ok.reshape(n_sec, self.interleave).all(axis=1)
         area = res.corrected[:, self.nsym :].reshape(n_sec, self.data_size)
         word = area[:, cap : cap + 4].copy().view("<u4")[:, 0].astype(np.int64)
-        parse = self._parse_3101 if self.format == "3.101" else self._parse_33
+        parse = self._parse_3101 if self.format is Format.V3101 else self._parse_33
         number, length, kind, valid, data, consistent, plausible = parse(area, word)
         ok = rs_ok & valid
         decoded = DecodedSectors(

@@ -5,16 +5,109 @@ the bit density and the codec; a format release selects the key spacing, the key
 placement, the inner Reed-Solomon code and the header layout. Everything else is
 derived here once, so codecs never repeat the arithmetic of the specification
 (backer-format.md sections 2, 3, 10, 11).
+
+The vocabulary is typed: `Standard`, `Density`, `Codec` and `Format` are string enums
+(they compare equal to, and serialise as, the plain strings stored in cassette images
+and configuration), parsed from user text with one clear UsageError each. The rule
+that a mode records only on a cassette of its own video standard is
+`check_standard`, with the one message that names the fix; every caller uses it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 
 from backerd.errors import UsageError
 
-FORMATS = ("3.102", "3.101", "3.3")
+
+class Standard(StrEnum):
+    """Video standard of a mode and of a cassette."""
+
+    NTSC = "ntsc"
+    PAL = "pal"
+
+    @classmethod
+    def parse(cls, text: str) -> Standard:
+        try:
+            return cls(str(text).strip().lower())
+        except ValueError:
+            raise UsageError(f"unknown video standard {text!r}; use ntsc or pal") from None
+
+    @property
+    def label(self) -> str:
+        """NTSC / PAL, as people write it."""
+        return self.value.upper()
+
+    @property
+    def article(self) -> str:
+        """The indefinite article before `label` ("an NTSC", "a PAL")."""
+        return "an" if self is Standard.NTSC else "a"
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The formatted modes of this standard, in FORMATTED_MODES order."""
+        return tuple(m for m in FORMATTED_MODES if m[0] == self.value[0])
+
+    @property
+    def default_mode(self) -> str:
+        """The mode a cassette of this standard gets when none is asked for."""
+        return STANDARD_DEFAULT_MODE[self]
+
+
+class Density(StrEnum):
+    LOW = "low"
+    HIGH = "high"
+
+
+class Codec(StrEnum):
+    """How a mode carries user bytes: plain sectors, 8/9 GCR sectors, or raw fields."""
+
+    SP = "sp"
+    EP = "ep"
+    RAW = "raw"
+
+
+class Format(StrEnum):
+    """A release of the Backer tape format (spec 10, 11)."""
+
+    V3102 = "3.102"
+    V3101 = "3.101"
+    V33 = "3.3"
+
+    @classmethod
+    def parse(cls, text: str) -> Format:
+        try:
+            return cls(str(text).strip())
+        except ValueError:
+            raise UsageError(
+                f"unknown format {text!r}; choose one of {', '.join(FORMATS)}") from None
+
+    @property
+    def is_legacy(self) -> bool:
+        """3.101 and 3.3: key byte last in each group, codeword-major sectors."""
+        return self is not Format.V3102
+
+
+FORMATS = tuple(f.value for f in Format)
+LEGACY_FORMATS = tuple(f.value for f in Format if f.is_legacy)
+# What a reader accepts: a format, or "auto" to detect it from the stream.
+AUTO = "auto"
+FORMAT_CHOICES = (AUTO, *FORMATS)
+
+
+def parse_format_choice(text: str) -> Format | None:
+    """A reader's --format: a Format, or None for "auto" (detect from the stream)."""
+    if str(text).strip() == AUTO:
+        return None
+    try:
+        return Format(str(text).strip())
+    except ValueError:
+        raise UsageError(
+            f"unknown format {text!r}; choose one of {', '.join(FORMAT_CHOICES)}") from None
+
+
 FORMATTED_MODES = ("nls", "nhs", "pls", "phs", "nle", "nhe", "ple", "phe")
 RAW_MODES = ("nlr", "nhr", "plr", "phr")
 MODES = FORMATTED_MODES + RAW_MODES
@@ -33,8 +126,8 @@ BIT_NTSC, BIT_PAL, BIT_LOW, BIT_HIGH, BIT_SP, BIT_EP = 0x01, 0x02, 0x04, 0x08, 0
 class Geometry:
     """What the card transfers per field and frame for one standard and density."""
 
-    standard: str  # "ntsc" | "pal"
-    density: str  # "low" | "high"
+    standard: Standard
+    density: Density
     bytes_per_line: int
     field_size: int  # even field
     interlace: int  # extra bytes of the odd field (NTSC half line)
@@ -50,11 +143,25 @@ class Geometry:
 
 
 GEOMETRIES = {
-    ("n", "l"): Geometry("ntsc", "low", 4, 1012, 4, 60),
-    ("n", "h"): Geometry("ntsc", "high", 10, 2530, 10, 60),
-    ("p", "l"): Geometry("pal", "low", 4, 1220, 0, 50),
-    ("p", "h"): Geometry("pal", "high", 10, 3050, 0, 50),
+    ("n", "l"): Geometry(Standard.NTSC, Density.LOW, 4, 1012, 4, 60),
+    ("n", "h"): Geometry(Standard.NTSC, Density.HIGH, 10, 2530, 10, 60),
+    ("p", "l"): Geometry(Standard.PAL, Density.LOW, 4, 1220, 0, 50),
+    ("p", "h"): Geometry(Standard.PAL, Density.HIGH, 10, 3050, 0, 50),
 }
+# High density SP: the most user bytes per field that the inner code still guards well.
+STANDARD_DEFAULT_MODE = {Standard.NTSC: "nhs", Standard.PAL: "phs"}
+
+# The EP outer code (spec 7): RS(255, 235) across the sectors of a group, in 3.102
+# (ecc2) and in the 3.101/3.3 bkrenhanced utility alike.
+GROUP_SECTORS = 255
+GROUP_DATA_SECTORS = 235
+GROUP_PARITY_SECTORS = GROUP_SECTORS - GROUP_DATA_SECTORS  # 20: erasures one group survives
+
+
+def group_capacity(capacity: int) -> int:
+    """Cg: user bytes of a full EP outer-code group of sectors of `capacity` bytes (the
+    235 data sectors less the 4-byte length field)."""
+    return GROUP_DATA_SECTORS * capacity - 4
 
 # 3.102 table (spec section 3): L, T, ki, K, I, n, k
 _T3102 = {
@@ -86,9 +193,9 @@ class ModeParams:
     """Everything a codec needs to know about one mode of one format release."""
 
     name: str
-    format: str
+    format: Format
     geometry: Geometry
-    codec: str  # "sp" | "ep" | "raw"
+    codec: Codec
     leader: int
     trailer: int
     active: int
@@ -107,7 +214,7 @@ class ModeParams:
 
     @property
     def is_raw(self) -> bool:
-        return self.codec == "raw"
+        return self.codec is Codec.RAW
 
     @property
     def parity_per_codeword(self) -> int:
@@ -127,7 +234,7 @@ class ModeParams:
 
     @property
     def group_capacity(self) -> int:  # Cg: user bytes of a full EP outer-code group
-        return 235 * self.capacity - 4
+        return group_capacity(self.capacity)
 
     @property
     def fps(self) -> int:
@@ -136,9 +243,9 @@ class ModeParams:
     @property
     def mode_bits(self) -> int:
         g = self.geometry
-        bits = (BIT_NTSC if g.standard == "ntsc" else BIT_PAL)
-        bits |= BIT_LOW if g.density == "low" else BIT_HIGH
-        bits |= {"sp": BIT_SP, "ep": BIT_EP, "raw": 0}[self.codec]
+        bits = BIT_NTSC if g.standard is Standard.NTSC else BIT_PAL
+        bits |= BIT_LOW if g.density is Density.LOW else BIT_HIGH
+        bits |= {Codec.SP: BIT_SP, Codec.EP: BIT_EP, Codec.RAW: 0}[self.codec]
         return bits
 
     @property
@@ -146,27 +253,27 @@ class ModeParams:
         return KEY[: self.key_length]
 
 
-def _formatted(name: str, fmt: str) -> ModeParams:
+def _formatted(name: str, fmt: Format) -> ModeParams:
     geometry = GEOMETRIES[(name[0], name[1])]
     leader, trailer, ki, klen, inter, n, k = _T3102[name]
     active = geometry.field_size - leader - trailer
-    codec = "ep" if name[2] == "e" else "sp"
-    if fmt == "3.102":
+    codec = Codec.EP if name[2] == "e" else Codec.SP
+    if fmt is Format.V3102:
         key_first = True
         threshold = (21 * klen) // 64
     else:
         ki, klen = _OLD_KEYS[name]
         key_first = False
         # 3.101: weight floor(64m/K) >= 21; 3.3: 100m/K >= 30
-        threshold = -(-21 * klen // 64) if fmt == "3.101" else -(-3 * klen // 10)
-        if codec == "sp":
+        threshold = -(-21 * klen // 64) if fmt is Format.V3101 else -(-3 * klen // 10)
+        if codec is Codec.SP:
             inter, n, k = _OLD_SP_RS[fmt][name]
     payload = active - klen
-    gcr_pad = payload // 9 if codec == "ep" else 0
+    gcr_pad = payload // 9 if codec is Codec.EP else 0
     sector_size = payload - gcr_pad
     if sector_size != inter * n:
         raise AssertionError(f"inconsistent geometry for {fmt} {name}")
-    n_bor = (4 if fmt == "3.3" else 5) * geometry.fps
+    n_bor = (4 if fmt is Format.V33 else 5) * geometry.fps
     return ModeParams(
         name=name, format=fmt, geometry=geometry, codec=codec, leader=leader,
         trailer=trailer, active=active, key_interval=ki, key_length=klen,
@@ -176,10 +283,10 @@ def _formatted(name: str, fmt: str) -> ModeParams:
     )
 
 
-def _raw(name: str, fmt: str) -> ModeParams:
+def _raw(name: str, fmt: Format) -> ModeParams:
     geometry = GEOMETRIES[(name[0], name[1])]
     return ModeParams(
-        name=name, format=fmt, geometry=geometry, codec="raw", leader=0, trailer=0,
+        name=name, format=fmt, geometry=geometry, codec=Codec.RAW, leader=0, trailer=0,
         active=geometry.frame_size, key_interval=0, key_length=0, key_first=True,
         threshold=0, payload=0, gcr_pad=0, sector_size=0, interleave=1, rs_n=0, rs_k=4,
         n_bor=0, n_eor=0,
@@ -187,13 +294,34 @@ def _raw(name: str, fmt: str) -> ModeParams:
 
 
 @cache
-def mode(name: str, fmt: str = "3.102") -> ModeParams:
+def mode(name: str, fmt: str = Format.V3102) -> ModeParams:
     """Parameters of mode ``name`` in format release ``fmt``; clear error if unknown."""
     if name not in MODES:
         raise UsageError(f"unknown mode {name!r}; choose one of {', '.join(MODES)}")
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    return _raw(name, fmt) if name in RAW_MODES else _formatted(name, fmt)
+    release = Format.parse(fmt)
+    return _raw(name, release) if name in RAW_MODES else _formatted(name, release)
+
+
+def standard_mismatch(mode_name: str, standard: str) -> str | None:
+    """Why mode `mode_name` cannot record on a cassette of `standard`, or None if it can.
+
+    The one PAL/NTSC rule: a mode's fields have its standard's line count and rate, so
+    a cassette recorded in one standard is unreadable by the other's modes.
+    """
+    have = mode(mode_name).geometry.standard
+    want = Standard.parse(standard)
+    if have is want:
+        return None
+    return (f"mode {mode_name} is {have.label} but the cassette is {want.label}: use "
+            f"{want.article} {want.label} mode ({', '.join(want.modes)}) or "
+            f"{have.article} {have.label} cassette")
+
+
+def check_standard(mode_name: str, standard: str) -> None:
+    """UsageError (EINVAL) unless mode `mode_name` can record on a `standard` cassette."""
+    problem = standard_mismatch(mode_name, standard)
+    if problem is not None:
+        raise UsageError(problem)
 
 
 def mode_from_bits(bits: int) -> str:

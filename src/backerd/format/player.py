@@ -24,7 +24,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backerd.errors import MediumError, UsageError
-from backerd.format.params import ModeParams, mode
+from backerd.format import legacy
+from backerd.format.params import (
+    FORMATTED_MODES,
+    LEGACY_FORMATS,
+    Codec,
+    Format,
+    ModeParams,
+    mode,
+    parse_format_choice,
+)
 from backerd.format.record_decoder import (
     DecodeResult,
     EndOfRecord,
@@ -34,13 +43,13 @@ from backerd.format.record_decoder import (
     demodulate,
     payload_to_sector_mask,
 )
+from backerd.format.sector_codecs import codec_for
 from backerd.format.stats import Statistics
 from backerd.format.sync import FieldBatch, FieldSync
 
 __all__ = ["EndOfRecord", "FormatDetected", "Player", "PlayerOutput", "SectorLost",
            "identify"]
 
-FORMAT_CHOICES = ("auto", "3.102", "3.101", "3.3")
 # Raw bytes decoded per internal step: bounds the arrays of one step.
 _SLICE = 1 << 20
 # Raw bytes kept while the format is still unknown (older bytes are dropped).
@@ -70,13 +79,12 @@ class Player:
         self, mode_name: str, fmt: str = "auto", *, strict: bool = False,
         bkrenhanced: bool = False,
     ) -> None:
-        if fmt not in FORMAT_CHOICES:
-            raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMAT_CHOICES)}")
+        forced = parse_format_choice(fmt)
         base = mode(mode_name)  # validates the name
         self.mode = mode_name
         self.strict = strict
         self.bkrenhanced = bkrenhanced
-        if bkrenhanced and base.codec != "ep":
+        if bkrenhanced and base.codec is not Codec.EP:
             raise UsageError("--bkrenhanced applies to EP modes only")
         self.stats = Statistics()
         self.raw_consumed = 0
@@ -87,10 +95,10 @@ class Player:
         self._detector: _Detector | None = None
         if self._raw:
             self.fmt = "raw"
-        elif fmt == "auto":
-            self._detector = _Detector(mode_name, self.stats)
+        elif forced is None:
+            self._detector = _Detector(mode_name)
         else:
-            self._start(fmt, origin=0)
+            self._start(forced, origin=0)
 
     @property
     def fields_found(self) -> int:
@@ -131,10 +139,9 @@ class Player:
     def _start(self, fmt: str, origin: int) -> None:
         params = mode(self.mode, fmt)
         self.fmt = fmt
-        self.stats.parity = params.parity_per_codeword
-        self.stats.key_length = params.key_length
-        self._decoder = RecordDecoder(params, self.stats, bkrenhanced=self.bkrenhanced,
-                                 origin=origin)
+        self.stats.start_stream(params.parity_per_codeword, params.key_length,
+                                params.geometry.frame_size)
+        self._decoder = RecordDecoder(params, bkrenhanced=self.bkrenhanced, origin=origin)
 
     def _step(
         self, raw: memoryview, out: PlayerOutput, pieces: list[bytes], *, final: bool
@@ -143,19 +150,19 @@ class Player:
             det = self._detector
             fmt = det.feed(raw, final=final)
             if fmt is None:
+                self.stats.note_format_search(det.fields, det.closest_non_key)
                 if not final:
                     self.raw_consumed += len(raw)
                 return
             held, origin = det.held()
             self._detector = None
-            self.stats.reset_errors()
-            self.stats.fields = 0
             self._start(fmt, origin)
             out.events.append(FormatDetected(fmt))
             self.raw_consumed = origin
             raw = memoryview(held)
         dec = self._decoder
         result = dec.feed(raw, final=final)
+        self.stats.apply(result.stats)
         self._emit(result, out, pieces)
         self.raw_consumed = dec.consumed if dec.ended else self.raw_consumed + len(raw)
 
@@ -183,37 +190,31 @@ class Player:
 class _Detector:
     """Tells 3.102 from 3.101/3.3 by which sector codec decodes the stream's fields."""
 
-    def __init__(self, mode_name: str, stats: Statistics) -> None:
-        from backerd.format import legacy
-
-        self._legacy = legacy
+    def __init__(self, mode_name: str) -> None:
         self.mode = mode_name
-        new, old = mode(mode_name, "3.102"), mode(mode_name, "3.101")
+        # The two key layouts: 3.102 (key byte first), 3.101/3.3 (key byte last).
+        new, old = mode(mode_name, Format.V3102), mode(mode_name, Format.V3101)
         self._new = _Probe(new)
         self._old = _Probe(old)
         self._held: list[bytes] = []
         self._held_len = 0
         self._origin = 0
-        self.stats = stats
 
     def feed(self, raw: memoryview, *, final: bool) -> str | None:
         self._held.append(bytes(raw))
         self._held_len += len(raw)
         ok_new = self._new.feed(raw, final=final)
         if ok_new >= _DETECT_SECTORS:
-            return "3.102"
+            return Format.V3102
         self._old.feed(raw, final=final)
         if self._old.sectors is not None and self._old.decoded >= 1:
-            got = self._legacy.detect_format(self.mode, self._old.sectors, self._old.erasures)
+            got = legacy.detect_format(self.mode, self._old.sectors, self._old.erasures)
             if got is not None and self._old.decoded >= _DETECT_SECTORS:
                 return got
             if final and got is not None:
                 return got
         if final and ok_new:
-            return "3.102"
-        probes = (self._new.sync.stats, self._old.sync.stats)
-        self.stats.fields = max(p.fields for p in probes)
-        self.stats.closest_non_key = max(p.closest_non_key for p in probes)
+            return Format.V3102
         while self._held_len > _DETECT_HOLD and len(self._held) > 1:
             dropped = self._held.pop(0)
             self._held_len -= len(dropped)
@@ -222,6 +223,15 @@ class _Detector:
 
     def held(self) -> tuple[bytes, int]:
         return b"".join(self._held), self._origin
+
+    @property
+    def fields(self) -> int:
+        """The most fields either key layout has found so far."""
+        return max(self._new.fields, self._old.fields)
+
+    @property
+    def closest_non_key(self) -> int:
+        return max(self._new.closest_non_key, self._old.closest_non_key)
 
 
 class _Probe:
@@ -233,18 +243,19 @@ class _Probe:
         self.params = params
         self.sync = FieldSync(params)
         self.decoded = 0
+        self.fields = 0  # fields found by this layout's key search
+        self.closest_non_key = 0
         self.sectors: np.ndarray | None = None
         self.erasures: np.ndarray | None = None
-        self._codec = None
-        if params.format == "3.102":
-            from backerd.format.sector import sector_codec
-
-            self._codec = sector_codec(params)
+        # The 3.102 layout has one codec; the legacy layout is voted on by both.
+        self._codec = None if params.format.is_legacy else codec_for(params)
 
     def feed(self, raw: memoryview, *, final: bool) -> int:
         fields = self.sync.feed(raw)
         if final:
             fields = FieldBatch.concat([fields, self.sync.finish()], self.sync.payload_size)
+        self.fields += len(fields)
+        self.closest_non_key = max(self.closest_non_key, fields.closest_non_key)
         if len(fields) == 0:
             return self.decoded
         if self._codec is not None:
@@ -257,11 +268,9 @@ class _Probe:
             rows = np.flatnonzero(fields.missing.any(axis=1))
             if rows.size:
                 around = self.sync.segments_around(fields.missing[rows])
-                if self.params.codec == "ep":
+                if self.params.codec is Codec.EP:
                     around = payload_to_sector_mask(around, sectors.shape[1])
                 erasures[rows] |= around
-            from backerd.format.legacy import sector_codec
-
             keep = slice(-self._KEEP, None)
             if self.sectors is None:
                 self.sectors, self.erasures = sectors[keep], erasures[keep]
@@ -269,8 +278,8 @@ class _Probe:
                 self.sectors = np.concatenate([self.sectors, sectors])[keep]
                 self.erasures = np.concatenate([self.erasures, erasures])[keep]
             best = 0
-            for fmt in ("3.101", "3.3"):
-                dec = sector_codec(mode(self.params.name, fmt)).decode_sectors(
+            for fmt in LEGACY_FORMATS:
+                dec = codec_for(mode(self.params.name, fmt)).decode_sectors(
                     self.sectors, self.erasures)
                 best = max(best, int(dec.ok.sum()))
             self.decoded = best
@@ -284,22 +293,19 @@ def identify(raw: bytes, *, limit: int = 1 << 20) -> list[tuple[str, str, int]]:
     For error messages ("this stream is in another mode"): each formatted mode and key
     layout is searched on at most `limit` bytes and its sectors decoded.
     """
-    from backerd.format.params import FORMATTED_MODES
-    from backerd.format.sector import sector_codec
-
     raw = bytes(raw[:limit])
     found = []
     for name in FORMATTED_MODES:
-        for layout in ("3.102", "3.101"):
+        for layout in (Format.V3102, Format.V3101):
             sync = FieldSync(mode(name, layout))
             fields = FieldBatch.concat([sync.feed(raw), sync.finish()], sync.payload_size)
             if len(fields) == 0:
                 continue
-            fmts = ("3.102",) if layout == "3.102" else ("3.101", "3.3")
+            fmts = LEGACY_FORMATS if layout.is_legacy else (Format.V3102,)
             for fmt in fmts:
                 params = mode(name, fmt)
                 sectors, erasures = demodulate(params, fields)
-                dec = sector_codec(params).decode_sectors(sectors, erasures)
+                dec = codec_for(params).decode_sectors(sectors, erasures)
                 if dec.ok.any():
                     found.append((name, fmt, int(dec.ok.sum())))
     return sorted(found, key=lambda f: -f[2])

@@ -31,11 +31,19 @@ from typing import Any
 
 import numpy as np
 
-from backerd.format.params import FILL, ModeParams
-from backerd.format.stats import Statistics
+from backerd.format.params import (
+    FILL,
+    GROUP_DATA_SECTORS,
+    GROUP_SECTORS,
+    Codec,
+    Format,
+    ModeParams,
+)
+from backerd.format.sector_codecs import codec_for
+from backerd.format.sector_types import SectorKind
+from backerd.format.stats import BatchStats
 from backerd.format.sync import FieldBatch, FieldSync
 
-GROUP_SECTORS, GROUP_DATA, GROUP_PARITY = 255, 235, 20
 # Fields that may vanish from a stream between two sectors (capture overruns): about
 # ten seconds of video. A larger jump in sector numbers is taken for a bad header.
 _MAX_VANISHED = 600
@@ -77,7 +85,7 @@ def decode_fields(codec, sync: FieldSync, fields: FieldBatch):
         used[marked] = erasures[marked].sum(axis=1)
 
     def to_sector(mask: np.ndarray) -> np.ndarray:
-        return payload_to_sector_mask(mask, size) if params.codec == "ep" else mask
+        return payload_to_sector_mask(mask, size) if params.codec is Codec.EP else mask
 
     tiers = (
         lambda rows: fields.suspect[rows],
@@ -142,7 +150,7 @@ def _try_dropout_windows(codec, sync: FieldSync, fields: FieldBatch, sectors, er
     if not owners:
         return dec
     mask = np.array(masks)
-    if params.codec == "ep":
+    if params.codec is Codec.EP:
         mask = payload_to_sector_mask(mask, sectors.shape[1])
     owner = np.asarray(owners)
     wider = erasures[owner] | mask
@@ -197,7 +205,7 @@ def _try_slip_lines(codec, params: ModeParams, fields: FieldBatch, dec, used):
 
 def demodulate(params: ModeParams, fields: FieldBatch) -> tuple[np.ndarray, np.ndarray]:
     """Sectors (N, S) and their erasures from field payloads (GCR for EP)."""
-    if params.codec != "ep":
+    if params.codec is not Codec.EP:
         return fields.payload, fields.erasures.copy()
     from backerd.format import gcr
 
@@ -230,31 +238,24 @@ class DecodeResult:
     events: list = field(default_factory=list)
     lost: list = field(default_factory=list)  # SectorLost events among events
     ended: bool = False
+    stats: BatchStats = field(default_factory=BatchStats)  # for Statistics.apply
 
 
 class RecordDecoder:
     """Sync, sector decode, sequencing and output for one known format."""
 
-    def __init__(
-        self, params: ModeParams, stats: Statistics, *, bkrenhanced: bool, origin: int
-    ) -> None:
+    def __init__(self, params: ModeParams, *, bkrenhanced: bool, origin: int) -> None:
         self.params = params
-        self.stats = stats
-        self.sync = FieldSync(params, stats)
+        self.sync = FieldSync(params)
         if origin:
             self.sync.rebase(origin)
         fmt = params.format
-        if fmt == "3.102":
-            from backerd.format.sector import SectorKind, sector_codec
-        else:
-            from backerd.format.legacy import sector_codec
-            from backerd.format.sector import SectorKind
-        self.codec = sector_codec(params)
+        self.codec = codec_for(params)
         self.kind_bor, self.kind_eor = int(SectorKind.BOR), int(SectorKind.EOR)
         self.kind_data = int(SectorKind.DATA)
         self.capacity = params.capacity
         # Number of the first data sector: 3.3 numbers BOR sectors from 0 too.
-        self.first_data = params.n_bor if fmt == "3.3" else 0
+        self.first_data = params.n_bor if fmt is Format.V33 else 0
         self.last = self.first_data - 1  # last data sector delivered
         self.in_duplicates = False
         self.started = False  # a BOR or data sector of this recording was seen
@@ -264,9 +265,9 @@ class RecordDecoder:
         self.consumed = 0
         self.groups: _Groups | None = None
         self.outer = None
-        if params.codec == "ep" and fmt == "3.102":
-            self.groups = _Groups(params.capacity, stats)
-        elif params.codec == "ep" and bkrenhanced:
+        if params.codec is Codec.EP and fmt is Format.V3102:
+            self.groups = _Groups(params.capacity)
+        elif params.codec is Codec.EP and bkrenhanced:
             from backerd.format.bkrenhanced import BkrEnhancedDecoder
 
             self.outer = BkrEnhancedDecoder(params.capacity)
@@ -278,6 +279,7 @@ class RecordDecoder:
         fields = self.sync.feed(raw) if len(raw) else FieldBatch.empty(self.sync.payload_size)
         if final:
             fields = FieldBatch.concat([fields, self.sync.finish()], self.sync.payload_size)
+        res.stats.closest_non_key = fields.closest_non_key
         pieces: list[bytes] = []
         if len(fields):
             self._sectors(fields, pieces, res)
@@ -295,15 +297,17 @@ class RecordDecoder:
     ) -> None:
         """Apply the sequencing rules to the batch's sectors in field order."""
         ok = dec.ok
+        st = res.stats
         if self._plain_run(dec, ok):
-            self._count(dec, used, 0, ok.size)
+            st.fields += ok.size
+            st.note_key_search(fields.start, fields.matches, fields.slips, 0)
+            self._count(st, dec, used, 0, ok.size)
             self._deliver(dec.data, range(ok.size), dec.length, dec.number, pieces, res)
             self.last = int(dec.number[-1])
-            self.stats.sector_number = self.last
+            st.sector_number = self.last
             self.started, self.in_duplicates = True, False
             self.last_start = int(fields.start[-1])
             return
-        st = self.stats
         numbers = dec.number.tolist()
         kinds = dec.kind.tolist()
         lengths = dec.length.tolist()
@@ -330,7 +334,7 @@ class RecordDecoder:
                     stop = i
                     break
                 reset_at = i
-                st.reset_errors()
+                st.begin_restart()
                 self.in_duplicates = False
                 self.started = True
                 self.last_start = starts[i]
@@ -360,14 +364,14 @@ class RecordDecoder:
             if lengths[i] or self.outer is None:
                 run.append(i)
         flush()
-        if reset_at >= 0:
-            self._restate_key_stats(fields, reset_at)
-        st.fields -= len(numbers) - stop  # fields after the end are not this record's
+        # Key figures count from the last BOR field on, to the end of the batch.
+        st.note_key_search(fields.start, fields.matches, fields.slips, reset_at + 1)
+        st.fields += stop  # fields after the end are not this record's
         st.sectors_decoded += int(ok[:stop].sum()) - implausible
         taken = np.flatnonzero(ok[:stop])
         if taken.size:
             st.sector_number = numbers[int(taken[-1])]
-        self._count(dec, used, reset_at + 1, stop, decoded=False)
+        self._count(st, dec, used, reset_at + 1, stop, decoded=False)
         st.bad_sectors += implausible
 
     def _plausible_jump(self, number: int, start: int) -> bool:
@@ -395,31 +399,18 @@ class RecordDecoder:
             and (self.outer is None or (dec.length > 0).all())
         )
 
-    def _count(self, dec, used, start: int, stop: int, *, decoded: bool = True) -> None:
+    @staticmethod
+    def _count(st: BatchStats, dec, used, start: int, stop: int, *,
+               decoded: bool = True) -> None:
         """Codeword statistics of rows [start, stop) (those after the last BOR)."""
-        st = self.stats
         good = dec.ok[start:stop]
         if decoded:
             st.sectors_decoded += int(good.sum())
         st.bad_sectors += int(good.size - good.sum())
         if good.any():
             st.note_codewords(int(dec.corrected[start:stop][good].sum()),
-                              int(dec.worst[start:stop][good].max()))
-            st.erasures_used += int(used[start:stop][good].sum())
-
-    def _restate_key_stats(self, fields: FieldBatch, row: int) -> None:
-        """After a BOR sector in field `row`: the key search had counted the whole
-        batch, so its figures are recomputed from the fields that follow."""
-        st = self.stats
-        rest = slice(row + 1, None)
-        if fields.matches[rest].size:
-            st.worst_key = int(fields.matches[rest].min())
-        st.line_slips = int(fields.slips[rest].sum())
-        d = np.diff(fields.start[row:])
-        if d.size:
-            st.smallest_field, st.largest_field = int(d.min()), int(d.max())
-            frame = self.params.geometry.frame_size
-            st.framing_errors = int(np.count_nonzero(d > (3 * frame) // 4))
+                              int(dec.worst[start:stop][good].max()),
+                              int(used[start:stop][good].sum()))
 
     def _field_end(self, fields: FieldBatch, i: int) -> int:
         p = self.params
@@ -450,7 +441,7 @@ class RecordDecoder:
 
     def _lost(self, first: int, stop: int, pieces, res) -> None:
         """Sectors [first, stop) were never received."""
-        st = self.stats
+        st = res.stats
         st.bad_sector_runs += 1
         st.lost_sectors += stop - first
         cap = self.capacity
@@ -487,7 +478,10 @@ class RecordDecoder:
             ev = SectorLost(sector + self.first_data, base + off, length)
             res.events.append(ev)
             res.lost.append(ev)
-            self.stats.unrecovered_bytes += length
+            res.stats.unrecovered_bytes += length
+        if chunk.decoded:
+            res.stats.groups_decoded += 1
+            res.stats.outer_corrected += chunk.corrected
         pieces.append(chunk.data)
         self.user_bytes += len(chunk.data)
 
@@ -503,7 +497,7 @@ class RecordDecoder:
             ev = SectorLost(sector, off, length)
             res.events.append(ev)
             res.lost.append(ev)
-            self.stats.unrecovered_bytes += length
+            res.stats.unrecovered_bytes += length
         self._outer_lost_seen = len(lost)
         pieces.append(out)
         self.user_bytes += len(out)
@@ -538,6 +532,8 @@ def _merge(dec, again, rows: np.ndarray):
 class _GroupOut:
     data: bytes
     lost: list  # (data sector index, offset in data, length)
+    decoded: bool = False  # went through the outer decoder (else: no sector arrived)
+    corrected: int = 0  # symbols the outer code corrected
 
 
 class _Groups:
@@ -548,9 +544,8 @@ class _Groups:
     last group, which matters only when its length field was lost).
     """
 
-    def __init__(self, capacity: int, stats: Statistics) -> None:
+    def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.stats = stats
         self.group = 0  # index of the group being collected
         self.sectors = np.zeros((GROUP_SECTORS, capacity), np.uint8)
         self.have = np.zeros(GROUP_SECTORS, bool)
@@ -588,10 +583,10 @@ class _Groups:
         out = [self._decode(last=False)] if self.touched else []
         # Whole groups with no sector at all: their data is lost.
         cap = self.capacity
-        cg = GROUP_DATA * cap - 4
+        cg = GROUP_DATA_SECTORS * cap - 4
         while self.group < g:
             base = self.group * GROUP_SECTORS
-            lost = [(base + j, j * cap, min(cap, cg - j * cap)) for j in range(GROUP_DATA)]
+            lost = [(base + j, j * cap, min(cap, cg - j * cap)) for j in range(GROUP_DATA_SECTORS)]
             out.append(_GroupOut(bytes(cg), lost))
             self.group += 1
         return out
@@ -600,8 +595,6 @@ class _Groups:
         from backerd.format.ecc2 import decode_group
 
         result = decode_group(self.sectors, ~self.have)
-        self.stats.groups_decoded += 1
-        self.stats.outer_corrected += result.corrected
         data, ranges = result.data, result.lost
         length = self._length(result, last)
         if length < len(data):
@@ -619,7 +612,7 @@ class _Groups:
         self.have[:] = False
         self.group += 1
         self.touched = False
-        return _GroupOut(data, lost)
+        return _GroupOut(data, lost, decoded=True, corrected=result.corrected)
 
     def _length(self, result, last: bool) -> int:
         """User bytes of the group when the outer code could not restore its length.
@@ -629,10 +622,10 @@ class _Groups:
         length in the last group, the data ends where the 0x33 filler begins.
         """
         cap = self.capacity
-        cg = GROUP_DATA * cap - 4
+        cg = GROUP_DATA_SECTORS * cap - 4
         if result.length != cg or result.ok:
             return result.length
-        j_len = GROUP_DATA - 1
+        j_len = GROUP_DATA_SECTORS - 1
         if self.have[j_len]:
             value = int(self.sectors[j_len, cap - 4 :].copy().view("<u4")[0])
             return value if value <= cg else cg

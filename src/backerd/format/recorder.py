@@ -17,7 +17,14 @@ import numpy as np
 
 from backerd.errors import UsageError
 from backerd.format import ecc2, frame, gcr
-from backerd.format.params import ModeParams, mode
+from backerd.format.params import (
+    GROUP_DATA_SECTORS,
+    Codec,
+    Format,
+    ModeParams,
+    group_capacity,
+    mode,
+)
 from backerd.format.sector import Sector3102Codec
 
 # Sectors encoded per numpy batch: large enough to amortise, small enough for the cache.
@@ -32,7 +39,7 @@ def _join(parts: list[bytes]) -> bytes:
 
 def _params(mode_or_name: ModeParams | str, fmt: str) -> ModeParams:
     params = mode_or_name if isinstance(mode_or_name, ModeParams) else mode(mode_or_name, fmt)
-    if params.format != "3.102":
+    if params.format.is_legacy:
         raise UsageError(
             f"format {params.format} cannot be written; only 3.102 is written"
         )
@@ -54,7 +61,7 @@ class _FieldWriter:
             sectors = self.codec.encode_sectors(
                 data[start:stop], lengths[start:stop], numbers[start:stop]
             )
-            out.append(self.payloads(gcr.modulate(sectors) if self.params.codec == "ep"
+            out.append(self.payloads(gcr.modulate(sectors) if self.params.codec is Codec.EP
                                      else sectors))
         return _join(out)
 
@@ -82,7 +89,7 @@ class Recorder:
     """Incremental writer of one 3.102 recording; see docs/internals.md (format)."""
 
     def __init__(
-        self, mode_or_name: ModeParams | str, fmt: str = "3.102", *, batch_bytes: int = 0
+        self, mode_or_name: ModeParams | str, fmt: str = Format.V3102, *, batch_bytes: int = 0
     ) -> None:
         """``batch_bytes`` > 0 gathers writes until that many user bytes are held, so
         many small writes cost what one large one does (numpy work is per call); the
@@ -124,7 +131,7 @@ class Recorder:
         return _join(out)
 
     def _encode(self, data: bytes | bytearray | memoryview) -> bytes:
-        if self.params.codec == "ep":
+        if self.params.codec is Codec.EP:
             return self._write_ep(memoryview(data).cast("B"))
         return self._write_sp(data)
 
@@ -138,7 +145,7 @@ class Recorder:
         if self._inbox:
             out.append(self._encode(self._inbox))
             self._inbox = bytearray()
-        if self.params.codec == "ep":
+        if self.params.codec is Codec.EP:
             if self._pending:
                 out.append(self._finish_group())
         elif self._pending:
@@ -189,7 +196,7 @@ class Recorder:
 
     def _write_ep(self, view: memoryview) -> bytes:
         cap = self._cap
-        cg = ecc2.group_capacity(cap)
+        cg = group_capacity(cap)
         # Sectors that became ready in this write, encoded in one batch at the end.
         ready_rows: list[np.ndarray] = []
         while len(view):
@@ -200,7 +207,7 @@ class Recorder:
                 ready_rows.append(self._group_rest())
                 continue
             # Data sectors before the one holding the length field only carry user bytes.
-            ready = min(len(self._pending) // cap, ecc2.DATA_SECTORS - 1)
+            ready = min(len(self._pending) // cap, GROUP_DATA_SECTORS - 1)
             if ready > self._group_sent:
                 # A copy: a buffer export would stop the bytearray from growing.
                 chunk = self._pending[self._group_sent * cap : ready * cap]
@@ -224,7 +231,7 @@ class Recorder:
         return self._data(rest, np.full(rest.shape[0], self._cap, np.int64))
 
 
-def encode_recording(data: bytes, mode_or_name: ModeParams | str, fmt: str = "3.102") -> bytes:
+def encode_recording(data: bytes, mode_or_name: ModeParams | str, fmt: str = Format.V3102) -> bytes:
     """Raw stream of one whole recording of ``data``."""
     recorder = Recorder(mode_or_name, fmt)
     return recorder.write(data) + recorder.close()

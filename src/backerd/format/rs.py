@@ -23,11 +23,9 @@ from functools import cache, lru_cache
 
 import numpy as np
 
-from backerd.format.gf import EXP, LOG, MUL, generator_poly
+from backerd.format.gf import EXP, INV, MUL, generator_poly
+from backerd.format.gf_linear import LinearMap
 
-# Multiplicative inverse table; INV[0] = 0 is never used on a valid path.
-INV = np.zeros(256, dtype=np.uint8)
-INV[1:] = EXP[(255 - LOG[1:].astype(np.int32)) % 255]
 _INV_INTP = INV.astype(np.intp)
 
 _MULF = MUL.reshape(-1)  # _MULF[a << 8 | b] = a*b
@@ -57,9 +55,6 @@ def _row_starts(sorted_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 _SHARED_MIN_ROWS = 16
 _SOLVER_CACHE = 64
 
-# Rows per chunk of the table-driven linear maps: keeps index and gather buffers in cache.
-_CHUNK = 1024
-
 
 @dataclass(frozen=True)
 class RSDecodeResult:
@@ -86,76 +81,6 @@ class RSFixes:
         return np.bincount(self.rows, minlength=count).astype(np.int64)
 
 
-def _word_dtypes(nbytes: int) -> list[np.dtype]:
-    """Cover nbytes output bytes with as few, then as narrow, integer words as possible."""
-    out = []
-    left = nbytes
-    while left > 0:
-        size = 8 if left > 4 else 4 if left > 2 else left
-        out.append(np.dtype(f"u{size}"))
-        left -= size
-    return out
-
-
-class LinearMap:
-    """A GF(2)-linear map of P input symbols to B output bytes, as XOR over positions j of
-    table[j][symbol_j]. The B bytes are split into uint64/32/16/8 words, one flat table
-    per word indexed by 256*j + symbol, so each output word costs one gather per symbol."""
-
-    def __init__(self, values: np.ndarray) -> None:
-        npos, nval, nbytes = values.shape
-        assert nval == 256
-        self.npos, self.nbytes = npos, nbytes
-        self.words: list[tuple[int, np.dtype, np.ndarray]] = []
-        start = 0
-        for dt in _word_dtypes(nbytes):
-            chunk = np.zeros((npos, 256, dt.itemsize), dtype=np.uint8)
-            take = min(dt.itemsize, nbytes - start)
-            chunk[:, :, :take] = values[:, :, start : start + take]
-            self.words.append((start, dt, chunk.view(dt).reshape(npos * 256)))
-            start += dt.itemsize
-        self._offsets = np.arange(npos, dtype=np.intp) * 256
-
-    def __call__(self, symbols: np.ndarray) -> np.ndarray:
-        """(N, P) uint8 -> (N, B) uint8."""
-        rows = symbols.shape[0]
-        padded = sum(dt.itemsize for _, dt, _ in self.words)
-        out = np.empty((rows, padded), dtype=np.uint8)
-        accs = [np.empty(rows, dtype=dt) for _, dt, _ in self.words]
-        idx = np.empty((_CHUNK, self.npos), dtype=np.intp)
-        gathered = {dt: np.empty((_CHUNK, self.npos), dtype=dt) for _, dt, _ in self.words}
-        for lo in range(0, rows, _CHUNK):
-            hi = min(rows, lo + _CHUNK)
-            m = hi - lo
-            np.add(symbols[lo:hi], self._offsets, out=idx[:m], casting="unsafe")
-            for acc, (_, dt, table) in zip(accs, self.words, strict=True):
-                g = gathered[dt][:m]
-                np.take(table, idx[:m], out=g, mode="clip")
-                np.bitwise_xor.reduce(g, axis=1, out=acc[lo:hi])
-        for acc, (start, dt, _) in zip(accs, self.words, strict=True):
-            out[:, start : start + dt.itemsize] = acc.view(np.uint8).reshape(rows, dt.itemsize)
-        return out[:, : self.nbytes]
-
-    def pack(self, images: np.ndarray) -> list[np.ndarray]:
-        """(N, B) image bytes -> the per-word arrays (N,) this map's tables produce."""
-        rows = images.shape[0]
-        padded = sum(dt.itemsize for _, dt, _ in self.words)
-        buf = np.zeros((rows, padded), dtype=np.uint8)
-        buf[:, : self.nbytes] = images
-        return [
-            np.ascontiguousarray(buf[:, start : start + dt.itemsize]).view(dt).reshape(rows)
-            for start, dt, _ in self.words
-        ]
-
-    def sum_segments(
-        self, positions: np.ndarray, symbols: np.ndarray, starts: np.ndarray
-    ) -> list[np.ndarray]:
-        """Images of sparse inputs, packed as :meth:`pack` gives them: segment i holds
-        the (position, symbol) pairs [starts[i], starts[i+1]) of one input vector."""
-        idx = positions * 256 + symbols
-        return [np.bitwise_xor.reduceat(table.take(idx), starts) for _, _, table in self.words]
-
-
 def _poly_degree(poly: np.ndarray) -> np.ndarray:
     """Degree of each row polynomial (coefficients low to high); -1 for zero."""
     nz = poly != 0
@@ -173,8 +98,6 @@ class RSCode:
         self.n, self.k, self.nsym = n, k, n - k
         self.generator = generator_poly(self.nsym)
         nsym = self.nsym
-        values = np.arange(256, dtype=np.uint8)
-
         # x^(2t+j) mod g(x) for every data position j: the parity of a unit data symbol.
         remainders = np.zeros((k, nsym), dtype=np.uint8)
         low_g = self.generator[:nsym]
@@ -183,24 +106,22 @@ class RSCode:
             remainders[j] = rem
             top = rem[-1]
             rem = np.concatenate([[0], rem[:-1]]).astype(np.uint8) ^ MUL[top, low_g]
-        self._encode_map = LinearMap(MUL[values[None, :, None], remainders[:, None, :]])
+        self._encode_map = LinearMap(remainders)
 
         # alpha^((i+1) j): the syndrome S_{i+1} contribution of a unit symbol at position j.
         pos = np.arange(n, dtype=np.int64)
         expo = (np.arange(1, nsym + 1, dtype=np.int64)[None, :] * pos[:, None]) % 255
         self._syn_pow = EXP[expo].astype(np.uint8)  # (n, 2t)
-        self._syn_map = LinearMap(MUL[values[None, :, None], self._syn_pow[:, None, :]])
+        self._syn_map = LinearMap(self._syn_pow)
         # The syndromes of a pattern confined to the parity positions [0, 2t).
-        self._parity_syn_map = LinearMap(
-            MUL[values[None, :, None], self._syn_pow[:nsym, None, :]]
-        )
+        self._parity_syn_map = LinearMap(self._syn_pow[:nsym])
         # alpha^(-j k) for Chien / Forney evaluation at X_j^-1, k = 0..2t.
         expo_inv = (-(pos[None, :] * np.arange(nsym + 1, dtype=np.int64)[:, None])) % 255
         self._inv_pow = EXP[expo_inv].astype(np.uint8)  # (2t+1, n)
         self._alpha_pos = EXP[pos % 255].astype(np.uint8)  # X_j = alpha^j
         self._inv_pow_t = np.ascontiguousarray(self._inv_pow.T)  # (n, 2t+1)
         # Chien tables: _chien[k, v, j] = v * alpha^(-j k), one gathered row per coefficient.
-        self._chien = MUL[values[None, :, None], self._inv_pow[:, None, :]]
+        self._chien = MUL[np.arange(256)[None, :, None], self._inv_pow[:, None, :]]
         # Per-pattern erasure solvers; lru_cache is thread-safe and bounds the memory.
         self._erasure_solver = lru_cache(maxsize=_SOLVER_CACHE)(self._build_erasure_solver)
 
@@ -210,7 +131,7 @@ class RSCode:
         data = np.ascontiguousarray(data, dtype=np.uint8)
         if data.ndim != 2 or data.shape[1] != self.k:
             raise ValueError(f"expected (N, {self.k}) data, got {data.shape}")
-        return np.ascontiguousarray(self._encode_map(data))
+        return np.ascontiguousarray(self._encode_map.apply_rows(data))
 
     def codewords(self, data: np.ndarray) -> np.ndarray:
         """Full codewords (N, n) in coefficient order: parity then data."""
@@ -227,7 +148,7 @@ class RSCode:
     def syndromes(self, cw: np.ndarray) -> np.ndarray:
         """(N, 2t) syndromes S_1..S_2t, S_i = c(alpha^i); all zero iff cw is a codeword."""
         cw = self._check_codewords(cw)
-        return np.ascontiguousarray(self._syn_map(cw))
+        return np.ascontiguousarray(self._syn_map.apply_rows(cw))
 
     def parity_syndromes(self, parity_diff: np.ndarray) -> np.ndarray:
         """(N, 2t) syndromes of rows whose data re-encodes to parity that differs from
@@ -240,7 +161,7 @@ class RSCode:
         diff = np.ascontiguousarray(parity_diff, dtype=np.uint8)
         if diff.ndim != 2 or diff.shape[1] != self.nsym:
             raise ValueError(f"expected (N, {self.nsym}) parity differences, got {diff.shape}")
-        return np.ascontiguousarray(self._parity_syn_map(diff))
+        return np.ascontiguousarray(self._parity_syn_map.apply_rows(diff))
 
     def decode(self, cw: np.ndarray, erasures: np.ndarray | None = None) -> RSDecodeResult:
         """Errors-and-erasures decode of every row: 2*errors + erasures <= n - k."""
@@ -324,7 +245,7 @@ class RSCode:
             if not 0 < e <= self.nsym:
                 continue
             members = dirty[start : start + count]
-            out = self._erasure_solver(tuple(positions.tolist()))(synd[members])
+            out = self._erasure_solver(tuple(positions.tolist())).apply_rows(synd[members])
             done = ~out[:, e:].any(axis=1)
             solved[start : start + count] = done
             members = members[done]
@@ -362,8 +283,7 @@ class RSCode:
         valid = (g_index >= 0) & (g_index <= e)
         left = np.where(valid, gam[np.clip(g_index, 0, e)], 0).astype(np.uint8)
         full = np.concatenate([values, left], axis=1)  # (2t, 2t): S -> (values, T_e..)
-        # MUL is symmetric, so MUL[c] is the row c * v for all v: one row copy per entry.
-        return LinearMap(np.ascontiguousarray(MUL[full].transpose(0, 2, 1)))
+        return LinearMap(full)
 
     def _decode_dirty(
         self, synd: np.ndarray, erasures: np.ndarray | None

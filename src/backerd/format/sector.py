@@ -1,4 +1,5 @@
-"""The 3.102 sector (spec section 6) and the sector codec shape shared with 3.101/3.3.
+"""The 3.102 sector codec (spec section 6); the contract it shares with 3.101/3.3 is in
+`sector_types`, and `sector_codecs.codec_for` picks the codec of a mode.
 
 Layout of an S-byte sector in tape order: C user bytes (randomised, 0x33 filler and the
 high length byte for a partial sector), a 4-byte little-endian header (28-bit number,
@@ -9,83 +10,23 @@ column b: rows [0, k) data d_0.., rows [k, n) parity p_0...
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import IntEnum
-from typing import Protocol
-
 import numpy as np
 
 from backerd.format import randomiser
 from backerd.format.params import FILL, ModeParams
 from backerd.format.rs import rs_code
 from backerd.format.rsenc import column_encoder
+from backerd.format.sector_types import (
+    DecodedSectors,
+    SectorKind,
+    decode_length,
+    encode_length,
+    randomise_rows,
+    sign_extend,
+)
 
 NUMBER_BITS = 28
 _NUMBER_MASK = (1 << NUMBER_BITS) - 1
-
-
-class SectorKind(IntEnum):
-    BOR = 0
-    DATA = 1
-    EOR = 2
-
-
-@dataclass(frozen=True)
-class DecodedSectors:
-    """Per-sector outcome of a batch decode (rows of failed sectors are zeroed)."""
-
-    ok: np.ndarray  # (N,) bool
-    number: np.ndarray  # (N,) int64, sign-extended
-    length: np.ndarray  # (N,) int64, user bytes
-    kind: np.ndarray  # (N,) int64, SectorKind values
-    data: np.ndarray  # (N, C) uint8, de-randomised, valid for [0, length)
-    corrected: np.ndarray  # (N,) int64, symbols fixed
-    worst: np.ndarray  # (N,) int64, most symbols fixed in one codeword
-
-
-class SectorCodec(Protocol):
-    params: ModeParams
-
-    def encode_sectors(
-        self, data: np.ndarray, lengths: np.ndarray, numbers: np.ndarray
-    ) -> np.ndarray: ...
-
-    def decode_sectors(
-        self, sectors: np.ndarray, erasures: np.ndarray | None = None
-    ) -> DecodedSectors: ...
-
-
-def encode_length(n: np.ndarray) -> np.ndarray:
-    """Spec 6.2: e = n + floor(n/15) + 1 (partial sectors only)."""
-    n = np.asarray(n, dtype=np.int64)
-    return n + n // 15 + 1
-
-
-def decode_length(high: np.ndarray, low: np.ndarray, capacity: int) -> np.ndarray:
-    """Spec 6.2: low = 0 means a full sector, else n = 15*high + low - 1."""
-    high = np.asarray(high, dtype=np.int64)
-    low = np.asarray(low, dtype=np.int64)
-    return np.where(low == 0, capacity, 15 * high + low - 1)
-
-
-def sign_extend(values: np.ndarray, bits: int) -> np.ndarray:
-    values = np.asarray(values, dtype=np.int64) & ((1 << bits) - 1)
-    return values - ((values >> (bits - 1)) << bits)
-
-
-def randomise_rows(data: np.ndarray, lengths: np.ndarray, numbers: np.ndarray) -> None:
-    """XOR bytes [0, length) of each row with its key stream, in place (self-inverse)."""
-    lengths = np.asarray(lengths)
-    for n in np.unique(lengths):
-        n = int(n)
-        if n <= 0:
-            continue
-        same = lengths == n
-        if same.all():
-            data[:, :n] ^= randomiser.mask(numbers, n)
-        else:
-            sel = np.flatnonzero(same)
-            data[sel, :n] ^= randomiser.mask(numbers[sel], n)
 
 
 class Sector3102Codec:
@@ -222,11 +163,3 @@ class Sector3102Codec:
             worst=np.where(ok, per_cw.max(axis=1, initial=0), 0),
         )
 
-
-def sector_codec(params: ModeParams) -> SectorCodec:
-    """The sector codec of the mode's format release (3.101/3.3 live in legacy)."""
-    if params.format == "3.102":
-        return Sector3102Codec(params)
-    from backerd.format import legacy
-
-    return legacy.sector_codec(params)

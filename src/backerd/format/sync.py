@@ -75,6 +75,9 @@ class FieldBatch:
     # Fields with a slip the keys could not pin to one line: absolute start ->
     # (payloads (m, Pay), erasures (m, Pay)), one candidate per line the slip may be at.
     alternatives: dict = dataclasses.field(default_factory=dict)
+    # Most key bytes matched by an offset the search rejected while finding these
+    # fields (spec 9.1 "closest non-key"), 0 if it rejected none.
+    closest_non_key: int = 0
 
     def __len__(self) -> int:
         return int(self.start.shape[0])
@@ -91,41 +94,27 @@ class FieldBatch:
 
     @classmethod
     def concat(cls, parts: list[FieldBatch], payload_size: int) -> FieldBatch:
+        closest = max((p.closest_non_key for p in parts), default=0)
         parts = [p for p in parts if len(p)]
         if not parts:
-            return cls.empty(payload_size)
-        if len(parts) == 1:
-            return parts[0]
-        merged = cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
-        for p in parts:
-            merged.alternatives.update(p.alternatives)
+            merged = cls.empty(payload_size)
+        elif len(parts) == 1:
+            merged = dataclasses.replace(parts[0])
+        else:
+            merged = cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+            for p in parts:
+                merged.alternatives.update(p.alternatives)
+        merged.closest_non_key = closest
         return merged
 
 
 _FIELDS = ("start", "end", "payload", "erasures", "suspect", "matches", "slips", "missing")
 
 
-@dataclass
-class SyncStats:
-    """Statistics of the key search (spec 9.1)."""
-
-    fields: int = 0
-    worst_key: int | None = None  # fewest key bytes matched by an accepted field
-    closest_non_key: int = 0  # most key bytes matched by a rejected offset
-    smallest_field: int | None = None  # distance between successive field starts
-    largest_field: int | None = None
-    framing_errors: int = 0  # a distance of more than 3/4 frame: a field was missed
-    line_slips: int = 0  # dropped or repeated lines re-aligned inside fields
-
-    def reset(self) -> None:
-        self.__init__()
-
-
 class FieldSync:
     """Incremental key search over a raw stream of one mode and layout."""
 
-    def __init__(self, params: ModeParams, stats: SyncStats | None = None) -> None:
-        """`stats` may be any object with the SyncStats attributes (the Player's)."""
+    def __init__(self, params: ModeParams) -> None:
         if params.is_raw:
             raise ValueError("raw modes have no fields to synchronise")
         self.params = params
@@ -169,7 +158,6 @@ class FieldSync:
         self.field_size = g.field_size
         self.interlace = g.interlace
         self.frame_size = g.frame_size
-        self.stats = stats if stats is not None else SyncStats()
         # stream state
         # The buffer starts with `margin` zero bytes before offset 0 so the slip check
         # of a field at the very start never indexes before the buffer.
@@ -184,6 +172,7 @@ class FieldSync:
         self._prev_start: int | None = None
         self._prev_shift = 0
         self._finished = False
+        self._closest = 0  # closest_non_key of the scan in progress
 
     # ------------------------------------------------------------------ public API
     @property
@@ -237,6 +226,7 @@ class FieldSync:
         # (finish() has padded the end with `margin` zeros, so the rule is the same.)
         limit = buf.size - self.active - self.margin + 1  # candidates < limit (relative)
         parts: list[FieldBatch] = []
+        self._closest = 0
         while True:
             pos = self._pos - self._base
             if pos >= limit:
@@ -255,7 +245,9 @@ class FieldSync:
                 break
             parts.append(found)
         self._trim()
-        return FieldBatch.concat(parts, self.payload_size)
+        out = FieldBatch.concat(parts, self.payload_size)
+        out.closest_non_key = self._closest
+        return out
 
     def _fast(self, buf: np.ndarray, limit: int) -> FieldBatch | None:
         """Accept the run of predicted field starts that hold at least half the keys."""
@@ -285,14 +277,13 @@ class FieldSync:
             m = self._match_counts(buf, pos, n)
             hits = np.flatnonzero(m >= self.threshold)
             if hits.size == 0:
-                self.stats.closest_non_key = max(self.stats.closest_non_key, int(m.max()))
+                self._closest = max(self._closest, int(m.max()))
                 pos = stop
                 self._pos = self._base + pos
                 continue
             q = pos + int(hits[0])
             if q > pos:
-                self.stats.closest_non_key = max(
-                    self.stats.closest_non_key, int(m[: q - pos].max()))
+                self._closest = max(self._closest, int(m[: q - pos].max()))
             # Prefer the best alignment within the slip range (an early slip makes the
             # first hit land one line before the true start).
             span = min(reach + 1, limit - q)
@@ -363,7 +354,7 @@ class FieldSync:
             suspect[noisy] = near & ~erasures[noisy]
         starts = rel + self._base
         ends = starts + self.active + end_shift
-        self._note_fields(starts, matches, slips)
+        self._last_start = int(starts[-1])
         before_odd = self._last_odd
         self._last_odd = first_odd if nf % 2 else not first_odd
         self._pos = int(ends[-1])
@@ -664,22 +655,6 @@ class FieldSync:
             near = part[np.abs(part - self.field_length(odd)) <= tol]
             if near.size:
                 self._expect[odd] = int(near[-1])
-
-    def _note_fields(self, starts: np.ndarray, matches: np.ndarray, slips: np.ndarray) -> None:
-        st = self.stats
-        st.fields += int(starts.size)
-        worst = int(matches.min())
-        st.worst_key = worst if st.worst_key is None else min(st.worst_key, worst)
-        st.line_slips += int(slips.sum())
-        seq = starts if self._last_start is None else np.concatenate(
-            [[self._last_start], starts])
-        if seq.size > 1:
-            d = np.diff(seq)
-            lo, hi = int(d.min()), int(d.max())
-            st.smallest_field = lo if st.smallest_field is None else min(st.smallest_field, lo)
-            st.largest_field = hi if st.largest_field is None else max(st.largest_field, hi)
-            st.framing_errors += int(np.count_nonzero(d > (3 * self.frame_size) // 4))
-        self._last_start = int(starts[-1])
 
     def _trim(self) -> None:
         """Drop buffered bytes no later search can need."""

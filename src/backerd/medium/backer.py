@@ -34,7 +34,8 @@ import contextlib
 import errno
 from collections.abc import Callable
 
-from backerd.errors import BackerError, TapeError, UsageError
+from backerd.errors import BackerError, TapeError
+from backerd.format.params import check_standard, standard_mismatch
 from backerd.format.params import mode as mode_params
 from backerd.medium.failures import tape_errors
 from backerd.medium.index import FileIndex, run_size
@@ -106,12 +107,8 @@ class BackerMedium:
         return catalog
 
     def _check_standard(self, mode: str) -> None:
-        standard = mode_params(mode).geometry.standard
-        if self.deck.loaded and standard != self.deck.standard:
-            raise UsageError(
-                f"mode {mode} is {standard.upper()} but the cassette is "
-                f"{self.deck.standard.upper()}"
-            )
+        if self.deck.loaded:
+            check_standard(mode, self.deck.standard)
 
     @property
     def mode(self) -> str:
@@ -429,12 +426,9 @@ class BackerMedium:
             raise TapeError(f"unknown density code {code:#x}", errno=errno.EINVAL)
         name = mode_for_density(code)
         if name is not None and self.deck.loaded:
-            standard = mode_params(name).geometry.standard
-            if standard != self.deck.standard:
-                raise TapeError(
-                    f"density {code:#x} ({name}) needs a {standard.upper()} cassette",
-                    errno=errno.EINVAL,
-                )
+            problem = standard_mismatch(name, self.deck.standard)
+            if problem is not None:
+                raise TapeError(f"density {code:#x}: {problem}", errno=errno.EINVAL)
         self._density = code
 
     def density(self) -> int:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from backerd.errors import BackerError
 from backerd.format.fields import fields_of_raw
+from backerd.format.params import Standard
 from backerd.format.params import mode as mode_params
 from backerd.medium.reader import RecordingReader
 from backerd.vcr.base import Deck, Recording, RecordingCatalog, format_time
@@ -121,10 +122,10 @@ class Recovery:
         first = next((f for f in self.deck.play(8) if f is not None), None)
         if first is None:
             return None
-        std = self.deck.standard[0]
         density = "h" if len(first) > 2000 else "l"
-        for codec in ("s", "e"):
-            name = std + density + codec
+        for name in Standard.parse(self.deck.standard).modes:
+            if name[1] != density:
+                continue
             params = mode_params(name)
             probe = Recording(start, min(end - start, params.n_bor + _GUESS_FIELDS), name,
                               "auto")
