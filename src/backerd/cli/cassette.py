@@ -14,7 +14,7 @@ import json
 import sys
 from typing import BinaryIO
 
-from backerd.errors import UsageError
+from backerd.errors import MediumError, UsageError
 
 CHUNK = 1 << 20
 
@@ -61,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write("\n")
         else:
             _print_info(info)
+        if info["past_end"]:  # listed above, but the image is damaged: say so and fail
+            sys.stdout.flush()
+            print(f"backerd cassette: {args.image}: {info['past_end']}", file=sys.stderr)
+            return MediumError.exit_status
         return 0
     if args.action == "record":
         return _record(args)
@@ -103,6 +107,8 @@ def _print_info(info: dict) -> None:
               f"{r['mode']:<4}  {r['fmt']:<6}  {size:>12}  {blocks:>8}  {end}")
     left = info["fields"] - info["eod"]
     print(f"EOD        {info['eod_time']} (field {info['eod']}), {_hms(left, fps)} of tape left")
+    if info["past_end"]:
+        print(f"DAMAGED    {info['past_end']}")
     lost = info.get("interrupted")
     if lost:
         mode = lost["mode"] or "unknown mode"
@@ -158,6 +164,9 @@ def _dump(args: argparse.Namespace) -> int:
             have = f"recordings 0..{len(recs) - 1}" if recs else "no recordings"
             raise UsageError(f"no recording {args.file}: the cassette has {have}")
         rec = recs[args.file]
+        if args.file in c.lost_recordings:
+            raise MediumError(f"{args.image}: recording {args.file} cannot be dumped: "
+                              f"{c.past_end}")
         for at in range(rec.start, rec.end, 256):
             fields = c.read_fields(at, min(256, rec.end - at))
             out.write(b"".join(f for f in fields if f is not None))

@@ -453,9 +453,11 @@ def describe_past_end(
     if not lost:
         return None
     whole_slots = max(file_size - DATA_OFFSET, 0) // SLOT_SIZE
-    which = (f"recording {lost[0]}" if len(lost) == 1
-             else f"recordings {lost[0]}..{lost[-1]}" if list(lost) == list(
-                 range(lost[0], lost[-1] + 1))
-             else "recordings " + ", ".join(map(str, lost)))
-    return (f"the image is truncated (it ends at field {whole_slots} of {slots}): "
-            f"{which} of {len(recordings)} lie past its end and cannot be read")
+    if len(lost) == 1:
+        which = f"recording {lost[0]} lies"
+    elif list(lost) == list(range(lost[0], lost[-1] + 1)):
+        which = f"recordings {lost[0]}..{lost[-1]} lie"
+    else:
+        which = "recordings " + ", ".join(map(str, lost)) + " lie"
+    return (f"the image is truncated at field {whole_slots} of {slots}: {which} past its "
+            f"end ({len(recordings)} recordings in the index)")

@@ -130,8 +130,8 @@ class Cassette:
         self._wear = dict(state.wear)
         self._dirty = False
         size = superblock.image_size if file_size is None else file_size
-        lost = recordings_past_end(self._recordings, size)
-        self._past_end = describe_past_end(self._recordings, lost, size, self.slots)
+        self._lost = recordings_past_end(self._recordings, size)
+        self._past_end = describe_past_end(self._recordings, self._lost, size, self.slots)
         self._interrupted = self._find_interrupted()
         self._signal_end = max(
             self._committed_end(), self._interrupted.start + self._interrupted.fields
@@ -278,6 +278,11 @@ class Cassette:
     def past_end(self) -> str | None:
         """What a truncated image lost: one line naming the recordings past its end."""
         return self._past_end
+
+    @property
+    def lost_recordings(self) -> tuple[int, ...]:
+        """Numbers of the recordings lying (partly) past the end of a truncated image."""
+        return self._lost
 
     @property
     def write_protected(self) -> bool:
