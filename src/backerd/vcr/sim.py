@@ -187,7 +187,8 @@ class Cassette:
         """
         path = Path(path)
         try:
-            fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
+            # O_NONBLOCK: a FIFO must not block the open (refused below, as not regular)
+            fd = os.open(path, (os.O_RDONLY if readonly else os.O_RDWR) | os.O_NONBLOCK)
         except FileNotFoundError:
             raise UsageError(f"no cassette image at {path}") from None
         except IsADirectoryError:
