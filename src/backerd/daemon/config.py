@@ -215,8 +215,8 @@ def resolve_modes(config: Config, standard_of: Callable[[Path], str | None]) -> 
             raise ConfigError(
                 f"{where}unit[{index}].mode: mode {unit.mode} is "
                 f"{mode_params(unit.mode).geometry.standard.upper()} but the cassette "
-                f"{unit.cassette} is {standard.upper()}; set a {standard.upper()} mode "
-                f"({fitting}) or leave mode out to follow the cassette"
+                f"{unit.cassette} is {standard.upper()}; use one of the {standard.upper()} "
+                f"modes ({fitting}) or leave mode out to follow the cassette"
             )
         else:
             units.append(unit)
