@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,29 @@ def test_config_length_is_bounded(tmp_path: Path) -> None:
         cfg.load_config(f, environ={})
     f = config_file(tmp_path, 'length = "E-300"\n')
     assert cfg.load_config(f, environ={}).units[0].length == "E-300"
+
+
+def test_serve_logs_recordings_past_the_end_of_a_truncated_image(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backerd.vcr.base import Recording
+    from backerd.vcr.sim import Cassette
+
+    image = tmp_path / "c.img"
+    with Cassette.create(image, "ntsc", "T-15") as c:
+        c.write_fields(0, [b"\x01" * 1012] * 20)
+        c.commit_recording(Recording(0, 10, "nls", user_bytes=None, blocks=None))
+        c.commit_recording(Recording(10, 10, "nls", user_bytes=None, blocks=None))
+    os.truncate(image, 4096 + 2 * (4 << 20) + 15 * 3072)
+    logger = logging.getLogger("backerd")
+    monkeypatch.setattr(logger, "propagate", False)  # as serve sets it up
+    logger.addHandler(caplog.handler)
+    try:
+        unit = service.open_sim_unit(cfg.UnitConfig(0, image, mode="nls"))
+        trio.run(unit.shutdown)
+    finally:
+        logger.removeHandler(caplog.handler)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "recording 1 lies past its end" in warnings[0].getMessage()
+    assert str(image) in warnings[0].getMessage()
