@@ -246,7 +246,7 @@ def test_index_damage_is_named() -> None:
                        OpenRecording(10, "nls"))
     doc = state.to_json()
     cases = [
-        (("open", "start"), 10**15, "open: start is 1000000000000000, expected 0..slots-1"),
+        (("open", "start"), 10**15, "open: start is 1000000000000000, expected 0..53999"),
         (("recordings", 0, "mode"), "xyz", "recordings[0]: mode is 'xyz'"),
         (("recordings", 0, "start"), SLOTS - 5, "ends past the end of the tape"),
         (("recordings", 0, "blocks", 0), [5, 0], "recordings[0].blocks[0] is [5, 0]"),

@@ -92,7 +92,8 @@ class Rule:
     """One key of a JSON object: its JSON type, its valid values, its default if absent.
 
     ``kinds`` are exact types (``bool`` is not an ``int`` here); ``valid`` gets the value
-    and the tape length in slots; ``expect`` says what ``valid`` accepts, for messages.
+    and the tape length in slots; ``expect`` says what ``valid`` accepts, for messages
+    (``{slots}`` and ``{last}`` stand for the tape length and the last slot).
     A rule without a default is required.
     """
 
@@ -144,13 +145,13 @@ _INDEX_RULES: tuple[Rule, ...] = (
 )
 
 _RECORDING_RULES: tuple[Rule, ...] = (
-    Rule("start", (int,), _slot, "0..slots"),
-    Rule("fields", (int,), _slot, "0..slots"),
+    Rule("start", (int,), _slot, "0..{slots}"),
+    Rule("fields", (int,), _slot, "0..{slots}"),
     Rule("mode", (str,), lambda v, _: v in MODES, " ".join(MODES)),
     Rule("fmt", (str,), lambda v, _: v in RECORDING_FORMATS, " ".join(RECORDING_FORMATS),
          "3.102"),
     Rule("user_bytes", (int, type(None)),
-         lambda v, slots: v is None or 0 <= v <= slots * MAX_FIELD, "null or 0..tape bytes",
+         lambda v, slots: v is None or 0 <= v <= slots * MAX_FIELD, "null or a byte count",
          None),
     Rule("blocks", (list, type(None)), _any, "null or a list of [size, count]", None),
     Rule("filemark", (bool,), _any, "true or false", True),
@@ -164,7 +165,7 @@ _RECORDING_CHECKS: tuple[tuple[str, Callable[[Mapping[str, Any], int], bool]], .
 )
 
 _OPEN_RULES: tuple[Rule, ...] = (
-    Rule("start", (int,), lambda v, slots: 0 <= v < slots, "0..slots-1"),
+    Rule("start", (int,), lambda v, slots: 0 <= v < slots, "0..{last}"),
     Rule("mode", (str,), lambda v, _: v in MODES, " ".join(MODES)),
     Rule("fmt", (str,), lambda v, _: v in RECORDING_FORMATS, " ".join(RECORDING_FORMATS),
          "3.102"),
@@ -205,7 +206,8 @@ def apply_rules(
             return Damage(f"{where}: {rule.key} is {_shown(value)}, "
                           f"expected {_type_name(rule.kinds)}")
         if not rule.valid(value, slots):
-            return Damage(f"{where}: {rule.key} is {_shown(value)}, expected {rule.expect}")
+            expect = rule.expect.format(slots=slots, last=slots - 1)
+            return Damage(f"{where}: {rule.key} is {_shown(value)}, expected {expect}")
         out[rule.key] = value
     return out
 
