@@ -250,7 +250,7 @@ def test_index_damage_is_named() -> None:
         (("recordings", 0, "mode"), "xyz", "recordings[0]: mode is 'xyz'"),
         (("recordings", 0, "start"), SLOTS - 5, "ends past the end of the tape"),
         (("recordings", 0, "blocks", 0), [5, 0], "recordings[0].blocks[0] is [5, 0]"),
-        (("recordings",), {"0": 1}, "recordings is {'0': 1}, expected list"),
+        (("recordings",), {"0": 1}, "recordings is an object of 1 keys, expected list"),
         (("wear", "passes"), -1, "wear: passes is -1"),
         ((), [1, 2], "expected an object"),
     ]
@@ -301,3 +301,11 @@ def test_recordings_past_the_end_of_a_truncated_file() -> None:
     text = image.describe_past_end(recs, (2, 3), full - 1, SLOTS)
     assert text is not None and "recordings 2..3 lie" in text and f"of {SLOTS}" in text
     assert image.describe_past_end(recs, (), full, SLOTS) is None
+
+
+def test_deeply_nested_values_are_described_not_printed() -> None:
+    nested = json.loads("[" * 900 + "]" * 900)  # as deep as a JSON parser goes
+    result = validate_index({"recordings": [nested]}, SLOTS)
+    assert isinstance(result, Damage)
+    assert result.message == "cassette index: recordings[0]: expected an object, got a list " \
+        "of 1 items"

@@ -178,6 +178,11 @@ _WEAR_RULES: tuple[Rule, ...] = tuple(
 
 
 def _shown(value: Any) -> str:
+    """A bad value for a message: short, and safe for the deepest nesting JSON allows."""
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    if isinstance(value, dict):
+        return f"an object of {len(value)} keys"
     text = repr(value)
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
@@ -367,7 +372,7 @@ def _blocks(
             return Damage(f"{where}.blocks[{i}] is {_shown(run)}, expected [size, count]")
         size, count = run
         if not (0 <= size <= room and 0 < count <= room):
-            return Damage(f"{where}.blocks[{i}] is {_shown(run)}, expected size 0..{room} "
+            return Damage(f"{where}.blocks[{i}] is [{size}, {count}], expected size 0..{room} "
                           f"and count 1..{room}")
         total += size * count
         count_total += count
