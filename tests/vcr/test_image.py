@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import zlib
 from typing import Any
 
@@ -309,3 +310,18 @@ def test_deeply_nested_values_are_described_not_printed() -> None:
     assert isinstance(result, Damage)
     assert result.message == "cassette index: recordings[0]: expected an object, got a list " \
         "of 1 items"
+
+
+@pytest.mark.parametrize(
+    ("kind", "refused_as"),
+    [(stat.S_IFDIR, "a directory"), (stat.S_IFLNK, "a symbolic link"),
+     (stat.S_IFCHR, "a device node"), (stat.S_IFBLK, "a device node"),
+     (stat.S_IFIFO, "a FIFO"), (stat.S_IFSOCK, "a socket")],
+)
+def test_only_regular_files_are_replaced(kind: int, refused_as: str) -> None:
+    for force in (False, True):
+        refusal = image.replace_refusal(kind | 0o644, force)
+        assert refusal == f"is {refused_as}: refusing to replace it with a cassette image"
+    assert image.replace_refusal(None, False) is None
+    assert image.replace_refusal(stat.S_IFREG | 0o600, True) is None
+    assert "--force" in (image.replace_refusal(stat.S_IFREG | 0o600, False) or "")

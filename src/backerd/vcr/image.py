@@ -23,6 +23,7 @@ truncated file) is not ``Damage`` but a finding: ``recordings_past_end``.
 from __future__ import annotations
 
 import json
+import stat
 import struct
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -75,6 +76,29 @@ def parse_length(text: str) -> tuple[str, int]:
     raise UsageError(
         f"unknown cassette length {text!r}; use minutes or one of {', '.join(CASSETTE_LENGTHS)}"
     )
+
+
+# What may stand where a new image goes, by ``stat.S_IFMT`` of its ``lstat``: only a
+# regular file is ever replaced (with ``--force``). A symlink is refused as itself, so
+# neither the link nor the device node, FIFO or socket it might point at is touched.
+_NOT_REPLACEABLE: dict[int, str] = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFLNK: "a symbolic link",
+    stat.S_IFCHR: "a device node",
+    stat.S_IFBLK: "a device node",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def replace_refusal(mode: int | None, force: bool) -> str | None:
+    """Why a new image may not go where a file of ``mode`` is (None: nothing there)."""
+    if mode is None:
+        return None
+    if stat.S_IFMT(mode) != stat.S_IFREG:
+        kind = _NOT_REPLACEABLE.get(stat.S_IFMT(mode), "not a regular file")
+        return f"is {kind}: refusing to replace it with a cassette image"
+    return None if force else "already exists (use --force to replace it)"
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ from backerd.vcr.image import (
     parse_superblock,
     pick_index,
     recordings_past_end,
+    replace_refusal,
 )
 from backerd.vcr.noise import NoiseModel
 from backerd.vcr.transport import Transport, TransportTimes
@@ -67,28 +68,16 @@ _SCAN_CHUNK = 512  # slots read at once when looking for the end of a signal
 
 
 def _check_replaceable(path: Path, force: bool) -> None:
-    """Refuse to put an image where anything but a regular file (or nothing) is.
-
-    ``lstat``: a symlink is itself not a regular file, so ``--force`` never replaces a
-    link, nor a device node, FIFO or socket it might point at.
-    """
+    """Refuse to put an image where anything but a regular file (or nothing) is."""
     try:
-        info = os.lstat(path)
+        mode: int | None = os.lstat(path).st_mode  # a symlink itself, not its target
     except FileNotFoundError:
-        return
+        mode = None
     except OSError as exc:
         raise UsageError(f"cannot create {path}: {exc.strerror}") from None
-    mode = info.st_mode
-    if stat.S_ISDIR(mode):
-        raise UsageError(f"{path} is a directory")
-    if not stat.S_ISREG(mode):
-        kind = ("a symbolic link" if stat.S_ISLNK(mode)
-                else "a device node" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                else "a FIFO" if stat.S_ISFIFO(mode)
-                else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
-        raise UsageError(f"{path} is {kind}: refusing to replace it with a cassette image")
-    if not force:
-        raise UsageError(f"{path} already exists (use --force to replace it)")
+    refusal = replace_refusal(mode, force)
+    if refusal is not None:
+        raise UsageError(f"{path} {refusal}")
 
 
 def _read_image(
