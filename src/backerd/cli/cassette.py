@@ -26,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--standard", default="ntsc", choices=("ntsc", "pal"),
                    type=str.lower, help="video standard (default ntsc)")
     p.add_argument("--length", default="E-180",
-                   help="cassette length: E-30..E-300, T-15..T-180, or minutes (default E-180)")
-    p.add_argument("--force", action="store_true", help="replace an existing file")
+                   help="cassette length: E-30..E-300, T-15..T-180, or 1..600 minutes "
+                        "(default E-180)")
+    p.add_argument("--force", action="store_true", help="replace an existing regular file")
     p = sub.add_parser("info", help="show the cassette and its recordings")
     p.add_argument("image")
     p.add_argument("--json", action="store_true", help="machine-readable output")
