@@ -133,11 +133,11 @@ class Rule:
 
 
 def _any(value: Any, slots: int) -> bool:
-    return True
+    return True  # the JSON type is all there is to check (contents: checked one level down)
 
 
-def _slot(value: Any, slots: int) -> bool:
-    return value is None or 0 <= value <= slots
+def _slot(value: int, slots: int) -> bool:
+    return 0 <= value <= slots
 
 
 _SUPERBLOCK_RULES: tuple[Rule, ...] = (
