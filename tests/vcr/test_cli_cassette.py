@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import lzma
+import os
 import sys
 from pathlib import Path
 
@@ -90,3 +91,61 @@ def test_clear_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert out == b"x" * 5000
     status, _, err = run(monkeypatch, capsysbinary, "dump", image, "--file", "1")
     assert status == 2 and "recordings 0..0" in err
+
+
+def test_truncated_image_fails_info_and_dump(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    image = str(tmp_path / "c.img")
+    run(monkeypatch, capsysbinary, "new", image, "--length", "T-15")
+    raw = lzma.decompress((DATA / "3.102-nls-m1000.raw.xz").read_bytes())
+    for _ in range(2):
+        status, _, err = run(monkeypatch, capsysbinary, "record", image, "--mode", "nls",
+                             stdin=raw)
+        assert status == 0, err
+    status, out, _ = run(monkeypatch, capsysbinary, "info", image, "--json")
+    first = json.loads(out)["recordings"][0]
+    # cut the file inside recording 1: recording 0 is whole, recording 1 is not
+    data_offset, slot = 4096 + 2 * (4 << 20), 3072
+    os.truncate(tmp_path / "c.img", data_offset + (first["fields"] + 2) * slot)
+
+    status, out, err = run(monkeypatch, capsysbinary, "info", image)
+    assert status == 4 and "Traceback" not in err
+    assert "recording 1 lies past its end" in err and len(err.strip().splitlines()) == 1
+    assert b"recording 1 lies past its end" in out and b"nls" in out  # still listed
+    status, out, err = run(monkeypatch, capsysbinary, "info", image, "--json")
+    assert status == 4 and "recording 1" in json.loads(out)["past_end"]
+    status, out, err = run(monkeypatch, capsysbinary, "dump", image, "--file", "1")
+    assert status == 4 and out == b"" and "recording 1 cannot be dumped" in err
+    status, out, err = run(monkeypatch, capsysbinary, "dump", image, "--file", "0")
+    assert status == 0 and out == raw  # what the file still holds is intact
+
+
+def test_damaged_images_and_misplaced_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    image = tmp_path / "c.img"
+    run(monkeypatch, capsysbinary, "new", str(image), "--length", "T-15")
+    head = image.read_bytes()[:4096]
+    with image.open("r+b") as f:
+        f.write(head.replace(b'"slots": 54000', b'"slots": "abc"'))
+    target = tmp_path / "target"
+    target.write_bytes(b"precious")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    cases = [
+        (("info", str(image)), 4, "slots is 'abc', expected integer"),
+        (("dump", str(image), "--file", "0"), 4, "slots is 'abc'"),
+        (("info", str(tmp_path)), 2, "is a directory"),
+        (("dump", str(tmp_path), "--file", "0"), 2, "is a directory"),
+        (("new", str(link), "--force"), 2, "symbolic link: refusing to replace it"),
+        (("new", str(fifo), "--force"), 2, "FIFO: refusing to replace it"),
+        (("new", str(tmp_path / "long"), "--length", "1000"), 2, "1..600 minutes"),
+    ]
+    for argv, expected, message in cases:
+        status, _, err = run(monkeypatch, capsysbinary, *argv)
+        assert status == expected and message in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert target.read_bytes() == b"precious" and link.is_symlink()
+    assert not (tmp_path / "long").exists()

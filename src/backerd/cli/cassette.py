@@ -15,7 +15,7 @@ import json
 import sys
 from typing import BinaryIO
 
-from backerd.errors import UsageError
+from backerd.errors import MediumError, UsageError
 from backerd.format.params import AUTO, FORMAT_CHOICES, Standard
 
 CHUNK = 1 << 20
@@ -28,8 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--standard", default=Standard.NTSC.value, choices=[s.value for s in Standard],
                    type=str.lower, help="video standard (default ntsc)")
     p.add_argument("--length", default="E-180",
-                   help="cassette length: E-30..E-300, T-15..T-180, or minutes (default E-180)")
-    p.add_argument("--force", action="store_true", help="replace an existing file")
+                   help="cassette length: E-30..E-300, T-15..T-180, or 1..600 minutes "
+                        "(default E-180)")
+    p.add_argument("--force", action="store_true", help="replace an existing regular file")
     p = sub.add_parser("info", help="show the cassette and its recordings")
     p.add_argument("image")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -69,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write("\n")
         else:
             _print_info(info)
+        if info["past_end"]:  # listed above, but the image is damaged: say so and fail
+            sys.stdout.flush()
+            print(f"backerd cassette: {args.image}: {info['past_end']}", file=sys.stderr)
+            return MediumError.exit_status
         return 0
     if args.action == "record":
         return _record(args)
@@ -126,6 +131,8 @@ def _print_info(info: dict) -> None:
               f"{r['mode']:<4}  {r['fmt']:<6}  {size:>12}  {blocks:>8}  {end}")
     left = info["fields"] - info["eod"]
     print(f"EOD        {info['eod_time']} (field {info['eod']}), {_hms(left, fps)} of tape left")
+    if info["past_end"]:
+        print(f"DAMAGED    {info['past_end']}")
     lost = info.get("interrupted")
     if lost:
         mode = lost["mode"] or "unknown mode"
@@ -181,6 +188,9 @@ def _dump(args: argparse.Namespace) -> int:
             have = f"recordings 0..{len(recs) - 1}" if recs else "no recordings"
             raise UsageError(f"no recording {args.file}: the cassette has {have}")
         rec = recs[args.file]
+        if args.file in c.lost_recordings:
+            raise MediumError(f"{args.image}: recording {args.file} cannot be dumped: "
+                              f"{c.past_end}")
         bar = Bar(f"dump {args.file}", rec.fields, "fields")
         for at in range(rec.start, rec.end, 256):
             fields = c.read_fields(at, min(256, rec.end - at))

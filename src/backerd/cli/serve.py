@@ -45,10 +45,20 @@ def setup_logging(verbose: bool) -> None:
     root.propagate = False
 
 
+def cassette_standard(path: Path) -> str | None:
+    """The video standard of the cassette image at ``path``, None if there is none yet."""
+    from backerd.vcr.sim import Cassette
+
+    if not path.exists():
+        return None
+    with Cassette.open(path, readonly=True) as cassette:
+        return cassette.standard
+
+
 def run(args: argparse.Namespace) -> int:
     import trio
 
-    from backerd.daemon.config import load_config
+    from backerd.daemon.config import load_config, resolve_modes
     from backerd.daemon.service import run_until_signalled
 
     setup_logging(args.verbose)
@@ -57,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         fuse_root=args.fuse_root.absolute() if args.fuse_root else None,
         realtime=args.realtime,
     )
+    # the mode follows the cassette unless configured (a PAL image needs a PAL mode)
+    config = resolve_modes(config, cassette_standard)
     try:
         trio.run(run_until_signalled, config)
     except BaseExceptionGroup as group:

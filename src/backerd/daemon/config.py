@@ -17,7 +17,8 @@ Example (every key is optional; this is the built-in default)::
     name = "backer0"                     # a label for status and logs
     deck = "sim"
     cassette = "/var/lib/backerd/backer0.cassette"
-    mode = "nhs"                         # nls nhs pls phs nle nhe ple phe nlr nhr plr phr
+    mode = "nhs"                         # nls nhs pls phs nle nhe ple phe nlr nhr plr phr;
+                                         # if absent: nhs, or phs for a PAL cassette
     length = "E-180"                     # for a cassette created on first start
     realtime = false
     noise = ""                           # playback noise of the simulated VCR, e.g.
@@ -27,22 +28,26 @@ Example (every key is optional; this is the built-in default)::
     control = "sim"                      # sim | manual | lirc
 
 Errors name the offending key (``unit[1].mode: ...``) and are ``ConfigError``.
+
+A unit without a ``mode`` follows its cassette: ``resolve_modes`` gives it the default
+mode of the cassette's standard (``Standard.default_mode``) once the images can be looked at; a
+configured mode of the other standard is an error that names the fix.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from backerd.errors import ConfigError, UsageError
-from backerd.format.params import MODES, Standard
+from backerd.format.params import MODES, Standard, standard_mismatch
 from backerd.format.params import mode as mode_params
+from backerd.vcr.image import parse_length
 from backerd.vcr.settings import VcrSettings, parse_vcr
 
 DEFAULT_STATE_DIR = Path("/var/lib/backerd")
@@ -52,7 +57,6 @@ TRANSPORTS = ("auto", "cuse", "fuse")
 DECKS = ("sim",)
 DEFAULT_MODE = "nhs"
 DEFAULT_LENGTH = "E-180"
-_LENGTH_RE = re.compile(r"^([ET]-\d+|\d+ ?(min)?)$", re.IGNORECASE)  # E-180, T-120, 95min
 _MAX_UNITS = 64
 
 
@@ -70,6 +74,8 @@ class UnitConfig:
     noise: str = ""  # sim deck playback noise (vcr.noise.NoiseModel.parse syntax); off if ""
     vcr: VcrSettings = dataclasses.field(default_factory=VcrSettings)  # [unit.vcr]
     catalog: Path | None = None  # the catalog database the unit records into (None: none)
+    # no mode configured: ``mode`` is the default of the cassette's standard
+    mode_follows_cassette: bool = False
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -177,8 +183,10 @@ def _unit(table: Any, index: int, state_dir: Path, taken: set[int]) -> UnitConfi
     if mode not in MODES:
         raise ConfigError(f"{where}mode: unknown mode {mode!r} (known: {' '.join(MODES)})")
     length = _get(table, "length", str, where, DEFAULT_LENGTH)
-    if not _LENGTH_RE.match(length):
-        raise ConfigError(f"{where}length: expected a cassette length like E-180, got {length!r}")
+    try:
+        parse_length(length)
+    except UsageError as exc:
+        raise ConfigError(f"{where}length: {exc.message}") from None
     default_cassette = str(state_dir / f"backer{number}.cassette")
     cassette = Path(_get(table, "cassette", str, where, default_cassette))
     if not cassette.is_absolute():
@@ -186,7 +194,6 @@ def _unit(table: Any, index: int, state_dir: Path, taken: set[int]) -> UnitConfi
     realtime = _get(table, "realtime", bool, where, False)
     noise = _get(table, "noise", str, where, "")
     if noise:
-        from backerd.errors import UsageError
         from backerd.vcr.noise import NoiseModel
 
         try:
@@ -194,7 +201,30 @@ def _unit(table: Any, index: int, state_dir: Path, taken: set[int]) -> UnitConfi
         except UsageError as exc:
             raise ConfigError(f"{where}noise: {exc.message}") from None
     vcr = parse_vcr(table.get("vcr", {}), f"{where}vcr.")
-    return UnitConfig(number, cassette, deck, mode, length, realtime, name, noise, vcr)
+    return UnitConfig(number, cassette, deck, mode, length, realtime, name, noise, vcr,
+                      mode_follows_cassette="mode" not in table)
+
+
+def resolve_modes(config: Config, standard_of: Callable[[Path], str | None]) -> Config:
+    """Fit every unit's mode to the standard of its cassette (``standard_of(path)``).
+
+    ``standard_of`` gives None for a cassette that does not exist yet: it is created in
+    the standard of the unit's mode. A unit without a configured mode takes the default
+    mode of its cassette's standard; a configured mode of the other standard is an error.
+    """
+    units = []
+    for index, unit in enumerate(config.units):
+        standard = standard_of(unit.cassette)
+        problem = None if standard is None else standard_mismatch(unit.mode, standard)
+        if standard is not None and unit.mode_follows_cassette:
+            units.append(dataclasses.replace(unit, mode=Standard.parse(standard).default_mode))
+        elif problem is not None:
+            where = f"{config.source}: " if config.source else ""
+            raise ConfigError(f"{where}unit[{index}].mode: {problem} (cassette "
+                              f"{unit.cassette}), or leave mode out to follow the cassette")
+        else:
+            units.append(unit)
+    return dataclasses.replace(config, units=tuple(units))
 
 
 def parse_config(

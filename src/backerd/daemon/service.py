@@ -101,6 +101,8 @@ def open_sim_unit(config: UnitConfig) -> Unit:
         log.info("unit %d: created cassette %s (%s %s)", config.number, path,
                  config.standard.upper(), config.length)
     cassette = Cassette.open(path)
+    if cassette.past_end:
+        log.warning("unit %d: cassette %s: %s", config.number, path, cassette.past_end)
     noise = None
     if config.noise:
         from backerd.vcr.noise import NoiseModel

@@ -1,25 +1,21 @@
 """The simulated VCR: a cassette image on disk and a deck that plays and records it.
 
-Theory of operation. A ``Cassette`` is one sparse file:
-
-* a superblock (4 KiB, written once): magic line, then JSON with the standard, the
-  length, the slot geometry;
-* two index copies (``INDEX_SIZE`` each), written alternately, each with a generation
-  number and a CRC: the index lists the committed recordings (start slot, field count,
-  mode and format, user bytes, run-length block sizes), the journal entry of a recording
-  being written, the write-protect tab and the wear counters. A torn write can only spoil
-  the copy being written, so loading picks the valid copy with the highest generation;
-* the tape: ``slots`` fixed-size field slots, slot ``i`` = field time ``i`` from BOT. A slot
-  holds a 4-byte header (field length, little-endian u16, and 2 reserved bytes) and the
-  field bytes. A slot never written reads as zeros = length 0 = no signal, so a new
-  cassette costs no disk space.
+Theory of operation. A ``Cassette`` is one sparse file (layout and validation in
+``vcr.image``): a superblock, two index copies written alternately, and ``slots``
+fixed-size field slots, slot ``i`` = field time ``i`` from BOT. A slot holds a 4-byte
+header (field length, little-endian u16, and 2 reserved bytes) and the field bytes. A
+slot never written reads as zeros = length 0 = no signal, so a new cassette costs no
+disk space. The index lists the committed recordings, the journal entry of a recording
+being written, the write-protect tab and the wear counters; a torn write can only spoil
+the copy being written, so loading picks the intact copy with the highest generation.
 
 Data are fdatasync'ed before an index copy is written and the copy is fsync'ed, so what
 was committed (a recording closed with a filemark) survives a crash of the daemon and
 of the machine. Signal past the last committed recording is found on load (an
 interrupted recording) and reported as ``interrupted``; the Backer medium then recovers
 it by decoding. Recording anywhere but at the end of the signal discards everything
-after that point, as on tape.
+after that point, as on tape. A truncated image opens, but the recordings past its end
+are reported (``past_end``): offline tools fail on them and the daemon logs them.
 
 ``SimDeck`` implements the ``Deck`` protocol over a cassette, with transport time
 accounting, optional real-time pacing and optional playback noise.
@@ -30,72 +26,101 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
-import struct
-import zlib
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from backerd.errors import HardwareUnavailable, MediumError, UsageError
 from backerd.vcr.base import (
-    CASSETTE_LENGTHS,
-    STANDARDS,
     Field,
     Interrupted,
     OpenRecording,
     Recording,
     format_time,
 )
+from backerd.vcr.image import (
+    DATA_OFFSET,
+    INDEX_HEADER,
+    INDEX_SIZE,
+    MAGIC,
+    MAX_FIELD,
+    SLOT_HEADER,
+    SLOT_SIZE,
+    SUPERBLOCK_SIZE,
+    WEAR_KEYS,
+    Damage,
+    IndexState,
+    Superblock,
+    describe_past_end,
+    encode_index,
+    has_magic,
+    index_payload_size,
+    parse_superblock,
+    pick_index,
+    recordings_past_end,
+    replace_refusal,
+)
 from backerd.vcr.noise import NoiseModel
 from backerd.vcr.transport import Transport, TransportTimes
 
-MAGIC = b"BACKERD-CASSETTE 1\n"
-INDEX_MAGIC = b"BKIX"
-SUPERBLOCK_SIZE = 4096
-INDEX_SIZE = 4 << 20
-DATA_OFFSET = SUPERBLOCK_SIZE + 2 * INDEX_SIZE
-SLOT_SIZE = 3072
-SLOT_HEADER = struct.Struct("<HH")
-MAX_FIELD = SLOT_SIZE - SLOT_HEADER.size
-_INDEX_HEADER = struct.Struct("<4sQII")  # magic, generation, payload length, crc32
 _SCAN_CHUNK = 512  # slots read at once when looking for the end of a signal
 
 
-def parse_length(text: str) -> tuple[str, int]:
-    """``"E-180"`` -> ("E-180", 180); ``"95"`` or ``"95min"`` -> ("95 min", 95)."""
-    name = text.strip().upper()
-    if name in CASSETTE_LENGTHS:
-        return name, CASSETTE_LENGTHS[name]
-    digits = name.removesuffix("MIN").strip()
-    if digits.isdigit() and 0 < int(digits) <= 1000:
-        return f"{int(digits)} min", int(digits)
-    raise UsageError(
-        f"unknown cassette length {text!r}; use minutes or one of {', '.join(CASSETTE_LENGTHS)}"
-    )
+def _check_replaceable(path: Path, force: bool) -> None:
+    """Refuse to put an image where anything but a regular file (or nothing) is."""
+    try:
+        mode: int | None = os.lstat(path).st_mode  # a symlink itself, not its target
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise UsageError(f"cannot create {path}: {exc.strerror}") from None
+    refusal = replace_refusal(mode, force)
+    if refusal is not None:
+        raise UsageError(f"{path} {refusal}")
+
+
+def _read_image(
+    fd: int, file_size: int
+) -> tuple[Superblock | Damage, tuple[int, IndexState] | Damage]:
+    """Read and validate the superblock and the index copies of an open image."""
+    superblock = parse_superblock(os.pread(fd, SUPERBLOCK_SIZE, 0), file_size)
+    if isinstance(superblock, Damage):
+        return superblock, superblock
+    copies = []
+    for copy in (0, 1):
+        offset = SUPERBLOCK_SIZE + copy * INDEX_SIZE
+        header = os.pread(fd, INDEX_HEADER.size, offset)
+        size = index_payload_size(header)
+        if size is not None:
+            copies.append(os.pread(fd, INDEX_HEADER.size + size, offset))
+    return superblock, pick_index(copies, superblock.slots)
 
 
 class Cassette:
     """A cassette image: field slots plus a crash-safe index of recordings."""
 
     def __init__(
-        self, path: Path, fd: int, meta: dict, readonly: bool, sync: bool = True
+        self, path: Path, fd: int, superblock: Superblock, index: tuple[int, IndexState],
+        readonly: bool, sync: bool = True, file_size: int | None = None,
     ) -> None:
         self.path = path
         self.sync = sync
         self._fd = fd
         self.readonly = readonly
-        self.standard: str = meta["standard"]
-        self.fps: int = STANDARDS[self.standard]
-        self.length_name: str = meta["length_name"]
-        self.slots: int = int(meta["slots"])
-        self._generation = 0
-        self._recordings: list[Recording] = []
-        self._open: OpenRecording | None = None
-        self._write_protected = False
-        self._wear = {"passes": 0, "fields": 0}
+        self.standard: str = superblock.standard
+        self.fps: int = superblock.fps
+        self.length_name: str = superblock.length_name
+        self.slots: int = superblock.slots
+        self._generation, state = index
+        self._recordings: list[Recording] = list(state.recordings)
+        self._open: OpenRecording | None = state.open
+        self._write_protected = state.write_protected
+        self._wear = dict(state.wear)
         self._dirty = False
-        self._load_index()
+        size = superblock.image_size if file_size is None else file_size
+        self._lost = recordings_past_end(self._recordings, size)
+        self._past_end = describe_past_end(self._recordings, self._lost, size, self.slots)
         self._interrupted = self._find_interrupted()
         self._signal_end = max(
             self._committed_end(), self._interrupted.start + self._interrupted.fields
@@ -109,35 +134,29 @@ class Cassette:
         cls, path: str | os.PathLike, standard: str = "ntsc", length: str = "E-180",
         *, force: bool = False, sync: bool = True,
     ) -> Cassette:
+        """Make a blank cassette image at ``path``; ``force`` replaces a regular file."""
         path = Path(path)
-        standard = standard.lower()
-        if standard not in STANDARDS:
-            raise UsageError(f"unknown video standard {standard!r}; use ntsc or pal")
-        length_name, minutes = parse_length(length)
-        if path.exists() and not force:
-            raise UsageError(f"{path} already exists (use --force to replace it)")
-        if path.is_dir():
-            raise UsageError(f"{path} is a directory")
-        slots = minutes * 60 * STANDARDS[standard]
-        meta = {"standard": standard, "length_name": length_name, "minutes": minutes,
-                "slots": slots, "slot_size": SLOT_SIZE, "data_offset": DATA_OFFSET,
-                "index_size": INDEX_SIZE}
+        superblock = Superblock.new(standard, length)
+        _check_replaceable(path, force)
         tmp = path.with_name(f".{path.name}.new")
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISREG(os.lstat(tmp).st_mode):
+                os.unlink(tmp)  # left by an interrupted create
         try:
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         except OSError as exc:
             raise UsageError(f"cannot create {path}: {exc.strerror}") from None
         try:
-            sb = MAGIC + json.dumps(meta).encode() + b"\n"
-            os.pwrite(fd, sb.ljust(SUPERBLOCK_SIZE, b"\0"), 0)
-            os.ftruncate(fd, DATA_OFFSET + slots * SLOT_SIZE)
+            os.pwrite(fd, superblock.to_bytes(), 0)
+            os.ftruncate(fd, superblock.image_size)
+            os.pwrite(fd, encode_index(IndexState(), 1), SUPERBLOCK_SIZE + INDEX_SIZE)
             if sync:
                 os.fsync(fd)
+        except OSError as exc:
+            os.unlink(tmp)
+            raise UsageError(f"cannot create {path}: {exc.strerror}") from None
         finally:
             os.close(fd)
-        cassette = cls.open(tmp, sync=sync)
-        cassette._commit()
-        cassette.close()
         os.replace(tmp, path)
         if sync:
             with contextlib.suppress(OSError):
@@ -150,10 +169,15 @@ class Cassette:
     def open(
         cls, path: str | os.PathLike, *, readonly: bool = False, sync: bool = True
     ) -> Cassette:
-        """Open an image; ``sync=False`` skips fsync (survives kill -9, not power loss)."""
+        """Open an image; ``sync=False`` skips fsync (survives kill -9, not power loss).
+
+        Everything read from the image is validated (``vcr.image``): a damaged or
+        foreign file gives a one-line error, never a traceback or a hang.
+        """
         path = Path(path)
         try:
-            fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
+            # O_NONBLOCK: a FIFO must not block the open (refused below, as not regular)
+            fd = os.open(path, (os.O_RDONLY if readonly else os.O_RDWR) | os.O_NONBLOCK)
         except FileNotFoundError:
             raise UsageError(f"no cassette image at {path}") from None
         except IsADirectoryError:
@@ -161,6 +185,11 @@ class Cassette:
         except OSError as exc:
             raise UsageError(f"cannot open {path}: {exc.strerror}") from None
         try:
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise UsageError(f"{path} is a directory, not a cassette image")
+            if not stat.S_ISREG(info.st_mode):
+                raise UsageError(f"{path} is not a regular file, not a cassette image")
             if not readonly:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -168,16 +197,17 @@ class Cassette:
                     raise HardwareUnavailable(
                         f"cassette {path} is in use by another process"
                     ) from None
-            sb = os.pread(fd, SUPERBLOCK_SIZE, 0)
-            if not sb.startswith(MAGIC):
-                raise UsageError(f"{path} is not a backerd cassette image")
             try:
-                meta = json.loads(sb[len(MAGIC):].split(b"\n", 1)[0])
-                if meta["slot_size"] != SLOT_SIZE or meta["data_offset"] != DATA_OFFSET:
-                    raise ValueError("unsupported layout")
-            except (ValueError, KeyError):
-                raise UsageError(f"{path}: damaged or unsupported cassette header") from None
-            return cls(path, fd, meta, readonly, sync)
+                superblock, index = _read_image(fd, info.st_size)
+            except OSError as exc:
+                raise MediumError(f"{path}: cannot read the image: {exc.strerror}") from None
+            if isinstance(superblock, Damage):
+                if not has_magic(os.pread(fd, len(MAGIC), 0)):
+                    raise UsageError(f"{path} is not a backerd cassette image")
+                raise MediumError(f"{path}: {superblock.message}")
+            if isinstance(index, Damage):
+                raise MediumError(f"{path}: {index.message}")
+            return cls(path, fd, superblock, index, readonly, sync, info.st_size)
         except BaseException:
             os.close(fd)
             raise
@@ -200,58 +230,20 @@ class Cassette:
 
     # -- the index ---------------------------------------------------------------------
 
-    def _load_index(self) -> None:
-        best: tuple[int, dict] | None = None
-        for copy in (0, 1):
-            raw = os.pread(self._fd, _INDEX_HEADER.size, SUPERBLOCK_SIZE + copy * INDEX_SIZE)
-            if len(raw) < _INDEX_HEADER.size:
-                continue
-            magic, gen, size, crc = _INDEX_HEADER.unpack(raw)
-            if magic != INDEX_MAGIC or size > INDEX_SIZE - _INDEX_HEADER.size:
-                continue
-            payload = os.pread(
-                self._fd, size, SUPERBLOCK_SIZE + copy * INDEX_SIZE + _INDEX_HEADER.size
-            )
-            if len(payload) != size or zlib.crc32(payload) != crc:
-                continue
-            try:
-                doc = json.loads(zlib.decompress(payload))
-            except (zlib.error, ValueError):
-                continue
-            if best is None or gen > best[0]:
-                best = (gen, doc)
-        if best is None:
-            if self.readonly or self._generation:
-                raise UsageError(f"{self.path}: cassette index is damaged (both copies)")
-            return  # a cassette being created
-        self._generation, doc = best
-        self._recordings = [Recording.from_json(r) for r in doc.get("recordings", [])]
-        o = doc.get("open")
-        self._open = OpenRecording(int(o["start"]), o["mode"], o.get("fmt", "3.102")) if o else None
-        self._write_protected = bool(doc.get("write_protected", False))
-        self._wear.update({k: int(v) for k, v in doc.get("wear", {}).items()})
-
     def _commit(self) -> None:
         """Write the index to the older copy, after making the tape data durable."""
         if self.readonly:
             raise UsageError(f"{self.path} is open read-only")
-        doc = {
-            "recordings": [r.to_json() for r in self._recordings],
-            "open": None if self._open is None else {
-                "start": self._open.start, "mode": self._open.mode, "fmt": self._open.fmt},
-            "write_protected": self._write_protected,
-            "wear": self._wear,
-        }
-        payload = zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 6)
-        if len(payload) > INDEX_SIZE - _INDEX_HEADER.size:
+        state = IndexState(tuple(self._recordings), self._open, self._write_protected,
+                           tuple((k, self._wear[k]) for k in WEAR_KEYS))
+        gen = self._generation + 1
+        copy = encode_index(state, gen)
+        if len(copy) > INDEX_SIZE:
             raise MediumError("cassette index is full (too many recordings or block sizes)",
                               errno=errno.ENOSPC)
-        gen = self._generation + 1
-        copy = gen % 2
         if self.sync:
             os.fdatasync(self._fd)
-        head = _INDEX_HEADER.pack(INDEX_MAGIC, gen, len(payload), zlib.crc32(payload))
-        os.pwrite(self._fd, head + payload, SUPERBLOCK_SIZE + copy * INDEX_SIZE)
+        os.pwrite(self._fd, copy, SUPERBLOCK_SIZE + (gen % 2) * INDEX_SIZE)
         if self.sync:
             os.fsync(self._fd)
         self._generation = gen
@@ -271,6 +263,16 @@ class Cassette:
     @property
     def interrupted(self) -> Interrupted | None:
         return self._interrupted
+
+    @property
+    def past_end(self) -> str | None:
+        """What a truncated image lost: one line naming the recordings past its end."""
+        return self._past_end
+
+    @property
+    def lost_recordings(self) -> tuple[int, ...]:
+        """Numbers of the recordings lying (partly) past the end of a truncated image."""
+        return self._lost
 
     @property
     def write_protected(self) -> bool:
@@ -462,7 +464,7 @@ class Cassette:
                 start = self._next_signal(start)
         else:
             start = self._next_signal(end)
-        if start is None:
+        if start is None or start >= self.slots:
             return None
         stop = self._signal_run_end(start)
         o = self._open
@@ -497,6 +499,7 @@ class Cassette:
             "interrupted": None if self._interrupted is None else {
                 "start": self._interrupted.start, "fields": self._interrupted.fields,
                 "mode": self._interrupted.mode},
+            "past_end": self._past_end,
         }
 
 
