@@ -36,6 +36,8 @@ log = logging.getLogger("backerd")
 CUSE_DEVICE = Path("/dev/cuse")
 CUSE_NODE_DIR = Path("/dev")
 _CUSE_APPEAR_WAIT = 2.0  # seconds /dev/cuse may take to appear after modprobe
+# Signals that stop the foreground daemon cleanly (unmount, filemark, cassette closed).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -234,8 +236,12 @@ async def serve(
 
 
 async def run_until_signalled(config: Config, *, opener: UnitOpener = open_unit) -> None:
-    """``serve`` in the foreground; SIGTERM or SIGINT stops it cleanly."""
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    """``serve`` in the foreground; SIGTERM, SIGINT or SIGHUP stops it cleanly.
+
+    SIGHUP is what a foreground daemon gets when its terminal or ssh session closes; by
+    default it would kill the process without unmounting or closing the recording.
+    """
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(partial(serve, config, opener=opener))
             async for signum in signals:
