@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import grp
 import json
+import pwd
 import threading
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,11 @@ def test_config_file_units(tmp_path: Path) -> None:
         ('transport = "usb"\n', "transport"),
         ("fuse_max_pages = 1000\n", "fuse_max_pages"),
         ("unit = 3\n", "unit"),
+        ('fuse_mode = "0999"\n', "fuse_mode"),
+        ("fuse_mode = 660\n", "fuse_mode"),
+        ('fuse_group = "no-such-group-here"\n', "fuse_group"),
+        ("fuse_owner = true\n", "fuse_owner"),
+        ("fuse_owner = -1\n", "fuse_owner"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, text: str, culprit: str) -> None:
@@ -78,6 +85,20 @@ def test_config_errors_name_the_key(tmp_path: Path, text: str, culprit: str) -> 
         cfg.load_config(f, environ={})
     assert f"{f}: {culprit}" in info.value.message
     assert "\n" not in info.value.message
+
+
+def test_fuse_nodes_default_to_root_group_tape_0660(tmp_path: Path) -> None:
+    try:
+        tape = grp.getgrnam("tape").gr_gid
+    except KeyError:
+        tape = 0  # no tape group here: root's
+    access = cfg.parse_config({}, environ={}).fuse_access
+    assert (access.uid, access.gid, access.mode) == (0, tape, 0o660)
+    f = tmp_path / "c.toml"
+    f.write_text('fuse_owner = "nobody"\nfuse_group = 4242\nfuse_mode = "0640"\n')
+    access = cfg.load_config(f, environ={}).fuse_access
+    assert (access.uid, access.gid, access.mode) == (pwd.getpwnam("nobody").pw_uid, 4242,
+                                                     0o640)
 
 
 def test_config_not_toml_or_missing(tmp_path: Path) -> None:

@@ -192,8 +192,10 @@ async def _serve_nodes(
     else:
         from backerd.daemon.fuse import serve_fuse
 
+        access = config.fuse_access
         await nursery.start(
-            partial(serve_fuse, config.fuse_root, nodes, max_pages=config.fuse_max_pages)
+            partial(serve_fuse, config.fuse_root, nodes, max_pages=config.fuse_max_pages,
+                    uid=access.uid, gid=access.gid, permissions=access.mode)
         )
 
 
