@@ -18,6 +18,7 @@ from backerd.daemon import config as cfg
 from backerd.daemon.control import NotRunning, query, serve_control
 from backerd.daemon.node import Unit
 from backerd.errors import ConfigError, TapeError, UsageError
+from testkit.stwire import MTGET_SIZE, MTIOCGET, MTIOCTOP, mtop, parse_mtget
 
 # -- config ------------------------------------------------------------------------
 
@@ -331,25 +332,62 @@ def test_demo_offline_fallback_round_trip(capsys: pytest.CaptureFixture[str]) ->
     assert "decoded 300000 bytes: identical to the original" in out
 
 
-def test_transport_choice() -> None:
-    from backerd.daemon.service import CUSE_DEVICE, choose_transport
+@pytest.mark.parametrize(
+    ("transport", "present", "modprobe_creates", "kind", "loads"),
+    [
+        ("fuse", True, False, "fuse", False),  # FUSE asked for: CUSE not even looked at
+        ("auto", True, False, "cuse", False),
+        ("auto", False, True, "cuse", True),  # modprobe cuse made /dev/cuse appear
+        ("auto", False, False, "fuse", True),  # no CUSE to be had: the fallback
+        ("cuse", True, False, "cuse", False),
+        ("cuse", False, True, "cuse", True),
+    ],
+)
+def test_transport_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, transport: str,
+                          present: bool, modprobe_creates: bool, kind: str,
+                          loads: bool) -> None:
+    from backerd.daemon import service
+
+    device = tmp_path / "cuse"
+    if present:
+        device.touch()
+    loaded: list[bool] = []
+
+    async def fake_modprobe() -> str:
+        loaded.append(True)
+        if modprobe_creates:
+            device.touch()
+            return "loaded with modprobe"
+        return "modprobe cuse failed: not found"
+
+    monkeypatch.setattr(service, "CUSE_DEVICE", device)
+    monkeypatch.setattr(service, "_load_cuse_module", fake_modprobe)
+    choice = trio.run(service.choose_transport,
+                      cfg.parse_config({"transport": transport}, environ={}))
+    assert choice.kind == kind
+    assert bool(loaded) == loads
+    if kind == "fuse" and transport == "auto":
+        assert choice.reason == f"{device} missing (modprobe cuse failed: not found)"
+
+
+def test_cuse_insisted_on_but_missing_names_the_fix(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from backerd.daemon import service
     from backerd.errors import HardwareUnavailable
 
-    fuse = trio.run(choose_transport, cfg.parse_config({"transport": "fuse"}, environ={}))
-    assert fuse.kind == "fuse"
-    auto = trio.run(choose_transport, cfg.parse_config({}, environ={}))
-    assert auto.kind == ("cuse" if CUSE_DEVICE.exists() else "fuse")
-    if not CUSE_DEVICE.exists():
-        assert "/dev/cuse missing" in auto.reason
-        with pytest.raises(HardwareUnavailable, match="CUSE requested but /dev/cuse"):
-            trio.run(choose_transport, cfg.parse_config({"transport": "cuse"}, environ={}))
+    async def fake_modprobe() -> str:
+        return "modprobe unavailable: No such file or directory"
+
+    monkeypatch.setattr(service, "CUSE_DEVICE", tmp_path / "cuse")
+    monkeypatch.setattr(service, "_load_cuse_module", fake_modprobe)
+    with pytest.raises(HardwareUnavailable, match='set transport = "auto" to fall back'):
+        trio.run(service.choose_transport, cfg.parse_config({"transport": "cuse"}, environ={}))
 
 
 def test_noisy_sim_unit_reads_back_exactly_and_counts_corrections(tmp_path: Path) -> None:
     import os
 
     from backerd.daemon.service import open_sim_unit
-    from backerd.tape import mtio
 
     f = tmp_path / "noisy.toml"
     f.write_text(f'[[unit]]\ncassette = "{tmp_path / "c.cassette"}"\nmode = "nls"\n'
@@ -364,9 +402,9 @@ def test_noisy_sim_unit_reads_back_exactly_and_counts_corrections(tmp_path: Path
         drive.write(b)
     drive.close()
     drive.open(True, os.O_RDONLY)
-    drive.ioctl(mtio.MTIOCTOP, mtio.MtOp(mtio.MTREW, 1).pack(), 0)
+    drive.ioctl(MTIOCTOP, mtop("MTREW"), 0)
     assert [drive.read(1 << 20) for _ in blocks] == blocks
-    status = mtio.MtGet.unpack(drive.ioctl(mtio.MTIOCGET, b"", mtio.MTGET_SIZE))
-    assert status.erreg & 0xFFFF > 0  # the noise was there and was corrected
+    status = parse_mtget(drive.ioctl(MTIOCGET, b"", MTGET_SIZE))
+    assert status["erreg"] & 0xFFFF > 0  # the noise was there and was corrected
     drive.close()
     trio.run(unit.shutdown)

@@ -5,18 +5,12 @@ from __future__ import annotations
 
 import errno
 import struct
-import sys
-from pathlib import Path
 
 import pytest
 
 from backerd.kernel.connection import Connection
 from backerd.kernel.fusefs import Namespace
-
-sys.path.insert(0, str(Path(__file__).parent))
-import kernelwire as w  # noqa: E402
-
-del sys.path[0]
+from testkit import kernelwire as w
 
 MOUNT_TIME = 1_790_000_000
 

@@ -13,7 +13,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from systemtest import DEVICE_KIND, MODE, STOP_TIMEOUT, Daemon, parse_mt_status, same_tree
+
+from testkit.systemtest import DEVICE_KIND, MODE, STOP_TIMEOUT, Daemon, parse_mt_status, same_tree
 
 
 def test_status_json_lists_nodes_cassette_and_position(daemon: Daemon, tmp_path: Path) -> None:

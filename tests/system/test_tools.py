@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from systemtest import Daemon, parse_mt_status, same_tree
+from testkit.systemtest import Daemon, parse_mt_status, same_tree
 
 
 def test_mt_status_file_and_block_numbers(daemon: Daemon, tmp_path: Path) -> None:
