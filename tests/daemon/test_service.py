@@ -7,6 +7,7 @@ import grp
 import json
 import pwd
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from backerd.daemon import config as cfg
 from backerd.daemon.control import NotRunning, query, serve_control
 from backerd.daemon.node import Unit
 from backerd.errors import ConfigError, TapeError, UsageError
+from testkit.guards import escaped_assertions
 from testkit.stwire import MTGET_SIZE, MTIOCGET, MTIOCTOP, mtop, parse_mtget
 
 # -- config ------------------------------------------------------------------------
@@ -133,6 +135,7 @@ class RecordingDrive:
         self.gate = gate
         self._busy = threading.Lock()
         self.is_open = False
+        self.status_calls = 0
 
     def _enter(self, *call: Any) -> None:
         if not self._busy.acquire(blocking=False):
@@ -176,7 +179,17 @@ class RecordingDrive:
         self._busy.release()
 
     def status(self) -> dict[str, Any]:
+        if self._busy.locked():
+            raise AssertionError("status asked while a drive call runs")
+        self.status_calls += 1
         return {"file": 0, "block": sum(c[0] == "write" for c in self.calls)}
+
+
+@pytest.fixture(autouse=True)
+def _fakes_fail_loudly() -> Iterator[None]:
+    """A fake drive's assertion becomes EIO in the Unit: make it fail the test too."""
+    with escaped_assertions():
+        yield
 
 
 def make_unit(number: int = 0, drive: RecordingDrive | None = None) -> Unit:
@@ -207,6 +220,33 @@ def test_nodes_share_the_unit_drive_and_run_off_the_loop() -> None:
     assert [c[0] for c in drive.calls] == ["open", "open", "write", "read", "close"]
     assert drive.calls[0] == ("open", False, 0)
     assert main_thread not in drive.threads
+
+
+def test_status_snapshot_is_taken_when_asked_and_never_during_a_call() -> None:
+    gate = threading.Event()
+    drive = RecordingDrive(gate)
+    unit = make_unit(drive=drive)
+    node = unit.nodes["nbacker0"]
+    gate.set()
+
+    async def main() -> None:
+        await node.open(0)
+        taken = drive.status_calls
+        for _ in range(50):
+            await node.write(b"record")
+        assert drive.status_calls == taken  # serving records does not pay for status
+        assert unit.snapshot == {"file": 0, "block": 50}
+        assert unit.snapshot == {"file": 0, "block": 50}
+        assert drive.status_calls == taken + 1
+        gate.clear()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(node.write, b"held")
+            await trio.testing.wait_all_tasks_blocked()
+            assert unit.snapshot == {"file": 0, "block": 50}  # the last finished request's
+            gate.set()
+        assert unit.snapshot == {"file": 0, "block": 51}
+
+    trio.run(main)
 
 
 def test_rewinding_node_opens_with_rewind_on_close() -> None:
