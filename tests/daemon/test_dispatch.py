@@ -1,6 +1,6 @@
 """The dispatcher against a fake kernel peer: raw request bytes in, raw replies out.
 
-Requests are built with tests/kernel/kernelwire.py (struct formats from the notes), the
+Requests are built with tests/testkit/kernelwire.py (struct formats from the notes), the
 node handler is an in-memory record keeper, so chunk reassembly, read termination,
 ioctl handling, concurrency and interruption are checked end to end without a kernel.
 """
@@ -10,9 +10,7 @@ from __future__ import annotations
 import errno
 import math
 import struct
-import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 import trio
@@ -22,11 +20,9 @@ from backerd.daemon.dispatch import Dispatcher
 from backerd.errors import TapeError
 from backerd.kernel.connection import Connection
 from backerd.kernel.fusefs import Namespace
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "kernel"))
-import kernelwire as w  # noqa: E402
-
-del sys.path[0]
+from testkit import kernelwire as w
+from testkit.guards import escaped_assertions
+from testkit.stwire import MTIOCGET, MTIOCTOP, OPS, mtget, mtop, parse_mtget, parse_mtop
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -72,13 +68,13 @@ class RecordingHandler:
 
     async def ioctl(self, cmd: int, arg: bytes, out_size: int) -> bytes:
         self.calls.append(("ioctl", cmd, arg, out_size))
-        if cmd == w.MTIOCTOP:
-            op, count = struct.unpack("<hxxi", arg)
-            if op == 6:  # MTREW
+        if cmd == MTIOCTOP:
+            op, _count = parse_mtop(arg)
+            if op == OPS["MTREW"]:
                 self.pos = 0
             return b""
-        if cmd == w.MTIOCGET:
-            return struct.pack("<qqqqqii", 0x72, 0, 0, 0, 0, 0, self.pos)
+        if cmd == MTIOCGET:
+            return mtget(blkno=self.pos)
         if cmd == 0x1234:
             raise OSError(errno.ENOSYS, "not here")
         raise TapeError("unknown ioctl", errno=errno.ENOTTY)
@@ -161,7 +157,41 @@ def run(body: Body, *, kind: str = "cuse", nodes: dict | None = None, max_pages:
             with trio.fail_after(30):  # a hang is a failure, not a stuck suite
                 await body(kernel)
             kernel.close()
-    trio.run(main)
+
+    # The dispatcher answers EIO to whatever a handler or a reply raises: an assertion
+    # failing in the fake handler or the fake kernel must fail the test all the same.
+    with escaped_assertions():
+        trio.run(main)
+
+
+def test_an_assertion_failing_in_the_fake_kernel_fails_the_test() -> None:
+    """A dispatcher bug that only the fake kernel notices (a second reply to a request)
+    must not be swallowed by the dispatcher's catch-all, as it used to be."""
+
+    async def body(k: FakeKernel) -> None:
+        fh = await k.open(O_WRONLY)
+        send = k.dispatcher._send
+        k.dispatcher._send = lambda raw: (send(raw), send(raw))  # every reply sent twice
+        error, _ = await k.call(lambda u: w.write(u, fh, 0, b"record"))
+        assert error == 0  # the kernel got its first reply: the body alone passes
+
+    with pytest.raises(AssertionError, match="second reply"):
+        run(body)
+
+
+def test_an_assertion_failing_in_a_fake_handler_fails_the_test() -> None:
+    class Checking(RecordingHandler):
+        async def write(self, data: bytes) -> int:
+            assert len(data) < 100, "the fake only takes small records"
+            return await super().write(data)
+
+    async def body(k: FakeKernel) -> None:
+        fh = await k.open(O_WRONLY)
+        error, _ = await k.call(lambda u: w.write(u, fh, 0, bytes(200)))
+        assert error == -errno.EIO  # all the dispatcher can do with a failing handler
+
+    with pytest.raises(AssertionError, match="only takes small records"):
+        run(body, nodes={0: Checking()})
 
 
 def chunks(record: bytes, size: int = CHUNK) -> list[tuple[int, bytes]]:
@@ -356,13 +386,13 @@ def test_restricted_mtio_round_trip_and_fdflush_enotty() -> None:
 
     async def body(k: FakeKernel) -> None:
         fh = await k.open(0)
-        error, payload = await k.call(lambda u: w.ioctl(u, fh, w.MTIOCGET, out_size=48))
+        error, payload = await k.call(lambda u: w.ioctl(u, fh, MTIOCGET, out_size=48))
         assert error == 0 and struct.unpack_from(w.IOCTL_OUT, payload) == (0, 0, 0, 0)
-        assert struct.unpack_from("<qqqqqii", payload, 16)[-1] == 2
-        mtop = struct.pack("<hxxi", 6, 1)
-        error, payload = await k.call(lambda u: w.ioctl(u, fh, w.MTIOCTOP, data=mtop))
+        assert parse_mtget(payload[16:])["block"] == 2
+        rewind = mtop("MTREW")
+        error, payload = await k.call(lambda u: w.ioctl(u, fh, MTIOCTOP, data=rewind))
         assert (error, len(payload)) == (0, 16)
-        assert handler.pos == 0 and ("ioctl", w.MTIOCTOP, mtop, 0) in handler.calls
+        assert handler.pos == 0 and ("ioctl", MTIOCTOP, rewind, 0) in handler.calls
         assert (await k.call(lambda u: w.ioctl(u, fh, w.FDFLUSH)))[0] == -errno.ENOTTY
         assert (await k.call(lambda u: w.ioctl(u, fh, 0x1234)))[0] == -errno.ENOTTY
 
@@ -376,22 +406,22 @@ def test_unrestricted_ioctl_retry_then_serve() -> None:
 
     async def body(k: FakeKernel) -> None:
         fh = await k.open(0)
-        error, payload = await k.call(lambda u: w.ioctl(u, fh, w.MTIOCGET, arg=arg, flags=flags))
+        error, payload = await k.call(lambda u: w.ioctl(u, fh, MTIOCGET, arg=arg, flags=flags))
         assert error == 0
         assert struct.unpack_from(w.IOCTL_OUT, payload) == (0, w.FUSE_IOCTL_RETRY, 0, 1)
         assert struct.unpack_from("<QQ", payload, 16) == (arg, 48)
         assert not any(c[0] == "ioctl" for c in handler.calls)
         error, payload = await k.call(
-            lambda u: w.ioctl(u, fh, w.MTIOCGET, arg=arg, flags=flags, out_size=48))
+            lambda u: w.ioctl(u, fh, MTIOCGET, arg=arg, flags=flags, out_size=48))
         assert error == 0 and len(payload) == 16 + 48
 
-        error, payload = await k.call(lambda u: w.ioctl(u, fh, w.MTIOCTOP, arg=arg, flags=flags))
+        error, payload = await k.call(lambda u: w.ioctl(u, fh, MTIOCTOP, arg=arg, flags=flags))
         assert struct.unpack_from(w.IOCTL_OUT, payload) == (0, w.FUSE_IOCTL_RETRY, 1, 0)
         assert struct.unpack_from("<QQ", payload, 16) == (arg, 8)
-        mtop = struct.pack("<hxxi", 6, 1)
+        rewind = mtop("MTREW")
         error, payload = await k.call(
-            lambda u: w.ioctl(u, fh, w.MTIOCTOP, arg=arg, flags=flags, data=mtop))
-        assert error == 0 and handler.calls[-1] == ("ioctl", w.MTIOCTOP, mtop, 0)
+            lambda u: w.ioctl(u, fh, MTIOCTOP, arg=arg, flags=flags, data=rewind))
+        assert error == 0 and handler.calls[-1] == ("ioctl", MTIOCTOP, rewind, 0)
 
         error, _ = await k.call(lambda u: w.ioctl(u, fh, w.FDFLUSH, arg=0, flags=flags))
         assert error == -errno.ENOTTY
@@ -444,7 +474,7 @@ def test_openers_are_served_concurrently_and_in_order_per_file() -> None:
         read_unique = k.unique()
         k.push(w.read(read_unique, fh_slow, 0, 100, nodeid=2))
         ioctl_unique = k.unique()
-        k.push(w.ioctl(ioctl_unique, fh_slow, w.MTIOCGET, out_size=48, nodeid=2))
+        k.push(w.ioctl(ioctl_unique, fh_slow, MTIOCGET, out_size=48, nodeid=2))
         # The other node answers while the read is stuck in its handler...
         for i in range(3):
             error, _ = await k.call(lambda u, i=i: w.write(u, fh_fast, 0, bytes([i]) * 10,
@@ -525,7 +555,7 @@ def test_every_reply_is_well_formed(kind: str) -> None:
         node = 0 if kind == "cuse" else 2
         fh = await k.open(O_RDWR, nodeid=node)
         await k.call(lambda u: w.write(u, fh, 0, b"abc", nodeid=node))
-        await k.call(lambda u: w.ioctl(u, fh, w.MTIOCTOP, data=struct.pack("<hxxi", 6, 1),
+        await k.call(lambda u: w.ioctl(u, fh, MTIOCTOP, data=mtop("MTREW"),
                                        nodeid=node))
         error, payload = await k.call(lambda u: w.read(u, fh, 0, 100, nodeid=node))
         assert (error, payload) == (0, b"abc")
@@ -550,7 +580,7 @@ def test_handler_bugs_become_eio_and_serving_goes_on() -> None:
     async def body(k: FakeKernel) -> None:
         fh = await k.open(0)
         assert (await k.call(lambda u: w.read(u, fh, 0, 100)))[0] == -errno.EIO
-        assert (await k.call(lambda u: w.ioctl(u, fh, w.MTIOCGET, out_size=48)))[0] == -errno.EIO
+        assert (await k.call(lambda u: w.ioctl(u, fh, MTIOCGET, out_size=48)))[0] == -errno.EIO
         assert (await k.call(lambda u: w.write(u, fh, 0, b"still fine")))[0] == 0
         assert handler.records == [b"still fine"]
 

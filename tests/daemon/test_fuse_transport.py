@@ -13,8 +13,8 @@ import os
 import re
 import shutil
 import stat
-import struct
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -24,6 +24,8 @@ import trio
 from backerd.daemon.cuse import serve_cuse
 from backerd.daemon.fuse import serve_fuse
 from backerd.errors import TapeError
+from testkit.guards import escaped_assertions
+from testkit.stwire import GMT, MTIOCGET, MTIOCTOP, OPS, mtget, mtop, parse_mtop
 
 HAVE_CUSE = os.path.exists("/dev/cuse")
 pytestmark = [
@@ -44,7 +46,6 @@ ALL_TRANSPORTS = [
 ]
 CUSE_NAMES = {"backer0": "bkrtest0", "nbacker0": "nbkrtest0"}  # never clash with a daemon
 
-MTIOCTOP, MTIOCGET = 0x40086D01, 0x80306D02
 KiB, MiB = 1024, 1024 * 1024
 
 
@@ -80,11 +81,11 @@ class RecordKeeper:
 
     async def ioctl(self, cmd: int, arg: bytes, out_size: int) -> bytes:
         self.ioctls.append((cmd, arg, out_size))
-        if cmd == MTIOCGET:  # mt_type, resid, dsreg, gstat, erreg, fileno, blkno
-            return struct.pack("<qqqqqii", 0x72, 0, 0, 0x41000000, 0, 0, self.pos)
+        if cmd == MTIOCGET:
+            return mtget(gstat=GMT["BOT"] | GMT["ONLINE"], blkno=self.pos)
         if cmd == MTIOCTOP:
-            op, _count = struct.unpack("<hxxi", arg)
-            if op == 6:  # MTREW
+            op, _count = parse_mtop(arg)
+            if op == OPS["MTREW"]:
                 self.pos = 0
             return b""
         raise TapeError("not a tape ioctl", errno=errno.ENOTTY)
@@ -98,7 +99,8 @@ Body = Callable[[dict[str, Path], dict[str, RecordKeeper]], Awaitable[None]]
 
 
 def serve(tmp_path: Path, body: Body, *, transport: tuple[str, int] = ("fuse", 256),
-          keepers: dict[str, RecordKeeper] | None = None) -> Path:
+          keepers: dict[str, RecordKeeper] | None = None,
+          fuse_access: dict[str, int] | None = None) -> Path:
     kind, max_pages = transport
     unrestricted = kind == "cuse-unrestricted"
     kind = "cuse" if unrestricted else kind
@@ -109,7 +111,8 @@ def serve(tmp_path: Path, body: Body, *, transport: tuple[str, int] = ("fuse", 2
         async with trio.open_nursery() as nursery:
             if kind == "fuse":
                 paths = await nursery.start(lambda task_status: serve_fuse(
-                    root, handlers, max_pages=max_pages, task_status=task_status))
+                    root, handlers, max_pages=max_pages, task_status=task_status,
+                    **(fuse_access or {})))
                 assert is_mounted(root)
             else:
                 paths = {}
@@ -124,7 +127,8 @@ def serve(tmp_path: Path, body: Body, *, transport: tuple[str, int] = ("fuse", 2
             nursery.cancel_scope.cancel()
 
     try:
-        trio.run(main)
+        with escaped_assertions():  # a fake handler's assertion the dispatcher caught
+            trio.run(main)
     finally:
         if kind == "fuse" and is_mounted(root):  # the transport should have unmounted
             os.system(f"umount -l {root}")
@@ -241,12 +245,12 @@ def test_python_client_io_and_ioctls(tmp_path: Path, transport) -> None:
         keeper = handlers["backer0"]
         assert out["written"] == [12, 200000]
         assert out["mtget"] == [0x72, 0, 0, 0x41000000, 0, 0, 2]
-        assert (MTIOCTOP, struct.pack("<hxxi", 6, 1), 0) in keeper.ioctls
+        assert (MTIOCTOP, mtop("MTREW"), 0) in keeper.ioctls
         assert out["fdflush"] == errno.ENOTTY
         assert out["read"] == [12, 200000, 0]
         if fuse:
             assert out["lseek"] == errno.ESPIPE  # so tar reads instead of skipping
-            assert out["mode"] == 0o100666 and out["size"] == 0
+            assert out["mode"] == 0o100660 and out["size"] == 0
         else:
             assert stat.S_ISCHR(out["mode"])
         # O_TRUNC (open + SETATTR on FUSE) never erases anything
@@ -262,11 +266,54 @@ def test_python_client_io_and_ioctls(tmp_path: Path, transport) -> None:
 def test_mt_reaches_the_handler(tmp_path: Path, transport) -> None:
     async def body(paths, handlers) -> None:
         await sh(f"mt -f {paths['nbacker0']} rewind")
-        assert handlers["nbacker0"].ioctls == [(MTIOCTOP, struct.pack("<hxxi", 6, 1), 0)]
+        assert handlers["nbacker0"].ioctls == [(MTIOCTOP, mtop("MTREW"), 0)]
         result = await sh(f"mt -f {paths['nbacker0']} status")
         assert b"block number=0" in result.stdout.replace(b"  ", b" ")
 
     serve(tmp_path, body, transport=transport)
+
+
+OPEN_AS = """
+import errno, os, sys
+try:
+    os.close(os.open(sys.argv[1], os.O_RDWR))
+    print(0)
+except OSError as exc:
+    print(exc.errno)
+"""
+
+
+@needs_fuse
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv is not installed")
+def test_fuse_nodes_are_for_owner_and_group_only(tmp_path: Path) -> None:
+    """Only the nodes' owner and group may open them, as with CUSE nodes under the udev
+    rule; everyone else is refused by the kernel before the handler sees an OPEN."""
+    group = 4242
+
+    async def open_as(node: Path, *groups: int) -> int:
+        who = ["setpriv", "--reuid=65534", "--regid=65534"]
+        who += [f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]
+        result = await trio.run_process([*who, sys.executable, "-c", OPEN_AS, str(node)],
+                                        capture_stdout=True, check=True)
+        return int(result.stdout)
+
+    async def body(paths, handlers) -> None:
+        node = paths["nbacker0"]
+        # stat(2) from a worker thread: the kernel asks this very loop for the answer
+        info = await trio.to_thread.run_sync(node.stat)
+        assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o660, 0, group)
+        assert await open_as(node) == errno.EACCES
+        assert handlers["nbacker0"].opens == []
+        assert await open_as(node, group) == 0
+        assert len(handlers["nbacker0"].opens) == 1
+
+    # the test's tmp dir is root-only: mount where others can reach the files
+    public = Path(tempfile.mkdtemp(prefix="backerd-access-"))
+    try:
+        public.chmod(0o755)
+        serve(public, body, fuse_access={"uid": 0, "gid": group, "permissions": 0o660})
+    finally:
+        shutil.rmtree(public)
 
 
 @needs_fuse

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import errno
+import grp
 import json
+import pwd
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,8 @@ from backerd.daemon import config as cfg
 from backerd.daemon.control import NotRunning, query, serve_control
 from backerd.daemon.node import Unit
 from backerd.errors import ConfigError, TapeError, UsageError
+from testkit.guards import escaped_assertions
+from testkit.stwire import MTGET_SIZE, MTIOCGET, MTIOCTOP, mtop, parse_mtget
 
 # -- config ------------------------------------------------------------------------
 
@@ -69,6 +74,11 @@ def test_config_file_units(tmp_path: Path) -> None:
         ('transport = "usb"\n', "transport"),
         ("fuse_max_pages = 1000\n", "fuse_max_pages"),
         ("unit = 3\n", "unit"),
+        ('fuse_mode = "0999"\n', "fuse_mode"),
+        ("fuse_mode = 660\n", "fuse_mode"),
+        ('fuse_group = "no-such-group-here"\n', "fuse_group"),
+        ("fuse_owner = true\n", "fuse_owner"),
+        ("fuse_owner = -1\n", "fuse_owner"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, text: str, culprit: str) -> None:
@@ -78,6 +88,20 @@ def test_config_errors_name_the_key(tmp_path: Path, text: str, culprit: str) -> 
         cfg.load_config(f, environ={})
     assert f"{f}: {culprit}" in info.value.message
     assert "\n" not in info.value.message
+
+
+def test_fuse_nodes_default_to_root_group_tape_0660(tmp_path: Path) -> None:
+    try:
+        tape = grp.getgrnam("tape").gr_gid
+    except KeyError:
+        tape = 0  # no tape group here: root's
+    access = cfg.parse_config({}, environ={}).fuse_access
+    assert (access.uid, access.gid, access.mode) == (0, tape, 0o660)
+    f = tmp_path / "c.toml"
+    f.write_text('fuse_owner = "nobody"\nfuse_group = 4242\nfuse_mode = "0640"\n')
+    access = cfg.load_config(f, environ={}).fuse_access
+    assert (access.uid, access.gid, access.mode) == (pwd.getpwnam("nobody").pw_uid, 4242,
+                                                     0o640)
 
 
 def test_config_not_toml_or_missing(tmp_path: Path) -> None:
@@ -111,6 +135,7 @@ class RecordingDrive:
         self.gate = gate
         self._busy = threading.Lock()
         self.is_open = False
+        self.status_calls = 0
 
     def _enter(self, *call: Any) -> None:
         if not self._busy.acquire(blocking=False):
@@ -154,7 +179,17 @@ class RecordingDrive:
         self._busy.release()
 
     def status(self) -> dict[str, Any]:
+        if self._busy.locked():
+            raise AssertionError("status asked while a drive call runs")
+        self.status_calls += 1
         return {"file": 0, "block": sum(c[0] == "write" for c in self.calls)}
+
+
+@pytest.fixture(autouse=True)
+def _fakes_fail_loudly() -> Iterator[None]:
+    """A fake drive's assertion becomes EIO in the Unit: make it fail the test too."""
+    with escaped_assertions():
+        yield
 
 
 def make_unit(number: int = 0, drive: RecordingDrive | None = None) -> Unit:
@@ -185,6 +220,33 @@ def test_nodes_share_the_unit_drive_and_run_off_the_loop() -> None:
     assert [c[0] for c in drive.calls] == ["open", "open", "write", "read", "close"]
     assert drive.calls[0] == ("open", False, 0)
     assert main_thread not in drive.threads
+
+
+def test_status_snapshot_is_taken_when_asked_and_never_during_a_call() -> None:
+    gate = threading.Event()
+    drive = RecordingDrive(gate)
+    unit = make_unit(drive=drive)
+    node = unit.nodes["nbacker0"]
+    gate.set()
+
+    async def main() -> None:
+        await node.open(0)
+        taken = drive.status_calls
+        for _ in range(50):
+            await node.write(b"record")
+        assert drive.status_calls == taken  # serving records does not pay for status
+        assert unit.snapshot == {"file": 0, "block": 50}
+        assert unit.snapshot == {"file": 0, "block": 50}
+        assert drive.status_calls == taken + 1
+        gate.clear()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(node.write, b"held")
+            await trio.testing.wait_all_tasks_blocked()
+            assert unit.snapshot == {"file": 0, "block": 50}  # the last finished request's
+            gate.set()
+        assert unit.snapshot == {"file": 0, "block": 51}
+
+    trio.run(main)
 
 
 def test_rewinding_node_opens_with_rewind_on_close() -> None:
@@ -310,25 +372,62 @@ def test_demo_offline_fallback_round_trip(capsys: pytest.CaptureFixture[str]) ->
     assert "decoded 300000 bytes: identical to the original" in out
 
 
-def test_transport_choice() -> None:
-    from backerd.daemon.service import CUSE_DEVICE, choose_transport
+@pytest.mark.parametrize(
+    ("transport", "present", "modprobe_creates", "kind", "loads"),
+    [
+        ("fuse", True, False, "fuse", False),  # FUSE asked for: CUSE not even looked at
+        ("auto", True, False, "cuse", False),
+        ("auto", False, True, "cuse", True),  # modprobe cuse made /dev/cuse appear
+        ("auto", False, False, "fuse", True),  # no CUSE to be had: the fallback
+        ("cuse", True, False, "cuse", False),
+        ("cuse", False, True, "cuse", True),
+    ],
+)
+def test_transport_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, transport: str,
+                          present: bool, modprobe_creates: bool, kind: str,
+                          loads: bool) -> None:
+    from backerd.daemon import service
+
+    device = tmp_path / "cuse"
+    if present:
+        device.touch()
+    loaded: list[bool] = []
+
+    async def fake_modprobe() -> str:
+        loaded.append(True)
+        if modprobe_creates:
+            device.touch()
+            return "loaded with modprobe"
+        return "modprobe cuse failed: not found"
+
+    monkeypatch.setattr(service, "CUSE_DEVICE", device)
+    monkeypatch.setattr(service, "_load_cuse_module", fake_modprobe)
+    choice = trio.run(service.choose_transport,
+                      cfg.parse_config({"transport": transport}, environ={}))
+    assert choice.kind == kind
+    assert bool(loaded) == loads
+    if kind == "fuse" and transport == "auto":
+        assert choice.reason == f"{device} missing (modprobe cuse failed: not found)"
+
+
+def test_cuse_insisted_on_but_missing_names_the_fix(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from backerd.daemon import service
     from backerd.errors import HardwareUnavailable
 
-    fuse = trio.run(choose_transport, cfg.parse_config({"transport": "fuse"}, environ={}))
-    assert fuse.kind == "fuse"
-    auto = trio.run(choose_transport, cfg.parse_config({}, environ={}))
-    assert auto.kind == ("cuse" if CUSE_DEVICE.exists() else "fuse")
-    if not CUSE_DEVICE.exists():
-        assert "/dev/cuse missing" in auto.reason
-        with pytest.raises(HardwareUnavailable, match="CUSE requested but /dev/cuse"):
-            trio.run(choose_transport, cfg.parse_config({"transport": "cuse"}, environ={}))
+    async def fake_modprobe() -> str:
+        return "modprobe unavailable: No such file or directory"
+
+    monkeypatch.setattr(service, "CUSE_DEVICE", tmp_path / "cuse")
+    monkeypatch.setattr(service, "_load_cuse_module", fake_modprobe)
+    with pytest.raises(HardwareUnavailable, match='set transport = "auto" to fall back'):
+        trio.run(service.choose_transport, cfg.parse_config({"transport": "cuse"}, environ={}))
 
 
 def test_noisy_sim_unit_reads_back_exactly_and_counts_corrections(tmp_path: Path) -> None:
     import os
 
     from backerd.daemon.service import open_sim_unit
-    from backerd.tape import mtio
 
     f = tmp_path / "noisy.toml"
     f.write_text(f'[[unit]]\ncassette = "{tmp_path / "c.cassette"}"\nmode = "nls"\n'
@@ -343,9 +442,9 @@ def test_noisy_sim_unit_reads_back_exactly_and_counts_corrections(tmp_path: Path
         drive.write(b)
     drive.close()
     drive.open(True, os.O_RDONLY)
-    drive.ioctl(mtio.MTIOCTOP, mtio.MtOp(mtio.MTREW, 1).pack(), 0)
+    drive.ioctl(MTIOCTOP, mtop("MTREW"), 0)
     assert [drive.read(1 << 20) for _ in blocks] == blocks
-    status = mtio.MtGet.unpack(drive.ioctl(mtio.MTIOCGET, b"", mtio.MTGET_SIZE))
-    assert status.erreg & 0xFFFF > 0  # the noise was there and was corrected
+    status = parse_mtget(drive.ioctl(MTIOCGET, b"", MTGET_SIZE))
+    assert status["erreg"] & 0xFFFF > 0  # the noise was there and was corrected
     drive.close()
     trio.run(unit.shutdown)

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import errno
 import struct
-import sys
-from pathlib import Path
 
 import pytest
 
 from backerd.errors import ProtocolError
 from backerd.kernel import events as ev
 from backerd.kernel.connection import Connection, State, ioctl_retry_iovecs
-
-sys.path.insert(0, str(Path(__file__).parent))
-import kernelwire as w  # noqa: E402
-
-del sys.path[0]
+from testkit import kernelwire as w
+from testkit.stwire import MTIOCGET, MTIOCPOS, MTIOCTOP
 
 
 def ready_fuse(**kwargs) -> Connection:
@@ -114,7 +109,7 @@ def test_short_request_with_unique_gets_einval() -> None:
         w.request(w.READ, 4, bytes(39)),  # read_in cut short
         w.write(4, 1, 0, b"abc")[:-1],  # payload shorter than its size field...
         w.request(w.OPEN, 4, struct.pack("<II", 0, 0), length=100),  # ...header lies
-        w.ioctl(4, 1, w.MTIOCTOP, data=b"12345678", in_size=16),
+        w.ioctl(4, 1, MTIOCTOP, data=b"12345678", in_size=16),
         w.lookup(4, b"no-terminator")[:-1],
         w.request(w.BATCH_FORGET, 4, struct.pack("<II", 3, 0) + bytes(16)),
     ],
@@ -193,9 +188,9 @@ def test_requests_without_replies() -> None:
 
 def test_restricted_ioctl_event_and_reply() -> None:
     conn = ready_cuse()
-    event = conn.receive(w.ioctl(40, 1, w.MTIOCGET, arg=0x7FFD0000, out_size=48))
+    event = conn.receive(w.ioctl(40, 1, MTIOCGET, arg=0x7FFD0000, out_size=48))
     assert isinstance(event, ev.Ioctl)
-    assert (event.cmd, event.arg, event.out_size, event.data) == (w.MTIOCGET, 0x7FFD0000, 48, b"")
+    assert (event.cmd, event.arg, event.out_size, event.data) == (MTIOCGET, 0x7FFD0000, 48, b"")
     assert not event.unrestricted
     assert ioctl_retry_iovecs(event) is None
     _, error, payload = w.reply(conn.reply_ioctl(event, bytes(range(48))))
@@ -206,7 +201,7 @@ def test_restricted_ioctl_event_and_reply() -> None:
 
 def test_ioctl_reply_may_not_exceed_the_room_offered() -> None:
     conn = ready_cuse()
-    event = conn.receive(w.ioctl(41, 1, w.MTIOCPOS, out_size=8))
+    event = conn.receive(w.ioctl(41, 1, MTIOCPOS, out_size=8))
     with pytest.raises(ProtocolError):
         conn.reply_ioctl(event, bytes(9))
 
@@ -214,7 +209,7 @@ def test_ioctl_reply_may_not_exceed_the_room_offered() -> None:
 def test_unrestricted_ioctl_retry_iovecs() -> None:
     conn = ready_cuse(unrestricted_ioctl=True)
     arg = 0x7FFE1234
-    get = conn.receive(w.ioctl(50, 1, w.MTIOCGET, arg=arg, flags=w.FUSE_IOCTL_UNRESTRICTED))
+    get = conn.receive(w.ioctl(50, 1, MTIOCGET, arg=arg, flags=w.FUSE_IOCTL_UNRESTRICTED))
     assert ioctl_retry_iovecs(get) == ([], [(arg, 48)])
     _, error, payload = w.reply(conn.reply_ioctl_retry(get, *ioctl_retry_iovecs(get)))
     assert error == 0
@@ -222,7 +217,7 @@ def test_unrestricted_ioctl_retry_iovecs() -> None:
     assert struct.unpack_from("<QQ", payload, 16) == (arg, 48)
     assert len(payload) == 32
 
-    top = conn.receive(w.ioctl(51, 1, w.MTIOCTOP, arg=arg, flags=w.FUSE_IOCTL_UNRESTRICTED))
+    top = conn.receive(w.ioctl(51, 1, MTIOCTOP, arg=arg, flags=w.FUSE_IOCTL_UNRESTRICTED))
     assert ioctl_retry_iovecs(top) == ([(arg, 8)], [])
     _, _, payload = w.reply(conn.reply_ioctl_retry(top, *ioctl_retry_iovecs(top)))
     assert struct.unpack_from(w.IOCTL_OUT, payload) == (0, w.FUSE_IOCTL_RETRY, 1, 0)
@@ -230,7 +225,7 @@ def test_unrestricted_ioctl_retry_iovecs() -> None:
     both = conn.receive(w.ioctl(52, 1, 0xC0105500, arg=arg, flags=w.FUSE_IOCTL_UNRESTRICTED))
     assert ioctl_retry_iovecs(both) == ([(arg, 16)], [(arg, 16)])
 
-    served = conn.receive(w.ioctl(53, 1, w.MTIOCTOP, arg=arg, data=bytes(8),
+    served = conn.receive(w.ioctl(53, 1, MTIOCTOP, arg=arg, data=bytes(8),
                                   flags=w.FUSE_IOCTL_UNRESTRICTED))
     assert ioctl_retry_iovecs(served) is None
     unencoded = conn.receive(w.ioctl(54, 1, w.FDFLUSH, flags=w.FUSE_IOCTL_UNRESTRICTED))
@@ -239,7 +234,7 @@ def test_unrestricted_ioctl_retry_iovecs() -> None:
 
 def test_restricted_ioctl_may_not_be_retried() -> None:
     conn = ready_cuse()
-    event = conn.receive(w.ioctl(60, 1, w.MTIOCGET))
+    event = conn.receive(w.ioctl(60, 1, MTIOCGET))
     with pytest.raises(ProtocolError):
         conn.reply_ioctl_retry(event, [], [(0, 48)])
 

@@ -1,21 +1,16 @@
-"""The FUSE fallback's namespace: one directory, one mode-0666 empty file per node."""
+"""The FUSE fallback's namespace: one directory, one empty file per node (root, 0660 unless
+configured otherwise)."""
 
 from __future__ import annotations
 
 import errno
 import struct
-import sys
-from pathlib import Path
 
 import pytest
 
 from backerd.kernel.connection import Connection
 from backerd.kernel.fusefs import Namespace
-
-sys.path.insert(0, str(Path(__file__).parent))
-import kernelwire as w  # noqa: E402
-
-del sys.path[0]
+from testkit import kernelwire as w
 
 MOUNT_TIME = 1_790_000_000
 
@@ -37,6 +32,11 @@ def attr(payload: bytes, offset: int) -> dict:
     return {"ino": f[0], "size": f[1], "mtime": f[4], "mode": f[9], "nlink": f[10]}
 
 
+def owner(payload: bytes, offset: int) -> tuple[int, int]:
+    f = struct.unpack_from(w.ATTR, payload, offset)
+    return f[11], f[12]
+
+
 def test_lookup_finds_each_node_as_an_empty_rw_file(served) -> None:
     conn, namespace = served
     assert namespace.node_ids == {"backer0": 2, "nbacker0": 3}
@@ -45,7 +45,7 @@ def test_lookup_finds_each_node_as_an_empty_rw_file(served) -> None:
         assert (unique, error, len(payload)) == (10 + ino, 0, 40 + 88)
         assert struct.unpack_from(w.ENTRY_OUT, payload)[0] == ino
         assert attr(payload, 40) == {"ino": ino, "size": 0, "mtime": MOUNT_TIME,
-                                     "mode": 0o100666, "nlink": 1}
+                                     "mode": 0o100660, "nlink": 1}
 
 
 def test_lookup_of_anything_else_is_enoent(served) -> None:
@@ -59,7 +59,7 @@ def test_getattr_root_and_file(served) -> None:
     assert attr(payload, 16)["mode"] == 0o040755
     assert attr(payload, 16)["nlink"] == 2
     assert attr(w.reply(served[1].answer(served[0], served[0].receive(w.getattr_(31, 3))))[2],
-                16)["mode"] == 0o100666
+                16)["mode"] == 0o100660
     assert answer(served, w.getattr_(32, 9))[1] == -errno.ENOENT
 
 
@@ -99,7 +99,7 @@ def test_readdirplus_carries_entries(served) -> None:
     _, error, payload = answer(served, w.readdir(55, 0, 2, 4096, plus=True))
     assert error == 0
     assert struct.unpack_from(w.ENTRY_OUT, payload)[0] == 2
-    assert attr(payload, 40)["mode"] == 0o100666
+    assert attr(payload, 40)["mode"] == 0o100660
     ino, _, namelen, _ = struct.unpack_from(w.DIRENT, payload, 128)
     assert (ino, payload[152:152 + namelen]) == (2, b"backer0")
 
@@ -122,3 +122,17 @@ def test_small_requests(served) -> None:
 def test_bad_file_names(names: list[str]) -> None:
     with pytest.raises(ValueError):
         Namespace(names)
+
+
+def test_files_carry_the_configured_owner_group_and_permissions() -> None:
+    conn = Connection("fuse")
+    conn.reply_init(conn.receive(w.init(1)))
+    namespace = Namespace(["backer0"], uid=1001, gid=26, permissions=0o640, time=MOUNT_TIME)
+    served = (conn, namespace)
+    _, error, payload = answer(served, w.lookup(60, b"backer0"))
+    assert error == 0
+    assert attr(payload, 40)["mode"] == 0o100640 and owner(payload, 40) == (1001, 26)
+    _, error, payload = answer(served, w.getattr_(61, 2))
+    assert attr(payload, 16)["mode"] == 0o100640 and owner(payload, 16) == (1001, 26)
+    _, error, payload = answer(served, w.getattr_(62, 1))
+    assert attr(payload, 16)["mode"] == 0o040755  # the directory stays searchable

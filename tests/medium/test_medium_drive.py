@@ -13,7 +13,6 @@ import json
 import lzma
 import os
 import random
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -26,24 +25,21 @@ from backerd.tape.drive import Drive
 from backerd.tape.medium import END_OF_DATA, FILEMARK
 from backerd.vcr.noise import NoiseModel
 from backerd.vcr.sim import Cassette, SimDeck
+from testkit.stwire import MTGET_SIZE, MTIOCGET, MTIOCTOP, mtop, parse_mtget
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MANIFEST = json.loads((DATA / "manifest.json").read_text())
 
-# st ioctls, x86-64 (st-semantics.md 1.1)
-MTIOCTOP, MTIOCGET = 0x40086D01, 0x80306D02
 MTFSF, MTBSF, MTFSR, MTBSR, MTWEOF, MTREW, MTEOM, MTSETDENSITY = 1, 2, 3, 4, 5, 6, 12, 21
 GMT_BOT, GMT_EOF, GMT_EOD = 0x40000000, 0x80000000, 0x08000000
 
 
 def mt(drive: Drive, op: int, count: int = 1) -> None:
-    drive.ioctl(MTIOCTOP, struct.pack("hxxi", op, count), 0)
+    drive.ioctl(MTIOCTOP, mtop(op, count), 0)
 
 
-def mtget(drive: Drive) -> dict[str, int]:
-    t, resid, dsreg, gstat, erreg, fileno, blkno = struct.unpack(
-        "qqqqqii", drive.ioctl(MTIOCGET, b"", 48))
-    return {"dsreg": dsreg, "gstat": gstat, "erreg": erreg, "file": fileno, "block": blkno}
+def mtget(drive: Drive) -> dict:
+    return parse_mtget(drive.ioctl(MTIOCGET, b"", MTGET_SIZE))
 
 
 def mod251(n: int) -> bytes:

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # the tests import systemtest
-
-from systemtest import DEVICE_KIND, MISSING, MODE, Daemon, parse_mt_status  # noqa: E402
+from testkit.systemtest import DEVICE_KIND, MISSING, MODE, Daemon, parse_mt_status
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from systemtest import MODE, Daemon
 
 from conftest import _new_daemon, _stop_checked
+from testkit.systemtest import MODE, Daemon
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "observe"))
 from promcheck import parse as parse_metrics  # noqa: E402

@@ -13,7 +13,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from systemtest import DEVICE_KIND, MODE, STOP_TIMEOUT, Daemon, parse_mt_status, same_tree
+
+from testkit.systemtest import DEVICE_KIND, MODE, STOP_TIMEOUT, Daemon, parse_mt_status, same_tree
 
 
 def test_status_json_lists_nodes_cassette_and_position(daemon: Daemon, tmp_path: Path) -> None:
@@ -39,8 +40,11 @@ def test_log_says_which_transport(daemon: Daemon) -> None:
     assert daemon.nrew in log
 
 
-def test_sigterm_mid_recording_closes_it(daemon: Daemon, tmp_path: Path) -> None:
-    """SIGTERM while a writer holds the node open: the recording gets its EOR, exit 0."""
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_stop_signal_mid_recording_closes_it(daemon: Daemon, tmp_path: Path,
+                                             sig: signal.Signals) -> None:
+    """SIGTERM, or the SIGHUP of a closed terminal, while a writer holds the node open:
+    a log line, the recording gets its EOR, the nodes are gone, exit 0."""
     blocks = [random.Random(i).randbytes(10240) for i in range(4)]
     with subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
@@ -55,9 +59,16 @@ def test_sigterm_mid_recording_closes_it(daemon: Daemon, tmp_path: Path) -> None
     ) as writer:
         try:
             assert writer.stdout is not None and writer.stdout.readline() == "written\n"
-            assert daemon.stop(signal.SIGTERM) == 0
+            log_before = daemon.log.read_text()
+            assert daemon.signal_and_wait(sig) == 0
         finally:
             writer.kill()
+    stopped_log = daemon.log.read_text()[len(log_before):]
+    assert f"{sig.name} received: stopping" in stopped_log
+    if DEVICE_KIND == "fuse":
+        assert not daemon.mounted(), "the daemon left its FUSE mount behind"
+    else:
+        assert not os.path.exists(daemon.nrew)
     daemon.start()
     back = tmp_path / "back"
     result = daemon.run("dd", f"if={daemon.nrew}", f"of={back}", "bs=10240")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from systemtest import DEVICE_KIND, MODE, TOOL_TIMEOUT
+from testkit.systemtest import DEVICE_KIND, MODE, TOOL_TIMEOUT
 
 
 def test_demo_writes_lists_and_restores(no_shared_daemon: None) -> None:

@@ -6,7 +6,8 @@ import random
 from pathlib import Path
 
 import pytest
-from systemtest import Daemon, parse_mt_status, same_tree
+
+from testkit.systemtest import Daemon, parse_mt_status, same_tree
 
 
 def tar_list(d: Daemon, dev: str, *extra: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from systemtest import Daemon, parse_mt_status, same_tree
+from testkit.systemtest import Daemon, parse_mt_status, same_tree
 
 
 def test_mt_status_file_and_block_numbers(daemon: Daemon, tmp_path: Path) -> None:
@@ -100,6 +100,6 @@ def test_drive_options_need_privilege(daemon: Daemon) -> None:
     nobody = daemon.run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                         "mt", "-f", daemon.nrew, "stsetoptions", "two-fms", ok=False)
     assert nobody.returncode != 0
-    # FUSE nodes are open to all (0666), so the ioctl itself is refused; CUSE nodes are
-    # root-only until udev rules say otherwise, so the open is
+    # FUSE nodes are root:tape 0660 and CUSE nodes root-only until udev rules say
+    # otherwise, so nobody's open is refused (were it allowed, the ioctl would be)
     assert b"not permitted" in nobody.stderr or b"Permission denied" in nobody.stderr

@@ -8,6 +8,8 @@ import struct
 
 import pytest
 
+from testkit.stwire import MTIOCTOP, mtop
+
 RDWR, RDONLY = os.O_RDWR, os.O_RDONLY
 
 
@@ -103,8 +105,7 @@ def test_ops_st_does_not_implement(five, st, op) -> None:
 @pytest.mark.parametrize("number", [17, 19, 36, 200, -1])
 def test_unknown_op_is_enosys(five, st, number) -> None:
     d, _ = five
-    arg = struct.pack("<hxxi", number, 1)
-    assert st.errno_of(d.ioctl, 0x40086D01, arg, 0) == errno.ENOSYS
+    assert st.errno_of(d.ioctl, MTIOCTOP, mtop(number), 0) == errno.ENOSYS
 
 
 # -- spacing ---------------------------------------------------------------------------

@@ -11,6 +11,9 @@ Example (every key is optional; this is the built-in default)::
     catalog = "/var/lib/backerd/catalog.db"  # default: <state_dir>/catalog.db; "" = none
     metrics_file = ""                    # Prometheus textfile, e.g.
                                          # "/var/lib/node_exporter/textfile/backerd.prom"
+    fuse_owner = "root"                  # FUSE fallback nodes: owner (name or uid),
+    fuse_group = "tape"                  # group (name or gid; default tape, else root)
+    fuse_mode = "0660"                   # and permission bits (octal)
 
     [[unit]]
     number = 0                           # nodes backer0 and nbacker0
@@ -30,14 +33,15 @@ Example (every key is optional; this is the built-in default)::
 Errors name the offending key (``unit[1].mode: ...``) and are ``ConfigError``.
 
 A unit without a ``mode`` follows its cassette: ``resolve_modes`` gives it the default
-mode of the cassette's standard (``Standard.default_mode``) once the images can be looked at; a
-configured mode of the other standard is an error that names the fix.
+mode of the cassette's standard (``Standard.default_mode``) once the images can be
+looked at; a configured mode of the other standard is an error that names the fix.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -107,6 +111,7 @@ class Config:
     fuse_max_pages: int = 32
     unrestricted_ioctl: bool = False
     metrics_file: Path | None = None
+    fuse_access: NodeAccess = dataclasses.field(default_factory=lambda: node_access({}))
     source: Path | None = None  # the file it came from, None for built-in defaults
 
     @property
@@ -227,11 +232,58 @@ def resolve_modes(config: Config, standard_of: Callable[[Path], str | None]) -> 
     return dataclasses.replace(config, units=tuple(units))
 
 
+@dataclass(frozen=True)
+class NodeAccess:
+    """Who may use the FUSE fallback's nodes: owner, group and permission bits, as the
+    udev rule sets them for CUSE nodes (root, group tape, 0660)."""
+
+    uid: int
+    gid: int
+    mode: int
+
+
+_NODE_ACCESS_KEYS = {"fuse_owner", "fuse_group", "fuse_mode"}
+
+
+def _resolve_id(value: str | int, key: str, lookup: Any, kind: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value < 2**32 - 1:
+            raise ConfigError(f"{key}: {kind} id must be 0..4294967294, got {value}")
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a {kind} name or id, got {value!r}")
+    try:
+        return int(lookup(value))
+    except KeyError:
+        raise ConfigError(f"{key}: no {kind} named {value!r} on this system") from None
+
+
+def node_access(table: Mapping[str, Any]) -> NodeAccess:
+    """The fuse_owner/fuse_group/fuse_mode keys, names resolved; defaults: root, group
+    tape if it exists (else root), 0660."""
+    import grp
+    import pwd
+
+    owner = _resolve_id(table.get("fuse_owner", "root"), "fuse_owner",
+                        lambda name: pwd.getpwnam(name).pw_uid, "user")
+    try:
+        default_group: str | int = grp.getgrnam("tape").gr_gid
+    except KeyError:
+        default_group = 0
+    group = _resolve_id(table.get("fuse_group", default_group), "fuse_group",
+                        lambda name: grp.getgrnam(name).gr_gid, "group")
+    mode = table.get("fuse_mode", "0660")
+    if not isinstance(mode, str) or not re.fullmatch(r"0?[0-7]{3}", mode):
+        raise ConfigError(f"fuse_mode: expected permission bits in octal like \"0660\", "
+                          f"got {mode!r}")
+    return NodeAccess(owner, group, int(mode, 8))
+
+
 def parse_config(
     table: Mapping[str, Any], *, environ: Mapping[str, str], source: Path | None = None
 ) -> Config:
     """Validate a parsed TOML table and fill in defaults."""
-    _check_keys(table, _TOP_KEYS, "")
+    _check_keys(table, _TOP_KEYS | _NODE_ACCESS_KEYS, "")
     state_default = (
         environ.get("BACKERD_STATE_DIR")
         or environ.get("STATE_DIRECTORY")  # systemd's StateDirectory=
@@ -275,6 +327,7 @@ def parse_config(
         fuse_max_pages=max_pages,
         unrestricted_ioctl=unrestricted,
         metrics_file=Path(metrics) if metrics else None,
+        fuse_access=node_access(table),
         source=source,
     )
 

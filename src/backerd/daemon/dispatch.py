@@ -1,23 +1,13 @@
 """Serve one FUSE/CUSE connection: route requests to per-node handlers, one call per syscall.
 
 Theory of operation. The kernel splits a read(2)/write(2) larger than its chunk size
-(``Connection.max_chunk``: 128 KiB on CUSE, ``max_pages`` pages on FUSE) into several
-requests. With CUSE and FOPEN_STREAM every syscall starts at offset 0, so a request at
-offset > 0 continues the syscall of the previous request on the same open file. The
-dispatcher turns chunks back into syscalls so the ``NodeHandler`` sees one call per
-user read/write, which is what tape block semantics need:
-
-* Writes. A chunk that could not have been cut by the kernel (shorter than a full chunk
-  less one page: an unaligned user buffer shortens the first chunk by up to a page) ends
-  its syscall: the record goes to ``handler.write`` now and the handler's errno is the
-  answer. A full chunk may be continued, so it is buffered and answered with success;
-  its record is completed at the next request on that file (a WRITE at offset 0, READ,
-  IOCTL, FLUSH, FSYNC or RELEASE). An error from such a lazily completed record is
-  reported on that next request, as st reports a deferred write error.
-* Reads. At offset 0 ``handler.read(size, exact)`` returns one block; ``exact`` says the
-  request size is the user's whole buffer (it is below a full chunk). The block is served
-  chunk by chunk; a continuation past its end is answered with 0 bytes, which ends the
-  syscall, so two blocks never merge into one read.
+into several requests; the ``NodeHandler`` must see one call per user read/write, which
+is what tape block semantics need. The rules that turn chunks back into syscalls are
+pure and live in ``kernel.chunks`` (one ``SyscallFramer`` per open file); the
+dispatcher drives them: it writes the record a request completes before serving it
+(its errno answers that request, as st reports a deferred write error), hands a write
+syscall's record to ``handler.write`` once its last chunk arrives, and fetches one
+block per read syscall with ``handler.read(size, exact)``.
 
 Concurrency: every open file has its own worker task fed in request order, so requests
 of one opener stay ordered while different openers (and nodes) are served concurrently.
@@ -40,7 +30,7 @@ from typing import Protocol, TypeVar
 import trio
 
 from backerd.errors import BackerError
-from backerd.kernel import abi
+from backerd.kernel import abi, chunks
 from backerd.kernel import events as ev
 from backerd.kernel.connection import Connection, State, ioctl_retry_iovecs
 from backerd.kernel.fusefs import NAMESPACE_REQUESTS, Namespace
@@ -105,9 +95,7 @@ class _OpenFile:
     node: _Node
     requests: trio.MemorySendChannel
     queue: trio.MemoryReceiveChannel
-    write_buffer: bytearray | None = None  # the record of a write syscall not yet complete
-    read_block: bytes | None = None  # the block the current read syscall is serving
-    read_pos: int = 0
+    framer: chunks.SyscallFramer
 
 
 class Dispatcher:
@@ -134,12 +122,6 @@ class Dispatcher:
         self._nursery: trio.Nursery | None = None
         self.initialized = trio.Event()
         self.closed = trio.Event()
-
-    @property
-    def full_chunk(self) -> int:
-        """A chunk this long may continue: an unaligned user buffer makes the kernel cut
-        the first chunk of a syscall up to a page short (see module comment)."""
-        return max(1, self.conn.max_chunk - abi.PAGE_SIZE + 1)
 
     # ---- the loop ----
     async def run(self, receive: Callable[[], Awaitable[bytes | None]]) -> None:
@@ -264,7 +246,8 @@ class Dispatcher:
         fh = self._next_fh
         self._next_fh += 1
         send, receive = trio.open_memory_channel[ev.Request](math.inf)
-        file = _OpenFile(fh, request.nodeid, node, send, receive)
+        file = _OpenFile(fh, request.nodeid, node, send, receive,
+                         chunks.SyscallFramer(self.conn.max_chunk))
         self._files[fh] = self._unreleased[fh] = file
         assert self._nursery is not None
         self._nursery.start_soon(self._serve_file, file)
@@ -292,35 +275,33 @@ class Dispatcher:
                 return
             scope = self._inflight.get(request.unique)
             if scope is not None and scope.cancel_called:
-                if isinstance(request, ev.Write):
-                    file.write_buffer = None  # the interrupted syscall's record is abandoned
+                if isinstance(request, ev.Write) and file.framer.continues(
+                        chunks.Op.WRITE, request.offset):
+                    file.framer.abandon()  # the interrupted syscall's record is dropped
                 self._fail(request, _errno.EINTR)
                 continue
             try:
-                if isinstance(request, ev.Write):
+                op, offset = _framing(request)
+                errno = await self._complete_write(file, file.framer.begin(op, offset))
+                if errno:
+                    self._fail(request, errno)
+                elif isinstance(request, ev.Write):
                     await self._write(file, request)
                 elif isinstance(request, ev.Read):
                     await self._read(file, request)
                 elif isinstance(request, ev.Ioctl):
                     await self._ioctl(file, request)
-                else:  # FLUSH, FSYNC: the buffered record is written before close/fsync
-                    errno = await self._complete_write(file)
-                    file.read_block = None
-                    if errno:
-                        self._fail(request, errno)
-                    else:
-                        self._reply(request, lambda r=request: self.conn.reply_empty(r))
+                else:  # FLUSH, FSYNC: the buffered record was written before close/fsync
+                    self._reply(request, lambda r=request: self.conn.reply_empty(r))
             except Exception:
                 log.exception("internal error serving %s", type(request).__name__)
                 if self.conn.is_outstanding(request.unique):
                     self._fail(request, _errno.EIO)
 
-    async def _complete_write(self, file: _OpenFile) -> int:
-        """Hand a buffered record to the handler; its errno (0 when written whole)."""
-        if file.write_buffer is None:
+    async def _complete_write(self, file: _OpenFile, record: bytes | None) -> int:
+        """Hand a completed record to the handler; its errno (0 when written whole)."""
+        if record is None:
             return 0
-        record = bytes(file.write_buffer)
-        file.write_buffer = None
         try:
             written = await file.node.handler.write(record)
         except Exception as exc:
@@ -334,70 +315,34 @@ class Dispatcher:
         return 0
 
     async def _write(self, file: _OpenFile, request: ev.Write) -> None:
-        buffered = file.write_buffer
-        if not (request.offset > 0 and buffered is not None and request.offset == len(buffered)):
-            errno = await self._complete_write(file)
-            file.read_block = None
-            if errno:
-                self._fail(request, errno)
+        step = file.framer.write(request.offset, request.data)
+        if isinstance(step, chunks.Refuse):
+            log.warning("WRITE continuation at %d with no record open", request.offset)
+            self._fail(request, step.errno)
+        elif isinstance(step, chunks.Acknowledge):
+            self._reply(request, lambda: self.conn.reply_write(request, step.count))
+        else:
+            result = await self._guarded(request, lambda: file.node.handler.write(step.record))
+            if isinstance(result, _Failed):
+                self._fail(request, result.errno)
                 return
-            if request.offset > 0:
-                # A continuation whose syscall already ended (after an error): cannot be
-                # joined to anything, so fail it rather than start a torn record.
-                log.warning("WRITE continuation at %d with no record open", request.offset)
-                self._fail(request, _errno.EIO)
-                return
-            buffered = file.write_buffer = bytearray()
-        buffered += request.data
-        if len(request.data) >= self.full_chunk:
-            self._reply(request, lambda: self.conn.reply_write(request, len(request.data)))
-            return
-        record = bytes(buffered)
-        file.write_buffer = None
-        result = await self._guarded(request, lambda: file.node.handler.write(record))
-        if isinstance(result, _Failed):
-            self._fail(request, result.errno)
-            return
-        # Earlier chunks were already acknowledged; report what of this one got written.
-        earlier = len(record) - len(request.data)
-        covered = max(0, min(len(request.data), int(result) - earlier))
-        self._reply(request, lambda: self.conn.reply_write(request, covered))
+            covered = step.covered(int(result))
+            self._reply(request, lambda: self.conn.reply_write(request, covered))
 
     async def _read(self, file: _OpenFile, request: ev.Read) -> None:
-        if request.offset > 0:
-            block = file.read_block
-            if block is None or request.offset != file.read_pos:
-                self._reply(request, lambda: self.conn.reply_data(request, b""))
-                return
-            piece = block[file.read_pos:file.read_pos + request.size]
-            file.read_pos += len(piece)
-            if not piece:
-                file.read_block = None
-            self._reply(request, lambda: self.conn.reply_data(request, piece))
+        step = file.framer.read(request.offset, request.size)
+        if isinstance(step, chunks.ServePiece):
+            self._reply(request, lambda: self.conn.reply_data(request, step.data))
             return
-        errno = await self._complete_write(file)
-        file.read_block = None
-        if errno:
-            self._fail(request, errno)
-            return
-        exact = request.size < self.full_chunk
         result = await self._guarded(
-            request, lambda: file.node.handler.read(request.size, exact))
+            request, lambda: file.node.handler.read(step.size, step.exact))
         if isinstance(result, _Failed):
             self._fail(request, result.errno)
             return
-        block = bytes(result)
-        if len(block) > request.size and not exact:
-            file.read_block, file.read_pos = block, request.size
-        piece = block[:request.size]
+        piece = file.framer.fetched(step, bytes(result))
         self._reply(request, lambda: self.conn.reply_data(request, piece))
 
     async def _ioctl(self, file: _OpenFile, request: ev.Ioctl) -> None:
-        errno = await self._complete_write(file)
-        file.read_block = None
-        if errno:
-            self._fail(request, errno)
-            return
         if request.flags & abi.FUSE_IOCTL_DIR:
             self._fail(request, _errno.ENOTTY)
             return
@@ -422,7 +367,7 @@ class Dispatcher:
 
     async def _release(self, file: _OpenFile, request: ev.Release) -> None:
         try:
-            errno = await self._complete_write(file)
+            errno = await self._complete_write(file, file.framer.begin(chunks.Op.RELEASE))
             if errno:
                 log.warning("record lost at close: %s", _errno.errorcode.get(errno, errno))
             try:
@@ -444,7 +389,7 @@ class Dispatcher:
         self._files.clear()
         self._unreleased.clear()
         for file in files:
-            errno = await self._complete_write(file)
+            errno = await self._complete_write(file, file.framer.begin(chunks.Op.RELEASE))
             if errno:
                 log.warning("record lost at shutdown: %s", _errno.errorcode.get(errno, errno))
             try:
@@ -452,3 +397,15 @@ class Dispatcher:
             except Exception as exc:
                 log.warning("release at shutdown failed: %s",
                             _errno.errorcode.get(errno_of(exc)))
+
+
+_OPS: dict[type, chunks.Op] = {
+    ev.Read: chunks.Op.READ, ev.Write: chunks.Op.WRITE, ev.Ioctl: chunks.Op.IOCTL,
+    ev.Flush: chunks.Op.FLUSH, ev.Fsync: chunks.Op.FSYNC,
+}
+
+
+def _framing(request: ev.Request) -> tuple[chunks.Op, int]:
+    """A file request as the syscall framer sees it: its kind and offset."""
+    offset = request.offset if isinstance(request, ev.Read | ev.Write) else 0
+    return _OPS[type(request)], offset

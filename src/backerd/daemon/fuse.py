@@ -21,7 +21,7 @@ from backerd.daemon.dispatch import Dispatcher, NodeHandler
 from backerd.errors import HardwareUnavailable
 from backerd.kernel import abi
 from backerd.kernel.connection import Connection
-from backerd.kernel.fusefs import Namespace
+from backerd.kernel.fusefs import DEFAULT_FILE_PERMISSIONS, Namespace
 
 FUSE_DEVICE = "/dev/fuse"
 OPEN_FLAGS = abi.FOPEN_DIRECT_IO | abi.FOPEN_STREAM | abi.FOPEN_NONSEEKABLE
@@ -41,11 +41,15 @@ async def serve_fuse(
     nodes: Mapping[str, NodeHandler],
     *,
     max_pages: int = 256,
+    uid: int = 0,
+    gid: int = 0,
+    permissions: int = DEFAULT_FILE_PERMISSIONS,
     task_status: trio.TaskStatus[dict[str, Path]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Mount ``root`` with one file per node and serve it until cancelled.
 
-    ``max_pages`` sets the kernel's chunk size (32 pages = 128 KiB mimics CUSE).
+    ``max_pages`` sets the kernel's chunk size (32 pages = 128 KiB mimics CUSE). The
+    files belong to ``uid``:``gid`` with ``permissions`` (the kernel enforces them).
     Reports ``{name: path}`` through ``task_status`` once the files exist. Unmounts on
     the way out (lazily if something still holds it).
     """
@@ -54,7 +58,8 @@ async def serve_fuse(
     if not 1 <= max_pages <= limit:
         # A kernel that silently caps the chunk size would make records look complete early.
         raise ValueError(f"max_pages must be between 1 and {limit}, not {max_pages}")
-    namespace = Namespace(nodes, uid=os.getuid(), gid=os.getgid(), time=int(time.time()))
+    namespace = Namespace(nodes, uid=uid, gid=gid, permissions=permissions,
+                          time=int(time.time()))
     handlers = {namespace.node_ids[name]: handler for name, handler in nodes.items()}
     conn = Connection("fuse", max_pages=max_pages)
     mount.prepare_mountpoint(root)

@@ -43,10 +43,11 @@ def prepare_mountpoint(path: Path) -> None:
 
 
 def mount_fuse(fd: int, path: Path, *, source: str = "backerd") -> None:
-    """Mount the FUSE connection behind ``fd`` on ``path`` (allow_other, no
-    default_permissions: the nodes are devices, every user the files allow may use them)."""
+    """Mount the FUSE connection behind ``fd`` on ``path`` (allow_other: every user the
+    files' owner, group and mode allow may use them; default_permissions: the kernel
+    checks those bits, as it does for the CUSE char devices)."""
     options = (f"fd={fd},rootmode=40000,user_id={os.getuid()},group_id={os.getgid()},"
-               "allow_other")
+               "allow_other,default_permissions")
     if _libc.mount(source.encode(), os.fsencode(path), FS_TYPE.encode(),
                    MS_NOSUID | MS_NODEV, options.encode()) != 0:
         err = ctypes.get_errno()

@@ -63,6 +63,7 @@ class Unit:
         self._on_shutdown = on_shutdown
         self._snapshot: dict[str, Any] = {}
         self._snapshot = self._status()
+        self._stale = False  # a Drive call ran since the snapshot was taken
         self.nodes: dict[str, TapeNode] = {
             config.rewinding_node: TapeNode(self, config.rewinding_node, rewinding=True),
             config.non_rewinding_node: TapeNode(self, config.non_rewinding_node, rewinding=False),
@@ -76,7 +77,15 @@ class Unit:
 
     @property
     def snapshot(self) -> dict[str, Any]:
-        """The Drive's status after the last request (read without taking the lock)."""
+        """The Drive's status after the last request that has finished.
+
+        Taken when asked for, not after every request (it costs as much as serving a
+        small record), and only while no Drive call runs: the Drive is not thread-safe,
+        and every call runs under the lock. While one runs, the last snapshot stands.
+        """
+        if self._stale and not self.lock.locked():
+            self._snapshot = self._status()
+            self._stale = False
         return self._snapshot
 
     def _call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
@@ -89,7 +98,7 @@ class Unit:
             log.exception("unit %d: internal error in %s", self.config.number, fn.__name__)
             raise TapeError(f"internal error: {exc}", errno=errno.EIO) from exc
         finally:
-            self._snapshot = self._status()
+            self._stale = True
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` in a worker thread, one call per unit at a time."""

@@ -39,6 +39,8 @@ log = logging.getLogger("backerd")
 CUSE_DEVICE = Path("/dev/cuse")
 CUSE_NODE_DIR = Path("/dev")
 _CUSE_APPEAR_WAIT = 2.0  # seconds /dev/cuse may take to appear after modprobe
+# Signals that stop the foreground daemon cleanly (unmount, filemark, cassette closed).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -251,8 +253,10 @@ async def _serve_nodes(
     else:
         from backerd.daemon.fuse import serve_fuse
 
+        access = config.fuse_access
         await nursery.start(
-            partial(serve_fuse, config.fuse_root, nodes, max_pages=config.fuse_max_pages)
+            partial(serve_fuse, config.fuse_root, nodes, max_pages=config.fuse_max_pages,
+                    uid=access.uid, gid=access.gid, permissions=access.mode)
         )
 
 
@@ -317,8 +321,12 @@ async def write_metrics(service: Service, path: Path) -> None:
 
 
 async def run_until_signalled(config: Config, *, opener: UnitOpener = open_unit) -> None:
-    """``serve`` in the foreground; SIGTERM or SIGINT stops it cleanly."""
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    """``serve`` in the foreground; SIGTERM, SIGINT or SIGHUP stops it cleanly.
+
+    SIGHUP is what a foreground daemon gets when its terminal or ssh session closes; by
+    default it would kill the process without unmounting or closing the recording.
+    """
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(partial(serve, config, opener=opener))
             async for signum in signals:

@@ -4,7 +4,9 @@ Theory of operation: on FUSE the kernel walks a filesystem before it can open a
 file, so besides the file operations the daemon must answer LOOKUP, GETATTR,
 SETATTR, OPENDIR/READDIR/RELEASEDIR, STATFS, ACCESS, GETXATTR and FORGET. The
 namespace is fixed at mount time: the root (inode 1) and files with inodes 2, 3, …
-in the order given. Files are mode 0666, size 0; SETATTR (O_TRUNC, truncate(1))
+in the order given. Files have the owner, group and permission bits given (by default
+root, root, 0660: the kernel enforces them, the mount has default_permissions), size 0;
+SETATTR (O_TRUNC, truncate(1))
 is accepted and changes nothing, so truncation never erases a tape. Times are a
 parameter (the mount time), not read from a clock here.
 """
@@ -18,7 +20,7 @@ from backerd.kernel import abi
 from backerd.kernel import events as ev
 from backerd.kernel.connection import Attributes, Connection, DirEntry
 
-FILE_MODE = abi.S_IFREG | 0o666
+DEFAULT_FILE_PERMISSIONS = 0o660
 ROOT_MODE = abi.S_IFDIR | 0o755
 
 # Requests the namespace answers on its own (everything but the file operations).
@@ -36,7 +38,8 @@ def _check_name(name: str) -> bytes:
 
 
 class Namespace:
-    def __init__(self, names: Iterable[str], *, uid: int = 0, gid: int = 0, time: int = 0):
+    def __init__(self, names: Iterable[str], *, uid: int = 0, gid: int = 0,
+                 permissions: int = DEFAULT_FILE_PERMISSIONS, time: int = 0):
         self._by_name: dict[bytes, int] = {}
         for name in names:
             raw = _check_name(name)
@@ -45,6 +48,7 @@ class Namespace:
             self._by_name[raw] = abi.FUSE_ROOT_ID + 1 + len(self._by_name)
         self._names = {ino: raw.decode() for raw, ino in self._by_name.items()}
         self._uid, self._gid, self._time = uid, gid, time
+        self._file_mode = abi.S_IFREG | (permissions & 0o7777)
 
     @property
     def node_ids(self) -> dict[str, int]:
@@ -59,7 +63,8 @@ class Namespace:
             return Attributes(abi.FUSE_ROOT_ID, ROOT_MODE, nlink=2, uid=self._uid,
                               gid=self._gid, time=self._time)
         if nodeid in self._names:
-            return Attributes(nodeid, FILE_MODE, uid=self._uid, gid=self._gid, time=self._time)
+            return Attributes(nodeid, self._file_mode, uid=self._uid, gid=self._gid,
+                              time=self._time)
         return None
 
     def _entries(self) -> list[DirEntry]:

@@ -128,6 +128,12 @@ class Daemon:
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Signal the daemon and wait for it; returns (and records) its exit status."""
+        rc = self.signal_and_wait(sig)
+        self.unmount()
+        return rc
+
+    def signal_and_wait(self, sig: int) -> int:
+        """Signal the daemon and wait for it to exit, leaving whatever it left mounted."""
         assert self.proc is not None, "daemon not running"
         self.proc.send_signal(sig)
         try:
@@ -137,8 +143,12 @@ class Daemon:
             raise AssertionError(f"backerd did not stop on {sig!r}:\n{self.log_tail()}") from None
         self.proc = None
         self.exit_codes.append(rc)
-        self.unmount()
         return rc
+
+    def mounted(self) -> bool:
+        """Whether the FUSE root is still in the mount table (stale or not)."""
+        with open("/proc/self/mountinfo") as table:
+            return any(line.split()[4] == str(self.fuse_root) for line in table)
 
     def kill(self) -> None:
         if self.proc is not None:

@@ -1,8 +1,6 @@
 """The kernel's side of the FUSE/CUSE wire, written for the tests from the struct formats
 documented in shared/docs/cuse-fuse-notes.md and include/uapi/linux/fuse.h — not with
 backerd.kernel, so the tests check our codec against an independent reading of the ABI.
-
-The test tree is not a package: test files put this directory on sys.path to import it.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ FOPEN_DIRECT_IO, FOPEN_NONSEEKABLE, FOPEN_STREAM = 1, 4, 16
 FUSE_BIG_WRITES, FUSE_MAX_PAGES = 1 << 5, 1 << 22
 FUSE_IOCTL_UNRESTRICTED, FUSE_IOCTL_RETRY = 2, 4
 
-MTIOCTOP, MTIOCGET, MTIOCPOS, FDFLUSH = 0x40086D01, 0x80306D02, 0x80086D03, 0x24B
+FDFLUSH = 0x24B  # _IO(2, 0x4b): an ioctl that is not st's
 
 
 def request(opcode: int, unique: int, body: bytes = b"", *, nodeid: int = 0, pid: int = 4242,
