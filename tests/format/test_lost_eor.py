@@ -112,6 +112,27 @@ def test_lost_end_sectors_are_not_data(name: str, fmt: str, case: str) -> None:
     assert ends[0].inferred == (case != "bor")
 
 
+@pytest.mark.parametrize(("first", "count"), [(0, 1), (0, 2), (1, 1), (None, None)])
+@pytest.mark.parametrize("fmt", ["3.101", "3.3"])
+def test_bkrenhanced_recordings(fmt: str, first: int | None, count: int | None) -> None:
+    """bkrenhanced groups fill whole sectors, so `bkrencode` always added its extra empty
+    sector before the EOR: wiping it, or it and the first EOR sector, loses nothing."""
+    params = mode("nle", fmt)
+    data = user_bytes(5000)
+    rec = LegacyRecorder(params, fmt, bkrenhanced=True)
+    raw = rec.write(data) + rec.close()
+    if first is None:
+        raw = wipe(raw, params, 0, params.n_bor, 0xFF)
+    else:
+        raw = wipe(raw, params, params.n_bor + 255 + first, count, 0x00)
+    player = Player("nle", fmt, bkrenhanced=True)
+    outs = [player.feed(raw), player.finish()]
+    events = [e for o in outs for e in o.events]
+    assert b"".join(o.data for o in outs) == data
+    assert [e for e in events if isinstance(e, SectorLost)] == []
+    assert [e.user_bytes for e in events if isinstance(e, EndOfRecord)] == [len(data)]
+
+
 def decode_cli(name: str, raw: bytes, *extra: str) -> tuple[int, bytes, dict]:
     proc = subprocess.run(
         [sys.executable, "-m", "backerd", "decode", "--mode", name, "--json", *extra],
