@@ -14,15 +14,13 @@ from backerd.format.params import mode
 from backerd.format.record_end import OpenEnd
 from backerd.format.sector import DecodedSectors, SectorKind
 
-FIELD = 1000  # field size used for the stream offsets below
+FIELD = mode("nls").geometry.field_size  # = nle's: fields are this far apart below
 
 
 def open_end(fmt: str, *, groups: bool, after: int, seen: int, last_short: bool) -> OpenEnd:
     params = mode("nle" if groups else "nls", fmt)
-    end = OpenEnd(params, groups=groups, after=after, seen=seen, last_short=last_short,
-                  at=0, consumed=0)
-    end.field_size = FIELD
-    return end
+    return OpenEnd(params, groups=groups, after=after, seen=seen, last_short=last_short,
+                   at=0, consumed=0)
 
 
 def eor_rows(numbers: list[int | None]) -> tuple[np.ndarray, DecodedSectors]:
