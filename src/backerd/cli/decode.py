@@ -1,7 +1,9 @@
 """`backerd decode`: a raw Backer stream on stdin, the recorded user bytes on stdout.
 
 Streams in chunks with bounded memory. Exit status 0 only when every user byte was
-recovered; statistics go to stderr (human-readable, or JSON with --json).
+recovered; statistics go to stderr (human-readable, or JSON with --json). When the
+first end-of-record sector was lost, the decoder deduces where the record ended from
+the sectors around it; the report says so ("end_inferred").
 """
 
 from __future__ import annotations
@@ -37,13 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from backerd.errors import MediumError
-    from backerd.format.player import Player, SectorLost
+    from backerd.format.player import EndOfRecord, Player, SectorLost
 
     player = Player(args.mode, args.fmt, strict=args.strict, bkrenhanced=args.bkrenhanced)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     progress = Progress(f"decode {args.mode}", input_size(stdin))
     head = bytearray()
     lost: list[SectorLost] = []
+    ends: list[EndOfRecord] = []
     read = written = 0
     ended = False
     error: BackerError | None = None
@@ -56,17 +59,17 @@ def run(args: argparse.Namespace) -> int:
             if len(head) < DIAGNOSE_BYTES:
                 head += chunk[: DIAGNOSE_BYTES - len(head)]
             out = player.feed(chunk)
-            written += _write(stdout, out, lost)
+            written += _write(stdout, out, lost, ends)
             ended = out.end_of_record
             progress.update(read, written)
         if not ended:
             out = player.finish()
-            written += _write(stdout, out, lost)
+            written += _write(stdout, out, lost, ends)
             ended = out.end_of_record
     except MediumError as exc:
         partial = getattr(exc, "output", None)
         if partial is not None:
-            written += _write(stdout, partial, lost)
+            written += _write(stdout, partial, lost, ends)
         error = exc
     finally:
         progress.done()
@@ -77,18 +80,19 @@ def run(args: argparse.Namespace) -> int:
         total = sum(e.length for e in lost)
         error = MediumError(f"{total} user bytes in {len(lost)} ranges could not be recovered"
                             f" (first at byte {lost[0].offset})")
-    _report(player, args, written, lost, error)
+    _report(player, args, written, lost, any(e.inferred for e in ends), error)
     if error is not None:
         raise error
     return 0
 
 
-def _write(stdout, out, lost: list) -> int:
-    from backerd.format.player import SectorLost
+def _write(stdout, out, lost: list, ends: list) -> int:
+    from backerd.format.player import EndOfRecord, SectorLost
 
     if out.data:
         stdout.write(out.data)
     lost.extend(e for e in out.events if isinstance(e, SectorLost))
+    ends.extend(e for e in out.events if isinstance(e, EndOfRecord))
     return len(out.data)
 
 
@@ -118,12 +122,14 @@ def _stream_problem(player, ended: bool, head: bytes, read: int, args) -> Backer
         " sectors")
 
 
-def _report(player, args, written: int, lost: list, error: Exception | None) -> None:
+def _report(player, args, written: int, lost: list, end_inferred: bool,
+            error: Exception | None) -> None:
     st = player.stats
     if args.json:
         doc = {
             "mode": args.mode, "format": player.fmt, "user_bytes": written,
-            "end_of_record": player.ended, "raw_consumed": player.raw_consumed,
+            "end_of_record": player.ended, "end_inferred": end_inferred,
+            "raw_consumed": player.raw_consumed,
             "lost": [{"sector": e.sector, "offset": e.offset, "length": e.length} for e in lost],
             "statistics": st.as_dict(),
             "error": None if error is None else str(error),
@@ -134,4 +140,6 @@ def _report(player, args, written: int, lost: list, error: Exception | None) -> 
         return  # nothing was decoded: the error line says why
     lines = [f"Format           {player.fmt or 'unknown'} {args.mode}",
              f"User Bytes       {written}", st.summary()]
+    if end_inferred:
+        lines.insert(2, "End of Record    inferred (its first sector was lost)")
     sys.stderr.write("\n".join(lines) + "\n")

@@ -12,7 +12,8 @@ Theory of operation (the stages after field synchronisation; the Player drives t
    lost, the first EOR sector ends the record. Rules of our own (spec 17.8): EOR
    sectors before any BOR or data sector are a previous recording's tail and are
    skipped, a BOR sector after data ends a record whose EOR was lost, and a number
-   further ahead than the stream can hold is a miscorrected header.
+   further ahead than the stream can hold is a miscorrected header. A lost first EOR
+   sector is never taken for data (`record_end`; the end is then `inferred`).
 4. Output: SP and bare EP sectors deliver their bytes; 3.102 EP collects groups of 255
    sectors for the outer code (ecc2; lost sectors are erasures at their codeword
    positions); 3.101/3.3 EP may pass through the bkrenhanced outer decoder.
@@ -39,6 +40,7 @@ from backerd.format.params import (
     Format,
     ModeParams,
 )
+from backerd.format.record_end import OpenEnd
 from backerd.format.sector_codecs import codec_for
 from backerd.format.sector_types import SectorKind
 from backerd.format.stats import BatchStats
@@ -62,6 +64,7 @@ class SectorLost:
 @dataclass(frozen=True)
 class EndOfRecord:
     user_bytes: int
+    inferred: bool = False  # the first EOR sector was not seen: the end was deduced
 
 
 def decode_fields(codec, sync: FieldSync, fields: FieldBatch):
@@ -257,6 +260,8 @@ class RecordDecoder:
         # Number of the first data sector: 3.3 numbers BOR sectors from 0 too.
         self.first_data = params.n_bor if fmt is Format.V33 else 0
         self.last = self.first_data - 1  # last data sector delivered
+        self.last_short = False  # it held fewer than C bytes: no data sector can follow
+        self.open_end: OpenEnd | None = None  # an EOR seen after a gap, its run followed
         self.in_duplicates = False
         self.started = False  # a BOR or data sector of this recording was seen
         self.last_start: int | None = None  # stream offset of the last accepted sector
@@ -283,6 +288,8 @@ class RecordDecoder:
         pieces: list[bytes] = []
         if len(fields):
             self._sectors(fields, pieces, res)
+        if final and self.open_end is not None:
+            self._close_open_end(pieces, res)
         if final and not self.ended:
             self._flush_outer(pieces, res, final=True)
         res.data = b"".join(pieces)
@@ -298,12 +305,16 @@ class RecordDecoder:
         """Apply the sequencing rules to the batch's sectors in field order."""
         ok = dec.ok
         st = res.stats
+        if self.open_end is not None:  # the record's sectors ended in an earlier batch
+            if self.open_end.follow(fields.start, dec, 0):  # its fields are not counted
+                self._close_open_end(pieces, res)
+            return
         if self._plain_run(dec, ok):
             st.fields += ok.size
             st.note_key_search(fields.start, fields.matches, fields.slips, 0)
             self._count(st, dec, used, 0, ok.size)
             self._deliver(dec.data, range(ok.size), dec.length, dec.number, pieces, res)
-            self.last = int(dec.number[-1])
+            self.last, self.last_short = int(dec.number[-1]), bool(dec.length[-1] < self.capacity)
             st.sector_number = self.last
             self.started, self.in_duplicates = True, False
             self.last_start = int(fields.start[-1])
@@ -326,11 +337,12 @@ class RecordDecoder:
             if not good:
                 continue
             s, kind = numbers[i], kinds[i]
-            if kind == self.kind_bor:
+            if kind == self.kind_bor or (self.last_short and s > self.last
+                                         and kind == self.kind_data):
                 if self.last >= self.first_data:
-                    # A new recording's BOR after data: this record's EOR was lost.
+                    # A BOR, or data after the short last data sector: the EOR was lost.
                     flush()
-                    self._end(res, pieces, int(fields.start[i]) - self.params.leader)
+                    self._end(res, pieces, starts[i] - self.params.leader, inferred=True)
                     stop = i
                     break
                 reset_at = i
@@ -353,6 +365,15 @@ class RecordDecoder:
                     implausible += 1
                     continue
                 flush()
+                if kind == self.kind_eor:  # lost data or lost EOR sectors in between?
+                    self.open_end = OpenEnd(
+                        self.params, groups=self.groups is not None, after=self.last, seen=s,
+                        last_short=self.last_short, at=starts[i],
+                        consumed=self._field_end(fields, i))
+                    self.last_start, stop = starts[i], i + 1
+                    if self.open_end.follow(fields.start, dec, stop):
+                        self._close_open_end(pieces, res)
+                    break
                 self._lost(self.last + 1, s, pieces, res)
             self.last_start = starts[i]
             if kind == self.kind_eor:
@@ -360,7 +381,7 @@ class RecordDecoder:
                 self._end(res, pieces, self._field_end(fields, i))
                 stop = i + 1
                 break
-            self.last = s
+            self.last, self.last_short = s, lengths[i] < self.capacity
             if lengths[i] or self.outer is None:
                 run.append(i)
         flush()
@@ -389,15 +410,22 @@ class RecordDecoder:
 
     def _plain_run(self, dec, ok) -> bool:
         """The batch is just the next data sectors in order (the common case)."""
-        if not ok.all() or self.ended or not self.started:
+        if not ok.all() or self.ended or not self.started or self.last_short:
             return False
         numbers = dec.number
         return bool(
             numbers[0] == self.last + 1
             and (np.diff(numbers) == 1).all()
             and (dec.kind == self.kind_data).all()
+            and (dec.length[:-1] == self.capacity).all()  # only the last may be short
             and (self.outer is None or (dec.length > 0).all())
         )
+
+    def _close_open_end(self, pieces, res) -> None:
+        end, self.open_end = self.open_end, None
+        if end.first_eor() > self.last + 1:  # sectors before the first EOR were data
+            self._lost(self.last + 1, end.first_eor(), pieces, res)
+        self._end(res, pieces, end.consumed, inferred=True)
 
     @staticmethod
     def _count(st: BatchStats, dec, used, start: int, stop: int, *,
@@ -460,12 +488,12 @@ class RecordDecoder:
             self.user_bytes += cap
             st.unrecovered_bytes += cap
 
-    def _end(self, res: DecodeResult, pieces: list[bytes], consumed: int) -> None:
+    def _end(self, res: DecodeResult, pieces, consumed: int, *, inferred: bool = False) -> None:
         self._flush_outer(pieces, res, final=True)
         self.ended = True
         res.ended = True
         self.consumed = consumed
-        res.events.append(EndOfRecord(self.user_bytes))
+        res.events.append(EndOfRecord(self.user_bytes, inferred))
 
     # ------------------------------------------------------------------ EP outer codes
     def _group_gap(self, first: int, stop: int, pieces, res) -> None:

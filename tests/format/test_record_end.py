@@ -1,0 +1,135 @@
+"""record_end.OpenEnd: the first EOR number from the sectors that survive.
+
+Checked against a brute-force oracle (every candidate number tried against every
+surviving sector) and against simulated recording ends whose truth is known.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backerd.format.params import mode
+from backerd.format.record_end import OpenEnd
+from backerd.format.sector_types import DecodedSectors, SectorKind
+
+FIELD = mode("nls").geometry.field_size  # = nle's: fields are this far apart below
+
+
+def open_end(fmt: str, *, groups: bool, after: int, seen: int, last_short: bool) -> OpenEnd:
+    params = mode("nle" if groups else "nls", fmt)
+    return OpenEnd(params, groups=groups, after=after, seen=seen, last_short=last_short,
+                   at=0, consumed=0)
+
+
+def eor_rows(numbers: list[int | None]) -> tuple[np.ndarray, DecodedSectors]:
+    """Fields 1, 2, ... after the `seen` one: an EOR sector's number, or None (lost)."""
+    n = len(numbers)
+    ok = np.array([x is not None for x in numbers], bool)
+    dec = DecodedSectors(
+        ok=ok, number=np.array([x or 0 for x in numbers], np.int64),
+        length=np.zeros(n, np.int64), kind=np.full(n, int(SectorKind.EOR), np.int64),
+        data=np.zeros((n, 1), np.uint8), corrected=np.zeros(n, np.int64),
+        worst=np.zeros(n, np.int64))
+    return np.arange(1, n + 1, dtype=np.int64) * FIELD, dec
+
+
+def oracle(*, after: int, seen: int, later: list[int], run_max: int, group: int,
+           first_data: int, last_short: bool) -> int:
+    """The smallest first EOR number every surviving EOR sector agrees with."""
+    if last_short:
+        return after + 1
+    if seen in later:
+        return seen  # every EOR sector numbered alike (HEAD)
+    run = [seen] + [n for n in later if seen < n < seen + run_max]
+
+    def fits(e: int, aligned: bool) -> bool:
+        return (all(e <= n <= e + run_max - 1 for n in run)
+                and (not aligned or (e - first_data) % group == 0))
+
+    for aligned in (True, False):
+        found = [e for e in range(after + 1, seen + 1) if fits(e, aligned)]
+        if found:
+            return found[0]
+    raise AssertionError("no candidate")
+
+
+@settings(max_examples=300, deadline=None)
+@given(fmt=st.sampled_from(["3.102", "3.101", "3.3"]), groups=st.booleans(),
+       after=st.integers(-1, 600), gap=st.integers(1, 70), last_short=st.booleans(),
+       later=st.lists(st.one_of(st.none(), st.integers(0, 800)), max_size=70))
+def test_open_end_matches_the_brute_force_oracle(fmt, groups, after, gap, last_short, later):
+    groups = groups and fmt == "3.102"
+    seen = after + 1 + gap
+    end = open_end(fmt, groups=groups, after=after, seen=seen, last_short=last_short)
+    starts, dec = eor_rows(later)
+    done = end.follow(starts, dec, 0)
+    # What `follow` looked at: the fields up to the first that settled it.
+    looked: list[int] = []
+    for i, n in enumerate(later):
+        if i + 1 >= end.run_max:
+            break
+        if n is not None:
+            looked.append(n)
+        probe = open_end(fmt, groups=groups, after=after, seen=seen, last_short=last_short)
+        for m in looked:
+            probe.see(m)
+        if len(probe.candidates()) <= 1:
+            break
+    params = mode("nls", fmt)
+    assert end.first_eor() == oracle(
+        after=after, seen=seen, later=looked, run_max=end.run_max,
+        group=255 if groups else 1, first_data=params.n_bor if fmt == "3.3" else 0,
+        last_short=last_short)
+    if len(later) >= end.run_max:
+        assert done
+
+
+@settings(max_examples=300, deadline=None)
+@given(groups=st.booleans(), n_data=st.integers(0, 2000), lost_data=st.integers(0, 300),
+       lost_eor=st.integers(0, 59), holes=st.sets(st.integers(0, 59)))
+def test_simulated_3102_ends_give_the_true_first_eor(groups, n_data, lost_data, lost_eor,
+                                                      holes):
+    """A complete EOR run whose last sector survives always gives the true first EOR
+    number (at the latest when the stream ends), whatever data and leading EOR
+    sectors were lost before it."""
+    if groups:
+        n_data -= n_data % 255
+    lost_data = min(lost_data, n_data)
+    if lost_data + lost_eor == 0:
+        lost_eor = 1
+    fps = mode("nls").n_eor
+    eor = list(range(n_data, n_data + fps))
+    alive = [n for i, n in enumerate(eor) if i >= lost_eor and (i not in holes or i == fps - 1)]
+    end = open_end("3.102", groups=groups, after=n_data - lost_data - 1, seen=alive[0],
+                   last_short=False)
+    starts, dec = eor_rows([n if n in alive else None for n in eor[eor.index(alive[0]) + 1:]])
+    end.follow(starts, dec, 0)  # may wait for more sectors: the stream's end settles it
+    assert end.first_eor() == n_data
+
+
+def test_ecc2_groups_settle_on_the_group_boundary_at_once():
+    end = open_end("3.102", groups=True, after=254, seen=256, last_short=False)
+    assert end.settled(0) and end.first_eor() == 255
+
+
+def test_head_streams_number_every_eor_sector_alike():
+    end = open_end("3.102", groups=False, after=9, seen=12, last_short=False)
+    starts, dec = eor_rows([12, 12])
+    assert end.follow(starts, dec, 0)
+    assert end.first_eor() == 12  # sectors 10 and 11 were data
+
+
+def test_legacy_full_last_sector_allows_bkrencode_extra_empty_sector():
+    """3.101/3.3 `bkrencode` put one empty sector before the fps EOR sectors after a full
+    last data sector: a lost sector before a whole EOR run may be that one, and is not
+    taken for data (spec 16)."""
+    fps = mode("nls", "3.101").n_eor
+    end = open_end("3.101", groups=False, after=9, seen=11, last_short=False)
+    starts, dec = eor_rows(list(range(12, 11 + fps)))
+    end.follow(starts, dec, 0)
+    assert end.run_max == fps + 1 and end.first_eor() == 10
+    # 3.102 has no such sector: the same evidence means sector 10 was data.
+    end = open_end("3.102", groups=False, after=9, seen=11, last_short=False)
+    assert end.follow(starts, dec, 0) and end.first_eor() == 11
