@@ -12,7 +12,7 @@ Example (every key is optional; this is the built-in default)::
     [[unit]]
     number = 0                           # nodes backer0 and nbacker0
     name = "backer0"                     # a label for status and logs
-    deck = "sim"
+    deck = "sim"                         # or emulated-isa / emulated-parport
     cassette = "/var/lib/backerd/backer0.cassette"
     mode = "nhs"                         # nls nhs pls phs nle nhe ple phe nlr nhr plr phr
     length = "E-180"                     # for a cassette created on first start
@@ -41,7 +41,7 @@ DEFAULT_STATE_DIR = Path("/var/lib/backerd")
 DEFAULT_RUNTIME_DIR = Path("/run/backerd")
 DEFAULT_CONFIG_FILE = Path("/etc/backerd/backerd.toml")
 TRANSPORTS = ("auto", "cuse", "fuse")
-DECKS = ("sim",)
+DECKS = ("sim", "emulated-isa", "emulated-parport")
 DEFAULT_MODE = "nhs"
 DEFAULT_LENGTH = "E-180"
 _LENGTH_RE = re.compile(r"^([ET]-\d+|\d+ ?(min)?)$", re.IGNORECASE)  # E-180, T-120, 95min
@@ -102,9 +102,12 @@ class Config:
         cassette: Path | None = None,
         fuse_root: Path | None = None,
         realtime: bool = False,
+        deck: str | None = None,
     ) -> Config:
         """Apply the command-line options of ``backerd serve``."""
         units = self.units
+        if deck is not None:
+            units = tuple(dataclasses.replace(u, deck=deck) for u in units)
         if cassette is not None:
             if len(units) != 1:
                 raise UsageError(
