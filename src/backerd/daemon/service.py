@@ -118,7 +118,16 @@ def open_sim_unit(config: UnitConfig) -> Unit:
 
 UnitOpener = Callable[[UnitConfig], Unit]
 
-DECK_OPENERS: dict[str, UnitOpener] = {"sim": open_sim_unit}
+def open_emulated_unit(config: UnitConfig) -> Unit:
+    from backerd.hw.unit import open_emulated_unit as opener
+
+    return opener(config)
+
+
+DECK_OPENERS: dict[str, UnitOpener] = {
+    "sim": open_sim_unit, "emulated-isa": open_emulated_unit,
+    "emulated-parport": open_emulated_unit,
+}
 
 
 def open_unit(config: UnitConfig) -> Unit:
@@ -153,6 +162,7 @@ class Service:
             "open": unit.open_node,
             "position": {"file": drive.get("file"), "block": drive.get("block")},
             "drive": drive,
+            **_hardware_status(unit),
         }
 
     def status(self) -> dict[str, Any]:
@@ -164,6 +174,20 @@ class Service:
             "fuse_root": str(self.config.fuse_root) if self.transport.kind == "fuse" else None,
             "units": [self.unit_status(u) for u in self.units],
         }
+
+
+def _hardware_status(unit: Unit) -> dict[str, Any]:
+    from backerd.hw.unit import ServicedUnit
+
+    return {"hardware": unit.hardware_status()} if isinstance(unit, ServicedUnit) else {}
+
+
+async def _start_services(nursery: trio.Nursery, units: list[Unit]) -> None:
+    from backerd.hw.unit import ServicedUnit
+
+    for unit in units:
+        if isinstance(unit, ServicedUnit):
+            nursery.start_soon(unit.run_service)
 
 
 def sd_notify(state: str) -> None:
@@ -211,6 +235,7 @@ async def serve(
         service = Service(config, units, transport)
         nodes = {name: node for unit in units for name, node in unit.nodes.items()}
         async with trio.open_nursery() as nursery:
+            await _start_services(nursery, units)
             await _serve_nodes(nursery, config, transport.kind, nodes)
             await nursery.start(serve_control, config.control_socket, service.status)
             for unit in units:
