@@ -42,6 +42,7 @@ class IsaCard:
         self.rx_data: bytes | None = None
         self.rx_done = 0
         self.misaligned_starts = 0
+        self.window_extra_ns = 0  # the parallel unit's settle time after the control byte
         self.fields_sent = 0
 
     @property
@@ -62,7 +63,7 @@ class IsaCard:
             self.t0, self.timing = now, FieldTiming(geometry)
             self.tx_field, self.tx_done, self.tx_buf = 0, 0, []
         if direction is not None and self.direction is None:
-            window = start_window(geometry.standard)
+            window = start_window(geometry.standard, self.window_extra_ns)
             gap = now - self.t0
             if window.contains(gap):
                 self.shift_lines = 0
@@ -174,7 +175,9 @@ class IsaCard:
             return
         target = timing.bytes_before(t, len(data))
         if target > self.rx_done:
-            chunk = np.frombuffer(data, np.uint8, target - self.rx_done, self.rx_done)
-            if self.dma.active(self.channel, to_memory=True):
-                self.dma.to_memory(self.channel, chunk)
+            self._store(np.frombuffer(data, np.uint8, target - self.rx_done, self.rx_done))
             self.rx_done = target
+
+    def _store(self, chunk: np.ndarray) -> None:
+        if self.dma.active(self.channel, to_memory=True):
+            self.dma.to_memory(self.channel, chunk)

@@ -76,14 +76,16 @@ def emulated_unit(cassette: Cassette, kind: str = "isa", *, realtime: bool = Fal
                              base=setup.pinned_base, channel=setup.pinned_channel)
         modem = IsaModem(machine, machine.dma_buffer(), location, label=" (emulated)")
     elif kind == "parport":
-        from backerd.hw.emu.ecp import EcpPort
-        from backerd.hw.parport import ParportModem
+        from backerd.hw.emu.ecp import EcpPort, EmuPpdev
+        from backerd.hw.parport import ParportModem, PortInfo
 
         port = EcpPort(setup.parport_base, setup.channel, machine.dma, vcr, ecp=setup.ecp,
                        unit=setup.card)
+        port.claimed_by = setup.extra.get("claimed_by")
         machine.add(port)
-        modem = ParportModem(machine, machine.dma_buffer(), port.claim(),
-                             base=setup.parport_base, channel=setup.channel,
+        info = PortInfo("parport0", setup.parport_base, setup.parport_base + 0x400,
+                        setup.extra.get("dma", setup.channel), "PCSPP,TRISTATE,COMPAT,ECP,DMA")
+        modem = ParportModem(machine, machine.dma_buffer(), EmuPpdev(machine, port), info,
                              label=" (emulated)")
     else:
         raise ValueError(f"unknown emulated unit {kind!r} (known: {', '.join(KINDS)})")
