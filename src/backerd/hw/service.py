@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import trio
 
+from backerd.errors import UsageError
 from backerd.hw.bus import ServiceClock
 from backerd.hw.modem import Modem
 
@@ -23,11 +24,34 @@ SERVICE_HZ = 50
 
 @dataclass
 class LateService:
-    """Skip servicing once for ``late_ns`` of bus time, after ``after_ticks`` ticks."""
+    """Skip servicing once for ``late_ns`` of bus time, after ``after_ticks`` ticks.
+
+    ``direction`` limits the fault to ticks of one direction (transmit or receive).
+    """
 
     after_ticks: int
     late_ns: int
+    direction: str | None = None
     done: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> LateService:
+        """``[transmit:|receive:]TICKS:MS``, e.g. ``receive:400:900``."""
+        parts = text.strip().split(":")
+        direction = parts.pop(0) if parts and parts[0] in ("transmit", "receive") else None
+        try:
+            ticks, ms = (int(p) for p in parts)
+            if ticks < 0 or ms <= 0:
+                raise ValueError
+        except ValueError:
+            raise UsageError(
+                f"late service fault {text!r}: expected [transmit:|receive:]TICKS:MS") from None
+        return cls(ticks, ms * 1_000_000, direction)
+
+    def due(self, ticks: int, direction: str | None) -> bool:
+        if self.done or ticks < self.after_ticks or direction is None:
+            return False
+        return self.direction is None or self.direction == direction
 
 
 async def run_service(modem: Modem, clock: ServiceClock, *, hz: int = SERVICE_HZ,
@@ -39,7 +63,7 @@ async def run_service(modem: Modem, clock: ServiceClock, *, hz: int = SERVICE_HZ
         while True:
             deadline += 1 / hz
             await trio.sleep_until(deadline)
-            if late is not None and not late.done and ticks >= late.after_ticks:
+            if late is not None and late.due(ticks, modem.direction):
                 late.done = True
                 await trio.sleep(late.late_ns / 1e9)
             modem.service()
@@ -48,9 +72,9 @@ async def run_service(modem: Modem, clock: ServiceClock, *, hz: int = SERVICE_HZ
         modem.service()
         step = modem.time_wanted(tick_ns)
         if step:
-            ticks += 1
-            if late is not None and not late.done and ticks >= late.after_ticks \
-                    and modem.direction is not None:
+            if late is None or late.direction in (None, modem.direction):
+                ticks += 1
+            if late is not None and late.due(ticks, modem.direction):
                 late.done = True
                 clock.advance(late.late_ns)
             clock.advance(step)

@@ -94,5 +94,9 @@ def open_emulated_unit(config: UnitConfig) -> Unit:
             with emu.machine.lock:
                 cassette.close()
 
+    late = LateService.parse(config.late_service) if config.late_service else None
+    if late is not None:
+        log.info("unit %d: fault injection: one service tick %d ms late", number,
+                 late.late_ns // 1_000_000)
     return HardwareUnit(config, Drive(medium), deck=emu.deck, modem=emu.modem,
-                        clock=emu.clock, on_shutdown=release)
+                        clock=emu.clock, on_shutdown=release, late=late)
