@@ -19,6 +19,8 @@ Example (every key is optional; this is the built-in default)::
     realtime = false
     noise = ""                           # playback noise of the simulated VCR, e.g.
                                          # "seed=3,errors=2,dropout=0.01,slip=0.001,gap=0.0005"
+    late_service = ""                    # emulated cards: one late service tick, e.g.
+                                         # "transmit:40:700" (after 40 ticks, 700 ms late)
 
 Errors name the offending key (``unit[1].mode: ...``) and are ``ConfigError``.
 """
@@ -60,6 +62,7 @@ class UnitConfig:
     realtime: bool = False
     name: str = ""  # a label for people (status, logs); the nodes follow the number
     noise: str = ""  # sim deck playback noise (vcr.noise.NoiseModel.parse syntax); off if ""
+    late_service: str = ""  # emulated card fault (hw.service.LateService.parse syntax)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -126,7 +129,8 @@ _TOP_KEYS = {
     "state_dir", "runtime_dir", "fuse_root", "transport", "fuse_max_pages",
     "unrestricted_ioctl", "unit",
 }
-_UNIT_KEYS = {"number", "name", "deck", "cassette", "mode", "length", "realtime", "noise"}
+_UNIT_KEYS = {"number", "name", "deck", "cassette", "mode", "length", "realtime", "noise",
+              "late_service"}
 
 
 def _get(table: Mapping[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
@@ -184,7 +188,15 @@ def _unit(table: Any, index: int, state_dir: Path, taken: set[int]) -> UnitConfi
             NoiseModel.parse(noise)
         except UsageError as exc:
             raise ConfigError(f"{where}noise: {exc.message}") from None
-    return UnitConfig(number, cassette, deck, mode, length, realtime, name, noise)
+    late_service = _get(table, "late_service", str, where, "")
+    if late_service:
+        from backerd.hw.service import LateService
+
+        try:
+            LateService.parse(late_service)
+        except UsageError as exc:
+            raise ConfigError(f"{where}late_service: {exc.message}") from None
+    return UnitConfig(number, cassette, deck, mode, length, realtime, name, noise, late_service)
 
 
 def parse_config(
