@@ -9,6 +9,9 @@ implements them in software with a virtual clock, so the same backend code runs 
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -75,3 +78,18 @@ class WallClock:
 def play_bus(bus: PortBus, plan: list[tuple[int, int]]) -> None:
     for port, value in plan:
         bus.outb(port, value)
+
+
+@contextlib.contextmanager
+def timing_critical(seconds: float = 0.5) -> Iterator[None]:
+    """Keep the GIL for a short timed sequence (the start pause is ~0.6 ms wide).
+
+    CPython hands the GIL to another thread every 5 ms by default, which would land in
+    the middle of the measured pause; other threads wait until the sequence is done.
+    """
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from backerd.errors import HardwareUnavailable
 from backerd.format.params import Geometry
 from backerd.hw import dma8237 as d
-from backerd.hw.bus import DmaBuffer, PortBus, play_bus
+from backerd.hw.bus import DmaBuffer, PortBus, play_bus, timing_critical
 from backerd.hw.card import LINE_NS, STOP_BYTE, Status, start_sequence, start_window
 from backerd.hw.probe import CardLocation
 from backerd.hw.stream import DmaModem
@@ -44,11 +44,12 @@ class IsaModem(DmaModem):
         for _ in range(START_ATTEMPTS):
             self.bus.outb(base, STOP_BYTE)
             play_bus(self.bus, d.program_plan(block))
-            self.bus.outb(base, first)
-            began = self.bus.now_ns()
-            self.bus.delay_ns(window.nominal)
-            self.bus.outb(base, second)
-            self.last_gap_ns = self.bus.now_ns() - began
+            with timing_critical():
+                self.bus.outb(base, first)
+                began = self.bus.now_ns()
+                self.bus.delay_ns(window.nominal)
+                self.bus.outb(base, second)
+                self.last_gap_ns = self.bus.now_ns() - began
             if window.contains(self.last_gap_ns):
                 self.bus.inb(d.STATUS)  # forget terminal counts of earlier runs
                 return

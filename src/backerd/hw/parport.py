@@ -30,7 +30,7 @@ from typing import Protocol, runtime_checkable
 from backerd.errors import HardwareUnavailable
 from backerd.format.params import Geometry
 from backerd.hw import dma8237 as d
-from backerd.hw.bus import DmaBuffer, PortBus, play_bus
+from backerd.hw.bus import DmaBuffer, PortBus, play_bus, timing_critical
 from backerd.hw.card import (
     ECR_PS2,
     ECR_RUN,
@@ -126,11 +126,12 @@ class ParportModem(DmaModem):
             send_control(self.spp, STOP_BYTE)
             play_bus(self.bus, d.program_plan(block))
             self.spp.set_reverse(direction == "receive")
-            send_control(self.spp, control_byte(geometry, direction))
-            began = self.bus.now_ns()
-            self.bus.delay_ns(window.nominal)
-            self.bus.outb(self.ecr_port, ECR_RUN)
-            self.last_gap_ns = self.bus.now_ns() - began
+            with timing_critical():
+                send_control(self.spp, control_byte(geometry, direction))
+                began = self.bus.now_ns()
+                self.bus.delay_ns(window.nominal)
+                self.bus.outb(self.ecr_port, ECR_RUN)
+                self.last_gap_ns = self.bus.now_ns() - began
             if window.contains(self.last_gap_ns):
                 self._tc = False
                 self.bus.inb(d.STATUS)
