@@ -95,8 +95,10 @@ def main() -> None:
             }
             if args.read:
                 t1 = time.perf_counter()
-                back = subprocess.run(["dd", f"if={node}", "bs=10240"], check=True,
-                                      capture_output=True).stdout
+                read = subprocess.run(["dd", f"if={node}", "bs=10240"], capture_output=True)
+                if read.returncode:
+                    print(read.stderr.decode(), (work / "backerd.log").read_text()[-3000:])
+                back = read.stdout
                 result["read_s"] = round(time.perf_counter() - t1, 1)
                 result["identical"] = back == data
                 result["counters"] = query(sock)["units"][0]["hardware"]["counters"]

@@ -150,7 +150,7 @@ def test_late_service_while_recording_is_an_underrun_the_reader_survives(
         cassettes, kind: str) -> None:  # noqa: ANN001
     card, _ = cassettes
     data = data_of(400_000, 7)
-    run = Running(card, kind, late=LateService(after_ticks=10, late_ns=700_000_000))
+    run = Running(card, kind, late=LateService(after_ns=200_000_000, late_ns=700_000_000))
     try:
         write_files(run.medium, [data])
         counters = run.unit.modem.counters
@@ -167,11 +167,12 @@ def test_late_service_while_recording_is_an_underrun_the_reader_survives(
 @pytest.mark.parametrize("kind", KINDS)
 def test_late_service_while_playing_is_an_overrun(cassettes, kind: str) -> None:  # noqa: ANN001
     _, sim = cassettes
-    data = data_of(400_000, 8)  # 300 BOR fields, then data: the late tick lands in it
+    data = data_of(400_000, 8)  # 300 BOR fields (5 s), then data: the late tick lands in it
     plain = BackerMedium(SimDeck(sim), mode="nhs")
     write_files(plain, [data])
     plain.close()
-    run = Running(sim, kind, late=LateService(after_ticks=400, late_ns=900_000_000))
+    run = Running(sim, kind, late=LateService(after_ns=5_500_000_000, late_ns=900_000_000,
+                                                    direction="receive"))
     try:
         with pytest.raises(BackerError):
             read_file(run.medium)  # sectors lost in the data: the block is unreadable

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(bool(MISSING), reason="needs " + ", ".join(MISSI
 
 @pytest.mark.parametrize("kind", ["isa", "parport"])
 def test_underrun_counted_in_status_and_data_survives(tmp_path: Path, kind: str) -> None:
-    d = new_daemon(tmp_path, kind, extra='late_service = "transmit:40:700"\n')
+    d = new_daemon(tmp_path, kind, extra='late_service = "transmit:800:700"\n')
     d.start()
     try:
         data = tmp_path / "data"
@@ -30,7 +30,7 @@ def test_underrun_counted_in_status_and_data_survives(tmp_path: Path, kind: str)
 
 
 def test_overrun_counted_in_status_and_read_fails(tmp_path: Path) -> None:
-    d = new_daemon(tmp_path, "isa", extra='late_service = "receive:400:900"\n')
+    d = new_daemon(tmp_path, "isa", extra='late_service = "receive:5500:900"\n')
     d.start()
     try:
         data = tmp_path / "data"

@@ -108,7 +108,7 @@ def test_advance_position_finds_the_true_position(previous: int, moved: int, siz
     assert advance_position(previous, true % size, size, wrapped, estimate) == true
 
 
-@given(st.integers(0, 10**6), st.integers(0, 10**6), st.integers(1, 70000))
+@given(st.integers(0, 10**6), st.integers(0, 10**6), st.integers(512, 70000))
 def test_spans_cover_the_range_in_order(start: int, length: int, size: int) -> None:
     pieces = spans(start, start + length, size)
     assert sum(n for _, n in pieces) == length

@@ -45,6 +45,8 @@ from backerd.hw.card import (
 from backerd.hw.stream import DmaModem
 
 START_ATTEMPTS = 5
+LAP_SPIN_NS = 80_000_000  # spin for a lap end closer than this (ticks can come late)
+REARM_SLACK_NS = 500_000  # a re-arm within the vertical retrace loses nothing
 ECR_TEST = 0x34  # parport_pc's probe value: reads back 0x35 on an ECP port
 
 
@@ -198,16 +200,33 @@ class ParportModem(DmaModem):
 
     def service(self) -> None:
         with self.lock:
-            if self.direction is not None:
-                self._rearm()
+            if self.direction is not None and self._rearm():
+                self._late_rearm(self.bus.now_ns())
         super().service()
         with self.lock:
-            if self.direction is None or self._ns_to_lap_end() > 25_000_000:
+            if self.direction is None or self._ns_to_lap_end() > LAP_SPIN_NS:
                 return
             # the lap ends before the next tick: wait for it and re-arm at once
-            deadline = self.bus.now_ns() + 50_000_000
-            while self.bus.now_ns() < deadline and not self._rearm():
-                self.bus.delay_ns(LINE_NS)
+            with timing_critical():
+                deadline = self.bus.now_ns() + 2 * LAP_SPIN_NS
+                while self.bus.now_ns() < deadline and not self._rearm():
+                    self.bus.delay_ns(LINE_NS)
+
+    def _late_rearm(self, now: int) -> None:
+        """A tick found the port stopped: the lap ended before it, bytes were missed."""
+        ring = self.tx if self.direction == "transmit" else self.rx
+        if ring is None or not self._rate:
+            return
+        late = now - self._last_time - (self.block - ring.hw % self.block) / self._rate
+        if late <= REARM_SLACK_NS:
+            return
+        missed = int(late * self._rate)
+        if self.direction == "transmit":
+            self.counters.underruns += 1
+            self.counters.stale_bytes += missed
+        else:
+            self.counters.overruns += 1
+            self.counters.lost_bytes += missed
 
     def time_wanted(self, tick_ns: int) -> int:
         step = super().time_wanted(tick_ns)

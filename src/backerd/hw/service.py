@@ -24,58 +24,60 @@ SERVICE_HZ = 50
 
 @dataclass
 class LateService:
-    """Skip servicing once for ``late_ns`` of bus time, after ``after_ticks`` ticks.
+    """Skip servicing once for ``late_ns`` of bus time, ``after_ns`` into a transfer.
 
-    ``direction`` limits the fault to ticks of one direction (transmit or receive).
+    ``direction`` limits the fault to one direction (transmit or receive); ``after_ns``
+    counts bus time since that direction started.
     """
 
-    after_ticks: int
+    after_ns: int
     late_ns: int
     direction: str | None = None
     done: bool = False
+    _since: int | None = None
 
     @classmethod
     def parse(cls, text: str) -> LateService:
-        """``[transmit:|receive:]TICKS:MS``, e.g. ``receive:400:900``."""
+        """``[transmit:|receive:]AFTER_MS:LATE_MS``, e.g. ``receive:7000:900``."""
         parts = text.strip().split(":")
         direction = parts.pop(0) if parts and parts[0] in ("transmit", "receive") else None
         try:
-            ticks, ms = (int(p) for p in parts)
-            if ticks < 0 or ms <= 0:
+            after, late = (int(p) for p in parts)
+            if after < 0 or late <= 0:
                 raise ValueError
         except ValueError:
-            raise UsageError(
-                f"late service fault {text!r}: expected [transmit:|receive:]TICKS:MS") from None
-        return cls(ticks, ms * 1_000_000, direction)
+            raise UsageError(f"late service fault {text!r}: expected "
+                             "[transmit:|receive:]AFTER_MS:LATE_MS") from None
+        return cls(after * 1_000_000, late * 1_000_000, direction)
 
-    def due(self, ticks: int, direction: str | None) -> bool:
-        if self.done or ticks < self.after_ticks or direction is None:
+    def due(self, now: int, direction: str | None) -> bool:
+        if self.done or direction is None or self.direction not in (None, direction):
+            self._since = None
             return False
-        return self.direction is None or self.direction == direction
+        if self._since is None:
+            self._since = now
+        if now - self._since < self.after_ns:
+            return False
+        self.done = True
+        return True
 
 
 async def run_service(modem: Modem, clock: ServiceClock, *, hz: int = SERVICE_HZ,
                       late: LateService | None = None) -> None:
     tick_ns = 1_000_000_000 // hz
-    ticks = 0
     if not clock.virtual:
         deadline = trio.current_time()
         while True:
             deadline += 1 / hz
             await trio.sleep_until(deadline)
-            if late is not None and late.due(ticks, modem.direction):
-                late.done = True
+            if late is not None and late.due(modem.now_ns(), modem.direction):
                 await trio.sleep(late.late_ns / 1e9)
             modem.service()
-            ticks += 1
     while True:
         modem.service()
         step = modem.time_wanted(tick_ns)
         if step:
-            if late is None or late.direction in (None, modem.direction):
-                ticks += 1
-            if late is not None and late.due(ticks, modem.direction):
-                late.done = True
+            if late is not None and late.due(modem.now_ns(), modem.direction):
                 clock.advance(late.late_ns)
             clock.advance(step)
             await trio.sleep(0)
