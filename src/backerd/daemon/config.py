@@ -20,7 +20,7 @@ Example (every key is optional; this is the built-in default)::
     noise = ""                           # playback noise of the simulated VCR, e.g.
                                          # "seed=3,errors=2,dropout=0.01,slip=0.001,gap=0.0005"
     late_service = ""                    # emulated cards: one late service tick, e.g.
-                                         # "transmit:40:700" (after 40 ticks, 700 ms late)
+                                         # "transmit:800:700" (800 ms in, 700 ms late)
 
 Errors name the offending key (``unit[1].mode: ...``) and are ``ConfigError``.
 """
