@@ -80,8 +80,12 @@ def main() -> None:
         node = query(sock)["units"][0]["nodes"]["rewinding"]
         try:
             cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
-            subprocess.run(["dd", f"if={work / 'data'}", f"of={node}", "bs=10240"],
-                           check=True, capture_output=True)
+            write = subprocess.run(["dd", f"if={work / 'data'}", f"of={node}", "bs=10240"],
+                                   capture_output=True)
+            if write.returncode:
+                print(write.stderr.decode(), (work / "backerd.log").read_text()[-3000:])
+                print(json.dumps(query(sock)["units"][0].get("hardware"), indent=1))
+                raise SystemExit(1)
             wall, cpu = time.perf_counter() - t0, cpu_seconds(proc.pid) - cpu0
             status = query(sock)["units"][0]
             result = {
@@ -105,9 +109,12 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(120)
+            log_tail = (work / "backerd.log").read_text()[-2000:]
             if os.path.ismount(work / "dev"):
                 subprocess.run(["umount", "-l", str(work / "dev")], check=False)
     print(json.dumps(result, indent=1))
+    if result["counters"]["underruns"]:
+        print(log_tail)
     underruns = result["counters"]["underruns"]
     print(f"underruns: {underruns} ({'PASS' if underruns == 0 else 'FAIL'})")
 

@@ -22,7 +22,7 @@ from backerd.hw.card import LINE_NS, STOP_BYTE, Status, start_sequence, start_wi
 from backerd.hw.probe import CardLocation
 from backerd.hw.stream import DmaModem
 
-START_ATTEMPTS = 5
+START_ATTEMPTS = 100  # ~1 ms each; a busy machine preempts the spin now and then
 RESIDUE_AGREE = 16  # bytes two consecutive residue reads may differ by
 
 

@@ -44,7 +44,7 @@ from backerd.hw.card import (
 )
 from backerd.hw.stream import DmaModem
 
-START_ATTEMPTS = 5
+START_ATTEMPTS = 100  # ~1 ms each; a busy machine preempts the spin now and then
 LAP_SPIN_NS = 80_000_000  # spin for a lap end closer than this (ticks can come late)
 REARM_SLACK_NS = 500_000  # a re-arm within the vertical retrace loses nothing
 ECR_TEST = 0x34  # parport_pc's probe value: reads back 0x35 on an ECP port

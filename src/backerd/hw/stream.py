@@ -23,6 +23,7 @@ Subclasses implement the register work: ``_program`` (DMA and the start sequence
 from __future__ import annotations
 
 import errno
+import logging
 import threading
 from collections import deque
 
@@ -34,6 +35,8 @@ from backerd.hw.bus import DmaBuffer, PortBus
 from backerd.hw.card import GUARD, LINE_NS
 from backerd.hw.modem import ModemCounters, Received
 from backerd.hw.ring import ReceiveRing, TransmitRing, advance_position, spans, transmit_size
+
+log = logging.getLogger("backerd")
 
 QUEUE_BYTES = 256 << 10  # hand-over queue between worker threads and the service task
 
@@ -234,6 +237,8 @@ class DmaModem:
             tx.stale_bytes += tx.filled - hw
             self._counters.underruns += 1
             self._counters.stale_bytes += tx.filled - stale_from
+            log.warning("%s: underrun: the card re-sends %d old frames (%d bytes queued, "
+                        "finishing %s)", self._name, frames, self._queued, self._finishing)
             if self._finishing:
                 self._data_end += tx.filled - stale_from
         else:
@@ -259,6 +264,7 @@ class DmaModem:
         assert rx is not None
         lost = rx.advance(hw)
         if lost:
+            log.warning("%s: overrun: %d received bytes overwritten", self._name, lost)
             self._counters.overruns += 1
             self._counters.lost_bytes += lost
             self._rx_buf += bytes(lost)  # keep stream offsets: lost bytes read as zeros
