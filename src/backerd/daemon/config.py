@@ -190,6 +190,7 @@ def _unit(table: Any, index: int, state_dir: Path, taken: set[int]) -> UnitConfi
             raise ConfigError(f"{where}noise: {exc.message}") from None
     late_service = _get(table, "late_service", str, where, "")
     if late_service:
+        from backerd.errors import UsageError
         from backerd.hw.service import LateService
 
         try:
