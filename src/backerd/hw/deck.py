@@ -287,10 +287,11 @@ class CardDeck:
         return out
 
     def status(self) -> dict:
-        with contextlib.suppress(Exception):
+        control: dict | None = None
+        with contextlib.suppress(Exception):  # status is informative: never let it fail
             control = self.control.status()
         return {
             "loaded": self._loaded, "position": self._pos, "motion": self._motion or "stopped",
             "modem": self.modem.name, "counters": self.modem.counters.to_json(),
-            "control": control if "control" in locals() else None,
+            "control": control,
         }

@@ -8,7 +8,8 @@ sharing the DMA ring with the ISA backend.
 
 A start saves the ECR, sends control byte 0, programs the channel in single auto-init
 mode over the whole ring (ppdev gives userspace no interrupt handler fast enough to
-re-point the channel every frame, so the ring is one block of whole frames), sets the
+re-point the channel every frame, so the ring is one block of whole frames, in both
+directions, so that terminal count falls in a vertical retrace), sets the
 port direction, sends the control byte with the direction bit, waits the pause (first
 line - 1 lines plus 25 us at high or 60 us at low density, plus adjust) and writes
 ECR = 0x68. At terminal count (once per ring lap, at a frame end) the port sets the
@@ -32,6 +33,7 @@ from backerd.format.params import Geometry
 from backerd.hw import dma8237 as d
 from backerd.hw.bus import DmaBuffer, PortBus, play_bus, timing_critical
 from backerd.hw.card import (
+    ECR_FIFO_FULL,
     ECR_PS2,
     ECR_RUN,
     ECR_SERVICE,
@@ -42,11 +44,14 @@ from backerd.hw.card import (
     control_byte,
     start_window,
 )
+from backerd.hw.ring import transmit_size
 from backerd.hw.stream import DmaModem
 
 START_ATTEMPTS = 100  # ~1 ms each; a busy machine preempts the spin now and then
 LAP_SPIN_NS = 80_000_000  # spin for a lap end closer than this (ticks can come late)
-REARM_SLACK_NS = 500_000  # a re-arm within the vertical retrace loses nothing
+# A tick that finds the port stopped knows the lap end only from the average byte rate,
+# which is off by up to a field (no bytes move in the retrace): only a re-arm later than
+# that is certainly inside the data lines and counted.
 ECR_TEST = 0x34  # parport_pc's probe value: reads back 0x35 on an ECP port
 
 
@@ -185,8 +190,15 @@ class ParportModem(DmaModem):
 
     # -- re-arming at terminal count ----------------------------------------------------
 
+    def _receive_block(self, geometry: Geometry) -> int:
+        # the port stops at terminal count: on whole frames that is a vertical retrace
+        return transmit_size(geometry.frame_size, self.buffer.array.size)
+
     def _rearm(self) -> bool:
-        if self.bus.inb(self.ecr_port) & ECR_SERVICE:
+        ecr = self.bus.inb(self.ecr_port)
+        if ecr & ECR_SERVICE:
+            if self.direction == "receive" and ecr & ECR_FIFO_FULL:
+                self.counters.overruns += 1  # the unit had bytes and nowhere to put them
             self.bus.outb(self.ecr_port, ECR_RUN)
             self.rearms += 1
             return True
@@ -218,7 +230,8 @@ class ParportModem(DmaModem):
         if ring is None or not self._rate:
             return
         late = now - self._last_time - (self.block - ring.hw % self.block) / self._rate
-        if late <= REARM_SLACK_NS:
+        assert self.geometry is not None
+        if late <= 1_000_000_000 // self.geometry.fps:
             return
         missed = int(late * self._rate)
         if self.direction == "transmit":

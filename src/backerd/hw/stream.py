@@ -99,6 +99,10 @@ class DmaModem:
     def _field_busy(self) -> bool:
         raise NotImplementedError
 
+    def _receive_block(self, geometry: Geometry) -> int:
+        """Ring size on receive: the whole buffer (an auto-init channel never stops)."""
+        return self.buffer.array.size
+
     def _wrapped(self) -> bool:
         """Whether the channel reached terminal count since the last call."""
         raise NotImplementedError
@@ -121,7 +125,7 @@ class DmaModem:
                     self._queued += len(preload)
                 self._fill()  # the first bytes go in before the card starts
             else:
-                self.block = self.buffer.array.size
+                self.block = self._receive_block(geometry)
                 self.rx = ReceiveRing(self.block)
                 self._rx_buf.clear()
                 self._rx_base = 0
@@ -365,6 +369,3 @@ class DmaModem:
                 self._direction = None
                 self.changed.notify_all()
 
-
-def copy_spans(array: np.ndarray, start: int, stop: int, size: int) -> bytes:
-    return b"".join(array[at : at + n].tobytes() for at, n in spans(start, stop, size))
