@@ -173,3 +173,21 @@ def test_config_takes_emulated_decks_and_checks_late_service() -> None:
     assert config.with_overrides(deck="emulated-isa").units[0].deck == "emulated-isa"
     with pytest.raises(ConfigError, match="unit.0..late_service"):
         parse_config({"unit": [{"late_service": "soon"}]}, environ=env)
+
+
+def test_waits_time_out_and_abort(cassette: Cassette) -> None:
+    import errno
+    import threading
+
+    from backerd.errors import TapeError
+
+    unit = emulated_unit(cassette, "isa")  # no service task: the card never gets time
+    unit.modem.start(NTSC_HIGH, "receive")
+    with pytest.raises(TapeError) as err:
+        unit.modem.collect(10**12, timeout=0.2)
+    assert err.value.errno == errno.ETIMEDOUT
+    threading.Timer(0.1, unit.modem.abort).start()
+    with pytest.raises(TapeError) as err:
+        unit.modem.collect(10**12, timeout=30)
+    assert err.value.errno == errno.EINTR
+    unit.modem.stop()

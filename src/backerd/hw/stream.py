@@ -25,7 +25,9 @@ from __future__ import annotations
 import errno
 import logging
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 
@@ -160,9 +162,9 @@ class DmaModem:
     def close(self) -> None:
         self.stop()
 
-    def _wait(self, ready, timeout: float, what: str) -> None:
+    def _wait(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
         """Wait on the condition (lock held) until ``ready()``; timeout and abort."""
-        deadline = None if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         while not ready():
             if self.fault is not None:
                 fault, self.fault = self.fault, None
@@ -170,12 +172,14 @@ class DmaModem:
             if self._aborted:
                 self._aborted = False
                 raise TapeError(f"{self._name}: {what} interrupted", errno=errno.EINTR)
-            if not self.changed.wait(deadline):
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise TapeError(
                     f"{self._name}: {what} timed out after {timeout:g} s: no progress from "
                     "the card (is the service task running, the video connected?)",
                     errno=errno.ETIMEDOUT,
                 )
+            self.changed.wait(left)
 
     # -- transmit ------------------------------------------------------------------------
 

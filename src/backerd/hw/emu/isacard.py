@@ -79,7 +79,7 @@ class IsaCard:
         self.ctl, self.direction = value, direction
 
     def inb(self, port: int, now: int) -> int:
-        value = Status.DATA & 0  # the raw serial data bit reads 0 here
+        value = 0  # the raw serial data bit (Status.DATA) is not modelled: reads 0
         std_bit = 0 if self.ctl & Ctl.NTSC else Status.PAL
         dreq, sync, idle = self._lines(now)
         if self.ctl & Ctl.DMA and dreq and self.direction is not None:
