@@ -46,13 +46,15 @@ def test_dev_port_refused_under_lockdown(tmp_path: Path) -> None:
         DevPortBus(tmp_path / "port", lockdown=tmp_path / "lockdown")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root opens anything")
-def test_dev_port_without_permission_names_cap_sys_rawio(tmp_path: Path) -> None:
-    port = tmp_path / "port"
-    port.write_bytes(b"")
-    port.chmod(0)
-    with pytest.raises(HardwareUnavailable, match="CAP_SYS_RAWIO"):
-        DevPortBus(port, lockdown=tmp_path / "none")
+def test_dev_port_without_permission_names_cap_sys_rawio(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> int:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "open", refuse)  # what open() of /dev/port does without it
+    with pytest.raises(HardwareUnavailable, match="CAP_SYS_RAWIO") as err:
+        DevPortBus(tmp_path / "port", lockdown=tmp_path / "none")
+    assert err.value.errno == 1
 
 
 @pytest.mark.parametrize("phys,iomem,match", [
