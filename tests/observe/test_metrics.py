@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from promcheck import parse  # noqa: E402
-
-del sys.path[0]
 from backerd.observe.counters import Totals  # noqa: E402
 from backerd.observe.metrics import METRICS, Sample, render, unit_samples, write_atomic  # noqa: E402
+from testkit.promcheck import parse
 
 OPS_NOTES_NAMES = [
     "backerd_tape_write_bytes_total",

@@ -9,14 +9,20 @@ interface is missing.
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from testkit.systemtest import DEVICE_KIND, MISSING, MODE, Daemon, parse_mt_status
+from testkit.systemtest import (
+    MISSING,
+    MODE,
+    Daemon,
+    new_daemon,
+    parse_mt_status,
+    stop_checked,
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -28,33 +34,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason="needs " + ", ".join(MISSING)))
 
 
-def _new_daemon(home: Path, units: str, cassette_option: bool = True) -> Daemon:
-    state, run = home / "state", home / "run"
-    state.mkdir(exist_ok=True)
-    config_file = home / "backerd.toml"
-    config_file.write_text(f'transport = "{DEVICE_KIND}"\n{units}')
-    env = dict(os.environ, BACKERD_STATE_DIR=str(state), BACKERD_RUNTIME_DIR=str(run))
-    env.pop("NOTIFY_SOCKET", None)
-    return Daemon(tmp=home, cassette=home / "tape.cassette", fuse_root=home / "dev",
-                  config_file=config_file, env=env, log=home / "backerd.log",
-                  cassette_option=cassette_option)
-
-
-def _stop_checked(d: Daemon) -> None:
-    if d.proc is not None:
-        rc = d.stop()
-        assert rc == 0, f"backerd exited {rc} on SIGTERM:\n{d.log_tail()}"
-    d.unmount()
-
-
 @pytest.fixture(scope="session")
 def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """One daemon for the session: starting one costs ~1 s here but ~30 s in a TCG guest."""
-    d = _new_daemon(tmp_path_factory.mktemp("backerd"), f'[[unit]]\nmode = "{MODE}"\n')
+    d = new_daemon(tmp_path_factory.mktemp("backerd"), f'[[unit]]\nmode = "{MODE}"\n')
     try:
         yield d
     finally:
-        _stop_checked(d)
+        stop_checked(d)
 
 
 def _reset(d: Daemon) -> None:
@@ -92,13 +79,13 @@ def daemon(shared_daemon: Daemon, tmp_path: Path) -> Iterator[Daemon]:
 @pytest.fixture
 def no_shared_daemon(shared_daemon: Daemon) -> None:
     """Stop the shared daemon (CUSE node names are machine-wide); the next test restarts it."""
-    _stop_checked(shared_daemon)
+    stop_checked(shared_daemon)
 
 
 @pytest.fixture
 def two_units(no_shared_daemon: None, tmp_path: Path) -> Iterator[Daemon]:
     """Units 0 (paced at real tape speed) and 1 (as fast as the machine goes)."""
-    d = _new_daemon(
+    d = new_daemon(
         tmp_path,
         f'[[unit]]\nmode = "{MODE}"\nrealtime = true\ncassette = "{tmp_path}/tape.cassette"\n'
         f'[[unit]]\nnumber = 1\nmode = "{MODE}"\ncassette = "{tmp_path}/one.cassette"\n',
@@ -108,7 +95,7 @@ def two_units(no_shared_daemon: None, tmp_path: Path) -> Iterator[Daemon]:
     try:
         yield d
     finally:
-        _stop_checked(d)
+        stop_checked(d)
 
 
 @pytest.fixture

@@ -7,20 +7,14 @@ import json
 import signal
 import struct
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import _new_daemon, _stop_checked
-from testkit.systemtest import MODE, Daemon
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "observe"))
-from promcheck import parse as parse_metrics  # noqa: E402
-
-del sys.path[0]
+from testkit.promcheck import parse as parse_metrics
+from testkit.systemtest import MODE, Daemon, new_daemon, stop_checked
 
 NOISE = "seed=7,errors=2"
 LONG = "a-rather-long-directory-name-for-tape/" * 3 + "and-a-file-name-well-past-100-chars.txt"
@@ -29,13 +23,13 @@ LONG = "a-rather-long-directory-name-for-tape/" * 3 + "and-a-file-name-well-past
 @pytest.fixture
 def noisy(no_shared_daemon: None, tmp_path: Path) -> Iterator[Daemon]:
     metrics = tmp_path / "textfile" / "backerd.prom"
-    d = _new_daemon(tmp_path, f'metrics_file = "{metrics}"\n'
+    d = new_daemon(tmp_path, f'metrics_file = "{metrics}"\n'
                               f'[[unit]]\nmode = "{MODE}"\nnoise = "{NOISE}"\n')
     d.start()
     try:
         yield d
     finally:
-        _stop_checked(d)
+        stop_checked(d)
 
 
 def backerd(d: Daemon, *args: str, ok: bool = True) -> subprocess.CompletedProcess[bytes]:

@@ -221,3 +221,24 @@ def same_tree(a: Path, b: Path) -> list[str]:
         elif pa.is_dir() != pb.is_dir():
             diffs.append(f"{rel}: kind differs")
     return diffs
+
+
+def new_daemon(home: Path, units: str, cassette_option: bool = True) -> Daemon:
+    """A daemon (not started) with its state, runtime dir and config under ``home``."""
+    state, run = home / "state", home / "run"
+    state.mkdir(exist_ok=True)
+    config_file = home / "backerd.toml"
+    config_file.write_text(f'transport = "{DEVICE_KIND}"\n{units}')
+    env = dict(os.environ, BACKERD_STATE_DIR=str(state), BACKERD_RUNTIME_DIR=str(run))
+    env.pop("NOTIFY_SOCKET", None)
+    return Daemon(tmp=home, cassette=home / "tape.cassette", fuse_root=home / "dev",
+                  config_file=config_file, env=env, log=home / "backerd.log",
+                  cassette_option=cassette_option)
+
+
+def stop_checked(d: Daemon) -> None:
+    """Stop ``d`` with SIGTERM, insist on a clean exit, and unmount its nodes."""
+    if d.proc is not None:
+        rc = d.stop()
+        assert rc == 0, f"backerd exited {rc} on SIGTERM:\n{d.log_tail()}"
+    d.unmount()

@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the FUSE fallback mounts the nodes (default /run/backerd/dev)")
     parser.add_argument("--realtime", action="store_true",
                         help="pace the simulated VCR at real tape speed")
+    parser.add_argument("--emulate", choices=("isa", "parport"),
+                        help="record through an emulated Backer card (the real backend "
+                             "against software hardware) instead of the plain simulated VCR")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
 
 
@@ -66,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         cassette=args.cassette.absolute() if args.cassette else None,
         fuse_root=args.fuse_root.absolute() if args.fuse_root else None,
         realtime=args.realtime,
+        deck=f"emulated-{args.emulate}" if args.emulate else None,
     )
     # the mode follows the cassette unless configured (a PAL image needs a PAL mode)
     config = resolve_modes(config, cassette_standard)

@@ -18,7 +18,7 @@ Example (every key is optional; this is the built-in default)::
     [[unit]]
     number = 0                           # nodes backer0 and nbacker0
     name = "backer0"                     # a label for status and logs
-    deck = "sim"
+    deck = "sim"                         # or emulated-isa / emulated-parport
     cassette = "/var/lib/backerd/backer0.cassette"
     mode = "nhs"                         # nls nhs pls phs nle nhe ple phe nlr nhr plr phr;
                                          # if absent: nhs, or phs for a PAL cassette
@@ -26,6 +26,8 @@ Example (every key is optional; this is the built-in default)::
     realtime = false
     noise = ""                           # playback noise of the simulated VCR, e.g.
                                          # "seed=3,errors=2,dropout=0.01,slip=0.001,gap=0.0005"
+    late_service = ""                    # emulated cards: one late service tick, e.g.
+                                         # "transmit:800:700" (800 ms in, 700 ms late)
 
     [unit.vcr]                           # who presses the VCR's buttons (vcr.settings)
     control = "sim"                      # sim | manual | lirc
@@ -58,7 +60,7 @@ DEFAULT_STATE_DIR = Path("/var/lib/backerd")
 DEFAULT_RUNTIME_DIR = Path("/run/backerd")
 DEFAULT_CONFIG_FILE = Path("/etc/backerd/backerd.toml")
 TRANSPORTS = ("auto", "cuse", "fuse")
-DECKS = ("sim",)
+DECKS = ("sim", "emulated-isa", "emulated-parport")
 DEFAULT_MODE = "nhs"
 DEFAULT_LENGTH = "E-180"
 _MAX_UNITS = 64
@@ -80,6 +82,7 @@ class UnitConfig:
     catalog: Path | None = None  # the catalog database the unit records into (None: none)
     # no mode configured: ``mode`` is the default of the cassette's standard
     mode_follows_cassette: bool = False
+    late_service: str = ""  # emulated card fault (hw.service.LateService.parse syntax)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -124,9 +127,12 @@ class Config:
         cassette: Path | None = None,
         fuse_root: Path | None = None,
         realtime: bool = False,
+        deck: str | None = None,
     ) -> Config:
         """Apply the command-line options of ``backerd serve``."""
         units = self.units
+        if deck is not None:
+            units = tuple(dataclasses.replace(u, deck=deck) for u in units)
         if cassette is not None:
             if len(units) != 1:
                 raise UsageError(
@@ -146,7 +152,7 @@ _TOP_KEYS = {
     "unrestricted_ioctl", "unit", "catalog", "metrics_file",
 }
 _UNIT_KEYS = {"number", "name", "deck", "cassette", "mode", "length", "realtime", "noise",
-              "vcr"}
+              "vcr", "late_service"}
 
 
 def _get(table: Mapping[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
@@ -206,8 +212,16 @@ def _unit(table: Any, index: int, state_dir: Path, taken: set[int]) -> UnitConfi
         except UsageError as exc:
             raise ConfigError(f"{where}noise: {exc.message}") from None
     vcr = parse_vcr(table.get("vcr", {}), f"{where}vcr.")
+    late_service = _get(table, "late_service", str, where, "")
+    if late_service:
+        from backerd.hw.service import LateService
+
+        try:
+            LateService.parse(late_service)
+        except UsageError as exc:
+            raise ConfigError(f"{where}late_service: {exc.message}") from None
     return UnitConfig(number, cassette, deck, mode, length, realtime, name, noise, vcr,
-                      mode_follows_cassette="mode" not in table)
+                      mode_follows_cassette="mode" not in table, late_service=late_service)
 
 
 def resolve_modes(config: Config, standard_of: Callable[[Path], str | None]) -> Config:

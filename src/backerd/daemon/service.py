@@ -141,7 +141,16 @@ def open_sim_unit(config: UnitConfig) -> Unit:
 
 UnitOpener = Callable[[UnitConfig], Unit]
 
-DECK_OPENERS: dict[str, UnitOpener] = {"sim": open_sim_unit}
+def open_emulated_unit(config: UnitConfig) -> Unit:
+    from backerd.hw.unit import open_emulated_unit as opener
+
+    return opener(config)
+
+
+DECK_OPENERS: dict[str, UnitOpener] = {
+    "sim": open_sim_unit, "emulated-isa": open_emulated_unit,
+    "emulated-parport": open_emulated_unit,
+}
 
 
 def open_unit(config: UnitConfig) -> Unit:
@@ -177,6 +186,7 @@ class Service:
             "position": {"file": drive.get("file"), "block": drive.get("block")},
             "drive": drive,
             **(unit.tools.status() if unit.tools is not None else {}),
+            **_hardware_status(unit),
         }
 
     def _tools(self, body: dict[str, Any]) -> tuple[Unit, UnitTools]:
@@ -229,6 +239,20 @@ class Service:
         }
 
 
+def _hardware_status(unit: Unit) -> dict[str, Any]:
+    from backerd.hw.unit import ServicedUnit
+
+    return {"hardware": unit.hardware_status()} if isinstance(unit, ServicedUnit) else {}
+
+
+async def _start_services(nursery: trio.Nursery, units: list[Unit]) -> None:
+    from backerd.hw.unit import ServicedUnit
+
+    for unit in units:
+        if isinstance(unit, ServicedUnit):
+            nursery.start_soon(unit.run_service)
+
+
 def sd_notify(state: str) -> None:
     """Tell systemd (Type=notify) about readiness/stopping; a no-op elsewhere."""
     address = os.environ.get("NOTIFY_SOCKET")
@@ -276,6 +300,7 @@ async def serve(
         service = Service(config, units, transport)
         nodes = {name: node for unit in units for name, node in unit.nodes.items()}
         async with trio.open_nursery() as nursery:
+            await _start_services(nursery, units)
             await _serve_nodes(nursery, config, transport.kind, nodes)
             await nursery.start(serve_control, config.control_socket, service.status,
                                 service.requests())

@@ -1,0 +1,102 @@
+"""A served unit on a Backer card (real or emulated): the Unit plus its service task.
+
+Theory of operation: the daemon's ``Unit`` serves nodes from a Drive whose medium
+records through a ``CardDeck``. A card also needs its service task running for as long
+as anything may move data, including the shutdown that closes an open recording:
+``HardwareUnit.shutdown`` runs the service in a nursery of its own around the normal
+shutdown. ``hardware_status`` is what ``backerd status --json`` shows per unit: the
+modem's name and counters and what the VCR control is doing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import trio
+
+from backerd.daemon.config import UnitConfig
+from backerd.daemon.node import Unit
+from backerd.hw.bus import ServiceClock
+from backerd.hw.deck import CardDeck
+from backerd.hw.modem import Modem
+from backerd.hw.service import LateService, run_service
+
+log = logging.getLogger("backerd")
+
+
+@runtime_checkable
+class ServicedUnit(Protocol):
+    """A unit with a background task the daemon runs beside its nodes."""
+
+    async def run_service(self) -> None: ...
+
+    def hardware_status(self) -> dict[str, Any]: ...
+
+
+class HardwareUnit(Unit):
+    def __init__(self, config: UnitConfig, drive: Any, *, deck: CardDeck, modem: Modem,
+                 clock: ServiceClock, on_shutdown: Callable[[], None] | None = None,
+                 late: LateService | None = None) -> None:
+        super().__init__(config, drive, on_shutdown=on_shutdown)
+        self.deck = deck
+        self.modem = modem
+        self.clock = clock
+        self.late = late
+
+    async def run_service(self) -> None:
+        await run_service(self.modem, self.clock, late=self.late)
+
+    async def shutdown(self) -> None:
+        with trio.CancelScope(shield=True):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.run_service)
+                try:
+                    await super().shutdown()
+                finally:
+                    nursery.cancel_scope.cancel()
+                    self.modem.close()
+
+    def hardware_status(self) -> dict[str, Any]:
+        return self.deck.status()
+
+
+def open_emulated_unit(config: UnitConfig) -> Unit:
+    """The unit's cassette in the simulated VCR, driven through an emulated card."""
+    from backerd.hw.emu.setup import emulated_unit
+    from backerd.medium import BackerMedium
+    from backerd.tape.drive import Drive
+    from backerd.vcr.sim import Cassette
+
+    path = config.cassette
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Cassette.create(path, standard=config.standard, length=config.length).close()
+        log.info("unit %d: created cassette %s", config.number, path)
+    cassette = Cassette.open(path)
+    kind = config.deck.removeprefix("emulated-")
+    try:
+        emu = emulated_unit(cassette, kind, realtime=config.realtime, mode=config.mode)
+    except BaseException:
+        cassette.close()
+        raise
+    number = config.number
+    log.info("unit %d: %s on an emulated %s card, VCR control %s", number, emu.modem.name,
+             kind, emu.vcr.name)
+    medium = BackerMedium(emu.deck, mode=config.mode,
+                          log=lambda message: log.info("unit %d: %s", number, message))
+
+    def release() -> None:
+        try:
+            medium.close()
+        finally:
+            with emu.machine.lock:
+                cassette.close()
+
+    late = LateService.parse(config.late_service) if config.late_service else None
+    if late is not None:
+        log.info("unit %d: fault injection: one service tick %d ms late", number,
+                 late.late_ns // 1_000_000)
+    return HardwareUnit(config, Drive(medium), deck=emu.deck, modem=emu.modem,
+                        clock=emu.clock, on_shutdown=release, late=late)
