@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from backerd.errors import MediumError
-    from backerd.format.player import EndOfRecord, Player, SectorLost
+    from backerd.format.player import EndOfRecord, Player, SectorLost, UnrecoverableData
 
     player = Player(args.mode, args.fmt, strict=args.strict, bkrenhanced=args.bkrenhanced)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
@@ -66,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
             out = player.finish()
             written += _write(stdout, out, lost, ends)
             ended = out.end_of_record
+    except UnrecoverableData as exc:
+        written += _write(stdout, exc.output, lost, ends)
+        error = exc
     except MediumError as exc:
-        partial = getattr(exc, "output", None)
-        if partial is not None:
-            written += _write(stdout, partial, lost, ends)
         error = exc
     finally:
         progress.done()

@@ -72,6 +72,14 @@ class PlayerOutput:
 
 
 # ---------------------------------------------------------------------------- player
+class UnrecoverableData(MediumError):
+    """Strict playback met lost user data; ``output`` holds what was recovered before it."""
+
+    def __init__(self, message: str, output: PlayerOutput) -> None:
+        super().__init__(message)
+        self.output = output
+
+
 class Player:
     """Incremental reader of one recording (see the module docstring)."""
 
@@ -173,12 +181,10 @@ class Player:
             upto = result.events.index(first)
             out.events.extend(result.events[: upto + 1])
             out.data = b"".join(pieces)
-            exc = MediumError(
-                f"unrecoverable data: user bytes {first.offset}..{first.offset + first.length}"
-                f" (sector {first.sector})")
-            exc.output = out  # what was recovered before the damage
             self.ended = True
-            raise exc
+            raise UnrecoverableData(
+                f"unrecoverable data: user bytes {first.offset}..{first.offset + first.length}"
+                f" (sector {first.sector})", out)
         pieces.append(result.data)
         out.events.extend(result.events)
         if result.ended:
