@@ -410,3 +410,15 @@ def test_memory_stays_bounded_whatever_the_length():
     short, long = peak(2 << 20), peak(12 << 20)  # raw streams of about 3 MB and 19 MB
     assert long < 1.5 * short
     assert long < 24e6
+
+
+def test_noise_over_a_slip_with_no_line_to_try_is_read_past():
+    # Noise that leaves a slip span with no candidate line once made the key search
+    # index an empty candidate list (found by the mangled-stream property above).
+    payload = user_bytes(0, 21)
+    raw = bytearray(encode_recording(payload, "nls"))
+    at, size = 38784, 4853
+    raw[at : at + size] = user_bytes(size, at)[: len(raw[at : at + size])]
+    player, out, events = play("nls", bytes(raw), 500)
+    ends = [e for e in events if isinstance(e, EndOfRecord)]
+    assert out == payload and ends == [EndOfRecord(0)] and player.ended

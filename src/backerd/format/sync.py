@@ -399,15 +399,17 @@ class FieldSync:
                     # Kept as alternatives only: tried when the sector fails as it is.
                     pay = self.payload_pos
                     cand = self._candidates(*island)
-                    alternatives[i] = (buf[rel[i] + pay + cand[0][:, pay]], cand[1][:, pay])
+                    if len(cand[0]):
+                        alternatives[i] = (buf[rel[i] + pay + cand[0][:, pay]],
+                                           cand[1][:, pay])
                 continue
             hit = cost[prof, np.arange(prof.size)] < 0.5
             shift, erased, spans = self._realign(prof, cost < 0.5)
             pay = self.payload_pos
             payload[i] = buf[rel[i] + pay + shift[pay]]
             erasures[i] = erased[pay]
-            if spans:
-                cand = self._candidates(shift, erased, spans)
+            cand = self._candidates(shift, erased, spans) if spans else None
+            if cand is not None and len(cand[0]):
                 alternatives[i] = (buf[rel[i] + pay + cand[0][:, pay]], cand[1][:, pay])
             slips[i] = int(np.count_nonzero(np.diff(prof)))
             end_shift[i] = self.shifts[prof[-1]]
@@ -546,7 +548,7 @@ class FieldSync:
         one, and the line itself is lost. A line repeated at x: the same cut, nothing
         lost. With several open spans every combination is a candidate (two slips a
         few keys apart must both be placed right), up to _MAX_CANDIDATES; beyond that
-        each span is tried alone with the others erased.
+        each span is tried alone with the others erased; no line to try gives (0, n) rows.
         """
         options = [self._span_options(span) for span in spans]
         if math.prod(len(o) for o in options) <= _MAX_CANDIDATES:
@@ -562,7 +564,8 @@ class FieldSync:
                 er[lo:hi] = seg_erased
             shifts.append(sh)
             erasures.append(er)
-        return np.array(shifts), np.array(erasures)
+        return (np.array(shifts, shift.dtype).reshape(-1, shift.size),
+                np.array(erasures, bool).reshape(-1, erased.size))
 
     def _span_options(self, span: tuple) -> list:
         """(lo, hi, shifts, erasures) of bytes [lo, hi) for each line the slip of one
