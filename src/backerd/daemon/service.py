@@ -294,6 +294,20 @@ async def _start_services(nursery: trio.Nursery, units: list[Unit]) -> None:
     for unit in units:
         if isinstance(unit, ServicedUnit):
             nursery.start_soon(unit.run_service)
+    nursery.start_soon(_end_waits_when_stopping, units)
+
+
+async def _end_waits_when_stopping(units: list[Unit]) -> None:
+    """On cancellation, end waits for an operator or lircd at once: a node's worker
+    blocked on one would otherwise hold up the transport, and so the whole stop."""
+    from backerd.hw.unit import HardwareUnit
+
+    try:
+        await trio.sleep_forever()
+    finally:
+        for unit in units:
+            if isinstance(unit, HardwareUnit):
+                unit.stop_waiting()
 
 
 def sd_notify(state: str) -> None:

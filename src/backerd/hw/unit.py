@@ -58,7 +58,8 @@ class HardwareUnit(Unit):
     async def run_service(self) -> None:
         await run_service(self.modem, self.clock, late=self.late)
 
-    async def shutdown(self) -> None:
+    def stop_waiting(self) -> None:
+        """The daemon is stopping: end a wait for the operator or lircd in progress."""
         from backerd.vcr.manual import ManualControl
 
         operator = self.operator
@@ -66,6 +67,10 @@ class HardwareUnit(Unit):
             operator.stopping()
         elif operator is not None:
             operator.abort()
+
+    async def shutdown(self) -> None:
+        operator = self.operator
+        self.stop_waiting()
         with trio.CancelScope(shield=True):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.run_service)
