@@ -256,3 +256,19 @@ def test_serve_refuses_a_real_isa_card_on_this_machine(tmp_path: Path) -> None:
     assert any(fix in last for fix in ("CAP_SYS_RAWIO", "lockdown=none", "memmap=",
                                        "check that the card is seated")), last
     assert "Traceback" not in proc.stderr
+
+
+def test_privileges_are_dropped_only_with_a_real_card(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import backerd.hw.host
+    from backerd.daemon.service import drop_unneeded_privileges
+
+    calls: list[str | None] = []
+    monkeypatch.setattr(backerd.hw.host, "drop_privileges",
+                        lambda user=None, **kw: calls.append(user) or ["no_new_privs"])
+    env = {"BACKERD_STATE_DIR": str(tmp_path), "BACKERD_RUNTIME_DIR": str(tmp_path)}
+    drop_unneeded_privileges(parse_config({"unit": [{"deck": "emulated-isa"}]}, environ=env))
+    assert calls == []
+    drop_unneeded_privileges(parse_config(
+        {"user": "root", "unit": [{"deck": "sim"}, {"deck": "isa"}]}, environ=env))
+    assert calls == ["root"]
