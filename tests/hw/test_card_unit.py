@@ -272,3 +272,12 @@ def test_privileges_are_dropped_only_with_a_real_card(tmp_path: Path,
     drop_unneeded_privileges(parse_config(
         {"user": "root", "unit": [{"deck": "sim"}, {"deck": "isa"}]}, environ=env))
     assert calls == ["root"]
+
+
+def test_the_simulated_vcr_refuses_an_operator(tmp_path: Path) -> None:
+    from backerd.daemon.service import open_sim_unit
+
+    config = unit_config(tmp_path, {"deck": "sim"}, {"control": "manual"})
+    with pytest.raises(ConfigError, match='presses its own: use deck = "emulated-isa"'):
+        open_sim_unit(config)
+    assert not config.cassette.exists()  # refused before anything was created

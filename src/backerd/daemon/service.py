@@ -35,7 +35,7 @@ from backerd import __version__
 from backerd.daemon.config import Config, UnitConfig
 from backerd.daemon.control import ensure_not_running, serve_control
 from backerd.daemon.node import TapeNode, Unit
-from backerd.errors import HardwareUnavailable, UsageError
+from backerd.errors import ConfigError, HardwareUnavailable, UsageError
 
 if TYPE_CHECKING:
     from backerd.daemon.unittools import UnitTools
@@ -103,6 +103,11 @@ def open_sim_unit(config: UnitConfig) -> Unit:
     from backerd.tape.drive import Drive
     from backerd.vcr.sim import Cassette, SimDeck
 
+    if config.vcr.control != "sim":
+        raise ConfigError(
+            f"unit {config.number}: vcr.control {config.vcr.control!r} needs a VCR whose "
+            "buttons someone else presses; the simulated VCR (deck = \"sim\") presses its "
+            "own: use deck = \"emulated-isa\" (or serve --emulate isa), or control = \"sim\"")
     path = config.cassette
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -81,7 +81,7 @@ class HardwareUnit(Unit):
                     try:
                         self.modem.close()
                     finally:
-                        if operator is not None and isinstance(operator, _Closing):
+                        if isinstance(operator, _Closing):
                             operator.close()
                         if self._on_closed is not None:
                             self._on_closed()
