@@ -136,7 +136,10 @@ def test_refusals_name_the_fix(tmp_path: Path, setup: dict, table: dict,
         rig.cassette.close()
 
 
-def test_a_refused_buffer_closes_the_bus(rig: Rig, tmp_path: Path) -> None:
+def test_a_missing_dma_region_names_the_boot_parameter_and_closes_the_bus(
+        rig: Rig, tmp_path: Path) -> None:
+    from backerd.hw.host import MemDmaBuffer
+
     closed = []
 
     class Bus:
@@ -147,13 +150,30 @@ def test_a_refused_buffer_closes_the_bus(rig: Rig, tmp_path: Path) -> None:
         def close(self) -> None:
             closed.append("bus")
 
-    def no_region(card):  # noqa: ANN001, ANN202
-        raise HardwareUnavailable("no reserved DMA region at 0xe00000 in /proc/iomem")
+    iomem = "00000000-0009ffff : System RAM\n00100000-3fffffff : System RAM\n"
 
-    with pytest.raises(HardwareUnavailable, match="no reserved DMA region"):
-        open_card_unit(unit_config(tmp_path, {"deck": "isa"}),
-                       host=rig.host(bus=Bus, buffer=no_region))
+    def region(card):  # noqa: ANN001, ANN202 - the real class, this machine's iomem text
+        return MemDmaBuffer(card.dma_address, card.dma_size, iomem=iomem,
+                            path=tmp_path / "mem", lockdown=tmp_path / "no-lockdown")
+
+    with pytest.raises(HardwareUnavailable) as err:
+        open_card_unit(unit_config(tmp_path, {"deck": "isa"}), host=rig.host(bus=Bus,
+                                                                              buffer=region))
+    assert "no reserved DMA region at 0xe00000" in err.value.message
+    assert "memmap=64K$0xE00000" in err.value.message and "/proc/iomem" in err.value.message
     assert closed == ["bus"]
+
+
+def test_kernel_lockdown_is_refused_before_any_port_is_touched(rig: Rig,
+                                                                tmp_path: Path) -> None:
+    from backerd.hw.host import DevPortBus
+
+    (tmp_path / "lockdown").write_text("none [integrity] confidentiality\n")
+    (tmp_path / "port").write_bytes(bytes(65536))
+    host = rig.host(bus=lambda: DevPortBus(tmp_path / "port", lockdown=tmp_path / "lockdown"))
+    with pytest.raises(HardwareUnavailable, match=r"lockdown \(integrity\).*lockdown=none"):
+        open_card_unit(unit_config(tmp_path, {"deck": "isa"}), host=host)
+    assert rig.opened == [] and rig.buffers == []
 
 
 def test_lirc_without_lircd_is_refused_and_the_card_released(rig: Rig, tmp_path: Path) -> None:
