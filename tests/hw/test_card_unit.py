@@ -301,3 +301,28 @@ def test_the_simulated_vcr_refuses_an_operator(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match='presses its own: use deck = "emulated-isa"'):
         open_sim_unit(config)
     assert not config.cassette.exists()  # refused before anything was created
+
+
+def test_a_damaged_sidecar_catalog_is_refused_and_the_card_released(rig: Rig,
+                                                                    tmp_path: Path) -> None:
+    from backerd.errors import UsageError
+
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "backer0.catalog.json").write_text("{not json")
+    released: list[str] = []
+    host = rig.host(buffer=lambda card: Released(rig.buffer(card), released))
+    with pytest.raises(UsageError, match="damaged catalog.*move it away"):
+        open_card_unit(unit_config(tmp_path, {"deck": "isa"}), host=host)
+    assert released == ["buffer"]
+
+
+class Released:
+    """A DMA buffer that notes its close."""
+
+    def __init__(self, inner, log: list[str]) -> None:  # noqa: ANN001
+        self.inner, self.log = inner, log
+        self.phys, self.array = inner.phys, inner.array
+
+    def close(self) -> None:
+        self.log.append("buffer")
+        self.inner.close()

@@ -144,13 +144,19 @@ def open_card_unit(config: UnitConfig, *, notify: Notify = lambda text: None,
         opened.insert(0, modem.close)
         control = open_operator(config.number, config.vcr, mode=config.mode,
                                 notify=notify, length=length, fps=fps, standard=standard)
-        card.sidecar.parent.mkdir(parents=True, exist_ok=True)
-        catalog = SidecarCatalog(card.sidecar)
+        try:
+            card.sidecar.parent.mkdir(parents=True, exist_ok=True)
+            catalog = SidecarCatalog(card.sidecar)
+        except BaseException:
+            if isinstance(control, Closable):
+                control.close()
+            raise
     except BaseException:
         for close in opened:
             with contextlib.suppress(Exception):
                 close()
         raise
+    # The card cannot see the cassette's write-protect tab: the VCR refuses REC itself.
     info = TapeInfo(standard, fps, length, catalog, lambda: False, catalog.signal_end)
     deck = CardDeck(control, modem, info, default_mode=config.mode)
     number = config.number
