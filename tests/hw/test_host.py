@@ -105,3 +105,12 @@ def test_ppdev_claim_on_something_else_is_refused(tmp_path: Path) -> None:
     with pytest.raises(HardwareUnavailable, match="PPCLAIM failed"):
         pp.claim()
     pp.close()
+
+
+def test_missing_dev_port_names_where_to_run(tmp_path: Path) -> None:
+    import errno
+
+    with pytest.raises(HardwareUnavailable) as err:
+        DevPortBus(tmp_path / "no-such-port", lockdown=tmp_path / "none")
+    assert err.value.errno == errno.ENODEV
+    assert "CONFIG_DEVPORT" in err.value.message and "CAP_SYS_RAWIO" in err.value.message

@@ -36,6 +36,7 @@ from backerd.vcr.reel import ReelModel, ReelParams
 from backerd.vcr.settings import KeyMap, VcrSettings
 from backerd.vcr.signal import signal_present
 from backerd.vcr.sim import Cassette, SimDeck
+from testkit.fakelircd import FakeLircd
 
 MODE = "pls"
 FPS = 50
@@ -115,82 +116,6 @@ class FakeVcr:
         if self.motion != Motion.RECORD:
             raise AssertionError(f"the deck is not recording ({self.motion})")
         self.deck.record(fields)
-
-
-class FakeLircd:
-    """lircd on a unix socket, for one remote; chatty like the real one."""
-
-    def __init__(self, path: Path, vcr: FakeVcr, remote: str = "vcr") -> None:
-        self.path, self.vcr, self.remote = path, vcr, remote
-        self.commands: list[str] = []
-        self.drop_after: int | None = None  # close the connection after this many commands
-        self._lock = threading.Lock()
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(str(path))
-        self._listener.listen(4)
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-        self._thread.join(5)
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
-
-    def _session(self, conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError):  # a client gone: its thread ends
-            self._talk(conn)
-
-    def _talk(self, conn: socket.socket) -> None:
-        buf = b""
-        while True:
-            data = conn.recv(4096)
-            if not data:
-                return
-            buf += data
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                command = line.decode()
-                with self._lock:  # one deck, whichever client presses its buttons
-                    self.commands.append(command)
-                    answer = self._answer(command)
-                conn.sendall(answer)
-                if self.drop_after is not None and len(self.commands) >= self.drop_after:
-                    self.drop_after = None
-                    return  # lircd restarted
-
-    def _answer(self, command: str) -> bytes:
-        words = command.split()
-        ok, data = False, [f'unknown command: "{command}"']
-        if len(words) in (3, 4) and words[0] == "SEND_ONCE":
-            if words[1] != self.remote:
-                data = [f'unknown remote: "{words[1]}"']
-            elif self.vcr.button(words[2]):
-                ok, data = True, []
-            else:
-                data = [f'unknown command: "{words[2]}"']
-        if len(words) == 2 and words[0] == "LIST":
-            if words[1] == self.remote:
-                ok, data = True, [f"{i:016x} {k}" for i, k in enumerate(FakeVcr.KEYS)]
-            else:
-                data = [f'unknown remote: "{words[1]}"']
-        n = len(self.commands)
-        chatter = b"000000000000a1b2 00 KEY_VOLUMEUP tv\n" if n % 3 == 0 else b""
-        chatter += b"BEGIN\nSIGHUP\nEND\n" if n % 5 == 0 else b""
-        reply = ["BEGIN", command, "SUCCESS" if ok else "ERROR"]
-        if data:
-            reply += ["DATA", str(len(data)), *data]
-        reply.append("END")
-        body = "".join(x + "\n" for x in reply).encode()
-        # A broadcast may arrive before the reply or right after it.
-        return chatter + body if n % 2 else body + chatter
 
 
 def backer_fields(seed: int, size: int) -> list[bytes]:

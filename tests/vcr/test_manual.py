@@ -142,6 +142,27 @@ def test_timeout_abort_and_cancel() -> None:
         control.press(Motion.PLAY)
 
 
+def test_stopping_ends_the_wait_and_announces_later_presses(
+        caplog: pytest.LogCaptureFixture) -> None:
+    control, notes = manual()
+    caplog.set_level(logging.WARNING, "backerd.vcr")
+    t, errors = in_thread(lambda: control.press(Motion.RECORD))
+    wait_for_prompt(control)
+    control.stopping()
+    t.join(5)
+    assert errors[0].errno == errno.EINTR and "stopping" in errors[0].message
+    control.press(Motion.STOP)  # the STOP closing a recording: told, not waited for
+    assert "press STOP" in caplog.records[-1].getMessage()
+    assert notes[-1] == "STATUS=unit 0: not waited for: the daemon is stopping"
+    assert control.status()["waiting"] is None
+    with pytest.raises(ControlError) as info:  # a wind is not a stop: it fails
+        control.wind_to(WindTarget(100, 0, "0:00:02"))
+    assert info.value.errno == errno.EINTR
+    control.close()
+    with pytest.raises(ControlError, match="stopping"):
+        control.press(Motion.STOP)
+
+
 def test_play_ends_on_the_signal_without_an_acknowledgement() -> None:
     heard: list[list] = [[None] * 12]
     control, notes = manual(listen=lambda: heard[0])  # type: ignore[arg-type]

@@ -18,7 +18,10 @@ Example (every key is optional; this is the built-in default)::
     [[unit]]
     number = 0                           # nodes backer0 and nbacker0
     name = "backer0"                     # a label for status and logs
-    deck = "sim"                         # or emulated-isa / emulated-parport
+    deck = "sim"                         # or emulated-isa / emulated-parport, or a
+                                         # real card: isa / parport (hw.settings: port,
+                                         # dma, dma_address, dma_size, udmabuf, parport,
+                                         # label)
     cassette = "/var/lib/backerd/backer0.cassette"
     mode = "nhs"                         # nls nhs pls phs nle nhe ple phe nlr nhr plr phr;
                                          # if absent: nhs, or phs for a PAL cassette
@@ -30,7 +33,11 @@ Example (every key is optional; this is the built-in default)::
                                          # "transmit:800:700" (800 ms in, 700 ms late)
 
     [unit.vcr]                           # who presses the VCR's buttons (vcr.settings)
-    control = "sim"                      # sim | manual | lirc
+    control = "sim"                      # sim | manual | lirc; a real card: manual
+                                         # (the default there) or lirc
+
+A top-level ``user = "backerd"`` names the user a daemon with real cards switches to
+once ports, DMA memory and nodes are open (``hw.host.drop_privileges``).
 
 Errors name the offending key (``unit[1].mode: ...``) and are ``ConfigError``.
 
@@ -53,6 +60,7 @@ from typing import Any
 from backerd.errors import ConfigError, UsageError
 from backerd.format.params import MODES, Standard, standard_mismatch
 from backerd.format.params import mode as mode_params
+from backerd.hw.settings import CARD_DECKS, RULES, CardSettings, card_keys_misused, parse_card
 from backerd.vcr.image import parse_length
 from backerd.vcr.settings import VcrSettings, parse_vcr
 
@@ -60,7 +68,7 @@ DEFAULT_STATE_DIR = Path("/var/lib/backerd")
 DEFAULT_RUNTIME_DIR = Path("/run/backerd")
 DEFAULT_CONFIG_FILE = Path("/etc/backerd/backerd.toml")
 TRANSPORTS = ("auto", "cuse", "fuse")
-DECKS = ("sim", "emulated-isa", "emulated-parport")
+DECKS = ("sim", "emulated-isa", "emulated-parport", *CARD_DECKS)
 DEFAULT_MODE = "nhs"
 DEFAULT_LENGTH = "E-180"
 _MAX_UNITS = 64
@@ -83,6 +91,7 @@ class UnitConfig:
     # no mode configured: ``mode`` is the default of the cassette's standard
     mode_follows_cassette: bool = False
     late_service: str = ""  # emulated card fault (hw.service.LateService.parse syntax)
+    card: CardSettings | None = None  # where a real card is (deck isa or parport)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -116,6 +125,7 @@ class Config:
     metrics_file: Path | None = None
     fuse_access: NodeAccess = dataclasses.field(default_factory=lambda: node_access({}))
     source: Path | None = None  # the file it came from, None for built-in defaults
+    user: str | None = None  # who the daemon becomes once real hardware is open
 
     @property
     def control_socket(self) -> Path:
@@ -149,10 +159,10 @@ class Config:
 
 _TOP_KEYS = {
     "state_dir", "runtime_dir", "fuse_root", "transport", "fuse_max_pages",
-    "unrestricted_ioctl", "unit", "catalog", "metrics_file",
+    "unrestricted_ioctl", "unit", "catalog", "metrics_file", "user",
 }
 _UNIT_KEYS = {"number", "name", "deck", "cassette", "mode", "length", "realtime", "noise",
-              "vcr", "late_service"}
+              "vcr", "late_service", *RULES}
 
 
 def _get(table: Mapping[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
@@ -212,6 +222,13 @@ def _unit(table: Any, index: int, state_dir: Path, taken: set[int]) -> UnitConfi
         except UsageError as exc:
             raise ConfigError(f"{where}noise: {exc.message}") from None
     vcr = parse_vcr(table.get("vcr", {}), f"{where}vcr.")
+    card = None
+    if deck in CARD_DECKS:
+        card = parse_card(table, deck, where, state_dir=state_dir,
+                          default_label=cassette.stem)
+        vcr = _real_vcr(table.get("vcr", {}), vcr, where)
+    else:
+        card_keys_misused(table, deck, where)
     late_service = _get(table, "late_service", str, where, "")
     if late_service:
         from backerd.hw.service import LateService
@@ -221,7 +238,19 @@ def _unit(table: Any, index: int, state_dir: Path, taken: set[int]) -> UnitConfi
         except UsageError as exc:
             raise ConfigError(f"{where}late_service: {exc.message}") from None
     return UnitConfig(number, cassette, deck, mode, length, realtime, name, noise, vcr,
-                      mode_follows_cassette="mode" not in table, late_service=late_service)
+                      mode_follows_cassette="mode" not in table, late_service=late_service,
+                      card=card)
+
+
+def _real_vcr(table: Mapping[str, Any], vcr: VcrSettings, where: str) -> VcrSettings:
+    """A real card's VCR is pressed by an operator (the default) or through LIRC."""
+    if "control" not in table:
+        return dataclasses.replace(vcr, control="manual")
+    if vcr.control == "sim":
+        raise ConfigError(f'{where}vcr.control: "sim" is the emulator\'s VCR; a real card\'s '
+                          'VCR needs control = "manual" (an operator) or "lirc" (an IR '
+                          "transmitter)")
+    return vcr
 
 
 def resolve_modes(config: Config, standard_of: Callable[[Path], str | None]) -> Config:
@@ -329,6 +358,14 @@ def parse_config(
     if catalog:
         units = tuple(dataclasses.replace(u, catalog=Path(catalog)) for u in units)
     metrics = _get(table, "metrics_file", str, "", "")
+    user = _get(table, "user", str, "", "") or None
+    if user is not None:
+        import pwd
+
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            raise ConfigError(f"user: no user named {user!r} on this system") from None
     for path in (state_dir, runtime_dir, fuse_root, *(Path(p) for p in (catalog, metrics) if p)):
         if not path.is_absolute():
             raise ConfigError(f"directories must be absolute paths, got {str(path)!r}")
@@ -343,6 +380,7 @@ def parse_config(
         metrics_file=Path(metrics) if metrics else None,
         fuse_access=node_access(table),
         source=source,
+        user=user,
     )
 
 

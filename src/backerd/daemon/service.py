@@ -8,6 +8,12 @@ mount) plus the status socket. Readiness is reported through ``task_status`` and
 systemd, ``sd_notify(READY=1)``. Cancellation is how it stops: the transports unmount
 or close their fds, then every unit closes a recording that is still open (a filemark,
 so the recording gets its EOR) and releases its cassette.
+
+Units on real cards (``deck = "isa"``/``"parport"``) acquire ports and DMA memory while
+they open; once every node and the status socket are up, the daemon drops the
+privileges it no longer needs (``hw.host.drop_privileges``, to the configured ``user``).
+Units whose VCR an operator presses answer ``backerd deck ready|cancel`` through the
+control socket's ``deck`` request; every card unit shows its control in ``vcr``.
 """
 
 from __future__ import annotations
@@ -29,10 +35,11 @@ from backerd import __version__
 from backerd.daemon.config import Config, UnitConfig
 from backerd.daemon.control import ensure_not_running, serve_control
 from backerd.daemon.node import TapeNode, Unit
-from backerd.errors import HardwareUnavailable, UsageError
+from backerd.errors import ConfigError, HardwareUnavailable, UsageError
 
 if TYPE_CHECKING:
     from backerd.daemon.unittools import UnitTools
+    from backerd.vcr.manual import ManualControl
 
 log = logging.getLogger("backerd")
 
@@ -96,6 +103,11 @@ def open_sim_unit(config: UnitConfig) -> Unit:
     from backerd.tape.drive import Drive
     from backerd.vcr.sim import Cassette, SimDeck
 
+    if config.vcr.control != "sim":
+        raise ConfigError(
+            f"unit {config.number}: vcr.control {config.vcr.control!r} needs a VCR whose "
+            "buttons someone else presses; the simulated VCR (deck = \"sim\") presses its "
+            "own: use deck = \"emulated-isa\" (or serve --emulate isa), or control = \"sim\"")
     path = config.cassette
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,12 +156,18 @@ UnitOpener = Callable[[UnitConfig], Unit]
 def open_emulated_unit(config: UnitConfig) -> Unit:
     from backerd.hw.unit import open_emulated_unit as opener
 
-    return opener(config)
+    return opener(config, notify=sd_notify)
+
+
+def open_card_unit(config: UnitConfig) -> Unit:
+    from backerd.hw.cardunit import open_card_unit as opener
+
+    return opener(config, notify=sd_notify)
 
 
 DECK_OPENERS: dict[str, UnitOpener] = {
     "sim": open_sim_unit, "emulated-isa": open_emulated_unit,
-    "emulated-parport": open_emulated_unit,
+    "emulated-parport": open_emulated_unit, "isa": open_card_unit, "parport": open_card_unit,
 }
 
 
@@ -216,9 +234,21 @@ class Service:
         unit, tools = self._tools(body)
         return await unit.run(tools.rebuild)
 
+    def manual_controls(self) -> dict[int, ManualControl]:
+        """The units whose VCR an operator presses, by number."""
+        from backerd.hw.unit import HardwareUnit
+        from backerd.vcr.manual import ManualControl
+
+        return {u.config.number: u.operator for u in self.units
+                if isinstance(u, HardwareUnit) and isinstance(u.operator, ManualControl)}
+
     def requests(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
+        from backerd.daemon.control import word_request
+        from backerd.vcr.manual import deck_request
+
         return {"label": self._label, "check": self._check, "trace": self._trace,
-                "rebuild": self._rebuild}
+                "rebuild": self._rebuild,
+                "deck": word_request(partial(deck_request, controls=self.manual_controls()))}
 
     def metrics_text(self) -> str:
         from backerd.observe.metrics import Sample, render, unit_samples
@@ -240,9 +270,27 @@ class Service:
 
 
 def _hardware_status(unit: Unit) -> dict[str, Any]:
-    from backerd.hw.unit import ServicedUnit
+    from backerd.hw.unit import HardwareUnit, ServicedUnit
 
-    return {"hardware": unit.hardware_status()} if isinstance(unit, ServicedUnit) else {}
+    out: dict[str, Any] = {}
+    if isinstance(unit, ServicedUnit):
+        out["hardware"] = unit.hardware_status()
+    if isinstance(unit, HardwareUnit):
+        with contextlib.suppress(Exception):  # status is informative: never let it fail
+            out["vcr"] = unit.vcr_status()
+    return out
+
+
+def drop_unneeded_privileges(config: Config) -> None:
+    """Once real cards' ports and memory and all nodes are open: give up the rest."""
+    from backerd.hw.settings import CARD_DECKS
+
+    if not any(u.deck in CARD_DECKS for u in config.units):
+        return
+    from backerd.hw.host import drop_privileges
+
+    done = drop_privileges(config.user)
+    log.info("privileges dropped: %s", ", ".join(done) or "nothing to drop")
 
 
 async def _start_services(nursery: trio.Nursery, units: list[Unit]) -> None:
@@ -251,6 +299,20 @@ async def _start_services(nursery: trio.Nursery, units: list[Unit]) -> None:
     for unit in units:
         if isinstance(unit, ServicedUnit):
             nursery.start_soon(unit.run_service)
+    nursery.start_soon(_end_waits_when_stopping, units)
+
+
+async def _end_waits_when_stopping(units: list[Unit]) -> None:
+    """On cancellation, end waits for an operator or lircd at once: a node's worker
+    blocked on one would otherwise hold up the transport, and so the whole stop."""
+    from backerd.hw.unit import HardwareUnit
+
+    try:
+        await trio.sleep_forever()
+    finally:
+        for unit in units:
+            if isinstance(unit, HardwareUnit):
+                unit.stop_waiting()
 
 
 def sd_notify(state: str) -> None:
@@ -317,6 +379,7 @@ async def serve(
                              " ".join(map(str, paths)), transport.reason)
                 log.info("unit %d: cassette %s, mode %s%s", uc.number, uc.cassette, uc.mode,
                          ", realtime" if uc.realtime else "")
+            await trio.to_thread.run_sync(drop_unneeded_privileges, config)
             log.info("ready (status socket %s)", config.control_socket)
             sd_notify("READY=1")
             task_status.started(service)

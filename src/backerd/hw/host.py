@@ -73,6 +73,11 @@ class DevPortBus:
                 f"cannot open {path}: port access needs CAP_SYS_RAWIO (run the daemon as root "
                 "or give it AmbientCapabilities=CAP_SYS_RAWIO in its unit file)",
                 errno=errno.EPERM) from None
+        except FileNotFoundError:
+            raise HardwareUnavailable(
+                f"no {path} on this machine (a kernel without CONFIG_DEVPORT, or a container "
+                "without the device): run the daemon on the host the card is in, as root or "
+                "with CAP_SYS_RAWIO", errno=errno.ENODEV) from None
         except OSError as exc:
             raise HardwareUnavailable(f"cannot open {path}: {exc.strerror}") from None
 

@@ -96,6 +96,7 @@ class ManualControl:
         self._count = 0
         self._last: str | None = None
         self._closed = False
+        self._stopping = False
 
     @property
     def name(self) -> str:
@@ -135,6 +136,14 @@ class ManualControl:
                 self._ended = (errno.EINTR, "aborted")
                 self._cond.notify_all()
 
+    def stopping(self) -> None:
+        """The daemon is stopping: the wait in progress ends (EINTR); later prompts (the
+        STOP that closes a recording) are announced but not waited for."""
+        with self._cond:
+            self._stopping = True
+            self._ended = (errno.EINTR, "the daemon is stopping")
+            self._cond.notify_all()
+
     def close(self) -> None:
         """The daemon is stopping: end any wait and refuse every later request (EINTR)."""
         with self._cond:
@@ -166,7 +175,7 @@ class ManualControl:
         self._notify(f"STATUS=unit {self.unit}: operator, please {prompt.text}")
         with self._cond:  # acknowledgeable once announced everywhere
             self._prompt, self._acked = prompt, False
-            if not self._closed:  # a close() meanwhile stays in force
+            if not (self._closed or self._stopping):  # a close() meanwhile stays in force
                 self._ended = None
         return prompt
 
@@ -225,6 +234,9 @@ class ManualControl:
     def press(self, motion: Motion) -> None:
         prompt = self._ask("press", f"press {BUTTONS[motion]} on the VCR of unit {self.unit}",
                            motion=motion.value)
+        if self._stopping:
+            self._done(prompt, "not waited for: the daemon is stopping")
+            return
         try:
             playing = motion == Motion.PLAY and self._listen is not None
             how = self._wait(prompt, until_signal=playing)

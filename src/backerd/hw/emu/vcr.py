@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from backerd.errors import ControlError, MediumError
 from backerd.vcr.base import format_time
-from backerd.vcr.control import Motion, WindTarget
+from backerd.vcr.control import Motion, VcrControl, WindTarget
 from backerd.vcr.sim import Cassette
 from backerd.vcr.transport import Transport
 
@@ -109,3 +109,37 @@ class EmuVcr:
             self.blank_recorded += 1
         self.position += 1
         self.transport.run(1)
+
+
+class OperatedVcr:
+    """The emulated VCR pressed by an operator or through lircd (``[unit.vcr]``).
+
+    Models the person (or the IR transmitter) at the emulated deck: every button goes
+    to ``operator`` first (a prompt, an IR command) and, once that has returned (the
+    operator acknowledged, lircd sent the code), the emulated VCR performs the motion,
+    as the real deck would when its button is pressed. So the whole manual or LIRC path
+    runs against the emulated card end to end.
+    """
+
+    def __init__(self, operator: VcrControl, vcr: EmuVcr) -> None:
+        self.operator = operator
+        self.vcr = vcr
+
+    @property
+    def name(self) -> str:
+        return self.operator.name
+
+    def press(self, motion: Motion) -> None:
+        self.operator.press(motion)
+        self.vcr.press(motion)
+
+    def wind_to(self, target: WindTarget) -> None:
+        self.operator.wind_to(target)
+        self.vcr.wind_to(target)
+
+    def status(self) -> dict:
+        return self.operator.status()
+
+    def abort(self) -> None:
+        self.operator.abort()
+        self.vcr.abort()
