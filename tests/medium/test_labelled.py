@@ -175,3 +175,15 @@ def test_transfer_state_and_totals(image: Path) -> None:
     assert medium.read_block(10240) is FILEMARK
     assert medium.transfer_state() == "STOPPED"
     cassette.close()
+
+
+def test_a_raw_mode_unit_labels_in_its_standards_formatted_mode(image: Path) -> None:
+    # A raw recording has no length field, so its label could never be read back.
+    cassette, deck, _ = open_unit(image)
+    label = new_label("RAW-UNIT", "NTSC", 1800)
+    deck.write_label(label, "nhr")
+    assert cassette.recordings[0].mode == "nhs"
+    cassette.close()
+    cassette, deck, _ = open_unit(image)
+    assert deck.label == label
+    cassette.close()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from backerd.format.params import mode
 from testkit.promcheck import parse as parse_metrics
 from testkit.systemtest import MODE, Daemon, new_daemon, stop_checked
 
@@ -54,6 +55,8 @@ def comparable(snapshot: dict) -> list[dict]:
             for r in snapshot["recordings"]]
 
 
+@pytest.mark.skipif(mode(MODE).is_raw,
+                    reason=f"mode {MODE} has no error correction to survive the deck's noise")
 def test_label_catalog_counters_metrics_check_plot_rebuild(noisy: Daemon, tmp_path: Path
                                                            ) -> None:
     d = noisy

@@ -12,7 +12,8 @@ has no such view: it sees the label as one extra leading file.
 The label is looked for whenever a cassette is loaded (the first recording, when it is
 short, is decoded; ``parse_label`` decides). ``write_label`` records a label at BOT on
 the real deck: like any recording it ends the tape there, so it refuses a cassette with
-data unless forced.
+data unless forced. A unit in a raw mode labels in its standard's default mode, since a
+raw recording carries no length to read the label back by.
 
 The view is also where the catalog learns what happened on tape: a ``RecordingSink``
 hears each recording begun and each one committed with its filemark (after the
@@ -30,6 +31,8 @@ from typing import Any, Protocol
 
 from backerd.catalog.label import MAX_BYTES, Label, encode_label, parse_label
 from backerd.errors import BackerError, TapeError, UsageError
+from backerd.format.params import Standard
+from backerd.format.params import mode as mode_params
 from backerd.format.stats import Statistics
 from backerd.medium.backer import BackerMedium
 from backerd.medium.reader import PLAY_CHUNK, Playback, RecordingReader
@@ -82,6 +85,8 @@ def write_label(deck: Deck, label: Label, mode: str, *, force: bool = False) -> 
     if (user or catalog.interrupted is not None) and not force:
         raise UsageError("the cassette holds data: labelling it erases everything on it "
                          "(use --force, with the tape at BOT)")
+    if mode_params(mode).is_raw:  # a raw recording has no length: the label needs sectors
+        mode = Standard.parse(deck.standard).default_mode
     writer = RecordingWriter.new(0, mode)
     fields = writer.add_block(encode_label(label))
     catalog.begin_recording(0, writer.mode, "3.102", index=0)
