@@ -29,7 +29,13 @@ from backerd.errors import BackerError
 from backerd.format.params import mode
 from backerd.format.recorder import encode_recording
 from backerd.format.sector_types import SectorKind
-from backerd.hw.confirm import SeenSector, landing, read_sectors, sector_offset
+from backerd.hw.confirm import (
+    SeenSector,
+    landing,
+    observed_landing,
+    read_sectors,
+    sector_offset,
+)
 from backerd.hw.deck import CardDeck
 from backerd.hw.emu.setup import emulated_unit
 from backerd.hw.emu.vcr import EmuVcr
@@ -103,6 +109,21 @@ def test_landing_votes_out_a_miscorrected_sector_and_rejects_unknown_numbers() -
     assert landing(RECS, [SeenSector(0, 5000, SectorKind.DATA)], 0) is None
     assert landing(RECS, [], 0) is None
     assert landing((), seen, 0) is None
+
+
+def test_observed_landing_blank_tape_and_foreign_signal() -> None:
+    end = RECS[-1].end
+
+    def look(seen: list[SeenSector], video: int, goal: int, before: bool = False):
+        return observed_landing(RECS, seen, video=video, near=goal, goal=goal,
+                                signal_end=end, blank_before=before)
+
+    assert look(seen_at(RECS[2], 10, 16), 16, 1400) == 1410  # sectors decide
+    assert look([], 0, 1400) == end  # blank among recordings: wound past the last one
+    assert look([], 0, 1400, before=True) is None  # blank twice: cannot be confirmed
+    assert look([], 16, 1400) is None  # video, but no sector decodes (other mode?)
+    assert look([SeenSector(0, 5000, SectorKind.DATA)], 16, 1400) is None  # no such field
+    assert look([], 0, end) == end and look([], 3, end + 900) == end + 900  # blank expected
 
 
 def test_read_sectors_finds_numbers_and_played_fields() -> None:

@@ -15,6 +15,11 @@ landing per recording it fits in (``0 <= offset < fields``); the landing most se
 agree on wins, and of equally supported ones the one nearest the deck's belief. A
 sector the code could not correct names nothing.
 
+Blank tape where the catalog has recordings means the wind went past the last one:
+the landing counts as ``signal_end`` once (so the next wind goes back); blank again,
+or a signal none of the recordings explains, cannot be confirmed. Blank where blank is
+expected (a target at or past the signal end) has nothing to correct.
+
 ``read_sectors`` is the decoding (key search, then the mode's sector codec, the same
 route as the record decoder); ``landing`` is the pure mapping. Both take values and
 return values; the deck (``hw.deck``) plays and winds.
@@ -69,6 +74,24 @@ def landing(recordings: Sequence[Recording], seen: Sequence[SeenSector], near: i
     if not votes:
         return None
     return min(votes, key=lambda at: (-votes[at], abs(at - near), at))
+
+
+def observed_landing(recordings: Sequence[Recording], seen: Sequence[SeenSector], *,
+                     video: int, near: int, goal: int, signal_end: int,
+                     blank_before: bool) -> int | None:
+    """The landing a short playback shows, or None when it cannot be confirmed.
+
+    ``video`` is how many played fields carried anything; ``blank_before`` is whether
+    an earlier playback of this positioning was blank already.
+    """
+    at = landing(recordings, seen, near)
+    if at is not None:
+        return at
+    if seen or (video and goal < signal_end):
+        return None  # a signal, but not of these recordings (or not decodable)
+    if goal >= signal_end:
+        return goal
+    return None if blank_before else signal_end
 
 
 def read_sectors(played: Sequence[Field], params: ModeParams) -> list[SeenSector]:

@@ -45,7 +45,7 @@ from backerd.errors import ControlError, MediumError, TapeError
 from backerd.format.params import Geometry, ModeParams
 from backerd.format.params import mode as mode_params
 from backerd.hw.card import geometry_for_field
-from backerd.hw.confirm import landing, read_sectors
+from backerd.hw.confirm import observed_landing, read_sectors
 from backerd.hw.modem import Modem
 from backerd.vcr.base import Field, Interrupted, Recording, RecordingCatalog, format_time
 from backerd.vcr.control import LearnsLanding, Motion, VcrControl, WindTarget
@@ -351,36 +351,33 @@ class CardDeck:
         index = next((i for i, s in enumerate(starts) if s == goal), None)
         marks = None if index is None or origin < 0 else index_presses(starts, origin, index)
         target = WindTarget(goal, origin, format_time(goal, self.fps), index, marks)
-        blanks = [0]
+        blank = [False]  # an earlier look at this positioning saw blank tape
         seen_text: list[str] = []
+        winding = [False]  # a failure of the control itself passes unchanged
 
         def wind(request: WindTarget) -> None:
             if self._motion == "play":
                 self._motion = None
                 self.modem.stop()
                 self.control.press(Motion.STOP)
+            winding[0] = True
             self.control.wind_to(request)
+            winding[0] = False
             self._tape = request.position  # believed until observed
 
         def observe() -> tuple[int, int] | None:
             self._start_playing(self._tape if self._tape is not None else goal)
             self._peeked = [self._played(j) for j in range(PEEK)]
             seen = read_sectors(self._peeked, params)
-            at = landing(recs, seen, self._play_start)
             data = sum(1 for f in self._peeked if f)
             numbers = "".join(f" {s.number}" for s in seen[:4])
             seen_text.append(f"{data} of {PEEK} fields with video, {len(seen)} sectors "
                              f"decoded{' (numbers' + numbers + ')' if seen else ''}")
+            at = observed_landing(recs, seen, video=data, near=self._play_start, goal=goal,
+                                  signal_end=end, blank_before=blank[0])
             if at is None:
-                if seen or (data and goal < end):  # a signal, but none of these recordings
-                    return None
-                if goal >= end:  # blank where blank is expected: nothing to correct
-                    at = goal
-                else:  # blank tape: past the last recording
-                    blanks[0] += 1
-                    if blanks[0] > 1:
-                        return None
-                    at = end
+                return None
+            blank[0] = blank[0] or not seen
             self._play_start = at
             return at, at + PEEK
 
@@ -392,8 +389,10 @@ class CardDeck:
             if self._motion == "play":
                 self.settle()
             self._tape = None
+            if winding[0] or not seen_text:
+                raise
             raise ControlError(f"{exc}; seen after the last wind: "
-                               f"{seen_text[-1] if seen_text else 'nothing'}",
+                               f"{seen_text[-1]}",
                                errno=exc.errno) from None
         self._play_start = done.position
         self._tape = None
