@@ -141,6 +141,7 @@ class CardDeck:
         self._play_t0 = 0
         self._play_start = 0
         self._peeked: list[Field] = []  # fields played from _play_start while confirming
+        self._next_field = 0
         self.last_geometry: Geometry | None = None
 
     # -- Deck properties -------------------------------------------------------------
@@ -317,14 +318,19 @@ class CardDeck:
         self._play_t0 = self.modem.now_ns()
         self._play_start = at
         self._peeked = []
+        self._next_field = 0  # the next field of this playback to collect
         self._motion = "play"
 
     def _played(self, j: int) -> Field:
         """Field ``j`` of the playback in flight (already read while confirming, or now)."""
         if j < len(self._peeked):
             return self._peeked[j]
-        got = self.modem.collect(self._play_t0 + (j + 1) * 1_000_000_000 // self.fps, WAIT)
-        return got.data or None
+        data = b""
+        while self._next_field <= j:  # one field time at a time: the ring is not a tape
+            self._next_field += 1
+            due = self._play_t0 + self._next_field * 1_000_000_000 // self.fps
+            data = self.modem.collect(due, WAIT).data
+        return data or None
 
     def _params_here(self) -> tuple[ModeParams, tuple[Recording, ...]]:
         """The mode to decode at the position and the recordings that share it."""
@@ -378,13 +384,14 @@ class CardDeck:
             if at is None:
                 return None
             blank[0] = blank[0] or not seen
+            if seen and isinstance(self.control, LearnsLanding):
+                self.control.landed(at)  # only a landing the sectors showed teaches
             self._play_start = at
             return at, at + PEEK
 
-        landed = self.control.landed if isinstance(self.control, LearnsLanding) else None
         try:
             done = confirm_position(wind, observe, target, fps=self.fps,
-                                    early=EARLY_SECONDS * self.fps, landed=landed)
+                                    early=EARLY_SECONDS * self.fps)
         except ControlError as exc:
             if self._motion == "play":
                 self.settle()
