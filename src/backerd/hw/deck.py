@@ -20,6 +20,15 @@ press (exact on the emulator's fast clock; within one service tick in real time)
 card needs the density before it can receive: it is taken from the catalog recording
 under the head, else the unit's default mode.
 
+Confirming the position: the simulated VCR winds exactly; any other control (an
+operator, timed winding through LIRC) lands a few percent off. After such a wind the
+deck plays a short stretch (``PEEK`` fields), decodes the sector numbers in it and maps
+them through the catalog to where the tape landed (``hw.confirm``);
+``vcr.position.confirm_position`` winds again by the difference until the landing is
+at most ``EARLY`` before the target. The playback then simply goes on: the fields
+between the landing and the target are read and dropped. No signal where the catalog
+has recordings is a ``ControlError`` that says what was seen.
+
 The recording catalog is not on the tape: the emulated setup keeps it in the cassette
 image; real hardware keeps it in a sidecar file in the state directory.
 """
@@ -32,15 +41,19 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from backerd.errors import MediumError, TapeError
-from backerd.format.params import Geometry
+from backerd.errors import ControlError, MediumError, TapeError
+from backerd.format.params import Geometry, ModeParams
 from backerd.format.params import mode as mode_params
 from backerd.hw.card import geometry_for_field
+from backerd.hw.confirm import observed_landing, read_sectors
 from backerd.hw.modem import Modem
 from backerd.vcr.base import Field, Interrupted, Recording, RecordingCatalog, format_time
-from backerd.vcr.control import Motion, VcrControl, WindTarget
+from backerd.vcr.control import LearnsLanding, Motion, VcrControl, WindTarget
+from backerd.vcr.position import confirm_position, index_presses
 
 WAIT = 30.0  # seconds any one hand-over to the card may take before ETIMEDOUT
+PEEK = 16  # fields played to read where a wind landed (sectors to vote on)
+EARLY_SECONDS = 10  # a landing up to this early is played forward, not wound again
 
 
 @dataclass
@@ -108,9 +121,13 @@ class _FinishingCatalog:
 
 
 class CardDeck:
+    """``confirm``: check every wind against the signal (False only for an exact VCR)."""
+
     def __init__(self, control: VcrControl, modem: Modem, info: TapeInfo, *,
-                 default_mode: str = "nhs", lock: threading.RLock | None = None) -> None:
+                 default_mode: str = "nhs", lock: threading.RLock | None = None,
+                 confirm: bool = True) -> None:
         self.control = control
+        self.confirm = confirm
         self.modem = modem
         self.info = info
         self.default_mode = default_mode
@@ -123,6 +140,8 @@ class CardDeck:
         self._stale_base = 0
         self._play_t0 = 0
         self._play_start = 0
+        self._peeked: list[Field] = []  # fields played from _play_start while confirming
+        self._next_field = 0
         self.last_geometry: Geometry | None = None
 
     # -- Deck properties -------------------------------------------------------------
@@ -186,7 +205,9 @@ class CardDeck:
                 self.modem.finish(WAIT)
             finally:
                 self.control.press(Motion.STOP)
-                self._tape = None
+                # A confirming deck believes the tape stopped where the data did (the
+                # next wind is checked anyway); an exact one re-places it from scratch.
+                self._tape = self._pos if self.confirm else None
             stale = self.modem.counters.stale_bytes - self._stale_base
             g = self.last_geometry
             return 0 if g is None else stale // g.frame_size * 2
@@ -194,10 +215,12 @@ class CardDeck:
             self._motion = None
             self.modem.stop()
             self.control.press(Motion.STOP)
-            self._tape = None
+            self._tape = self._pos if self.confirm else None
         return 0
 
     def moved_to(self, position: int) -> None:
+        if self._tape == self._pos:
+            self._tape = position
         self._pos = position
 
     def stop(self) -> None:
@@ -273,23 +296,113 @@ class CardDeck:
             return []
         if self._motion != "play":
             self.settle()
-            self._position_tape()
-            geometry = self._geometry_here()
-            self.last_geometry = geometry
-            self.modem.start(geometry, "receive")
-            self.control.press(Motion.PLAY)
-            self._play_t0 = self.modem.now_ns()
-            self._play_start = self._pos
-            self._motion = "play"
-        field_ns = 1_000_000_000 // info.fps
+            if self.confirm and self._tape != self._pos:
+                self._confirmed_play()
+            else:
+                self._position_tape()
+                self._start_playing(self._pos)
         out: list[Field] = []
         first = self._pos - self._play_start
         for j in range(first, first + count):
-            got = self.modem.collect(self._play_t0 + (j + 1) * field_ns, WAIT)
-            out.append(got.data or None)
+            out.append(self._played(j))
         self._pos += count
         self._tape = None
         return out
+
+    def _start_playing(self, at: int) -> None:
+        """Receive, press PLAY: field ``j`` of this playback is tape slot ``at + j``."""
+        geometry = self._geometry_here()
+        self.last_geometry = geometry
+        self.modem.start(geometry, "receive")
+        self.control.press(Motion.PLAY)
+        self._play_t0 = self.modem.now_ns()
+        self._play_start = at
+        self._peeked = []
+        self._next_field = 0  # the next field of this playback to collect
+        self._motion = "play"
+
+    def _played(self, j: int) -> Field:
+        """Field ``j`` of the playback in flight (already read while confirming, or now)."""
+        if j < len(self._peeked):
+            return self._peeked[j]
+        data = b""
+        while self._next_field <= j:  # one field time at a time: the ring is not a tape
+            self._next_field += 1
+            due = self._play_t0 + self._next_field * 1_000_000_000 // self.fps
+            data = self.modem.collect(due, WAIT).data
+        return data or None
+
+    def _params_here(self) -> tuple[ModeParams, tuple[Recording, ...]]:
+        """The mode to decode at the position and the recordings that share it."""
+        recs = self.info.catalog.recordings
+        for rec in recs:
+            if rec.start <= self._pos < rec.end:
+                break
+        else:
+            before = [r for r in recs if r.start <= self._pos]
+            rec = before[-1] if before else (recs[0] if recs else None)
+        if rec is None:
+            return mode_params(self.default_mode), ()
+        same = tuple(r for r in recs if (r.mode, r.fmt) == (rec.mode, rec.fmt))
+        return mode_params(rec.mode, rec.fmt), same
+
+    def _confirmed_play(self) -> None:
+        """Wind to the position and confirm it from the signal; leaves the deck playing
+        from the confirmed landing (at most ``EARLY_SECONDS`` before the position)."""
+        goal = self._pos
+        params, recs = self._params_here()
+        end = self.info.signal_end()
+        origin = self._tape if self._tape is not None else -1
+        starts = [r.start for r in self.info.catalog.recordings]
+        index = next((i for i, s in enumerate(starts) if s == goal), None)
+        marks = None if index is None or origin < 0 else index_presses(starts, origin, index)
+        target = WindTarget(goal, origin, format_time(goal, self.fps), index, marks)
+        blank = [False]  # an earlier look at this positioning saw blank tape
+        seen_text: list[str] = []
+        winding = [False]  # a failure of the control itself passes unchanged
+
+        def wind(request: WindTarget) -> None:
+            if self._motion == "play":
+                self._motion = None
+                self.modem.stop()
+                self.control.press(Motion.STOP)
+            winding[0] = True
+            self.control.wind_to(request)
+            winding[0] = False
+            self._tape = request.position  # believed until observed
+
+        def observe() -> tuple[int, int] | None:
+            self._start_playing(self._tape if self._tape is not None else goal)
+            self._peeked = [self._played(j) for j in range(PEEK)]
+            seen = read_sectors(self._peeked, params)
+            data = sum(1 for f in self._peeked if f)
+            numbers = "".join(f" {s.number}" for s in seen[:4])
+            seen_text.append(f"{data} of {PEEK} fields with video, {len(seen)} sectors "
+                             f"decoded{' (numbers' + numbers + ')' if seen else ''}")
+            at = observed_landing(recs, seen, video=data, near=self._play_start, goal=goal,
+                                  signal_end=end, blank_before=blank[0])
+            if at is None:
+                return None
+            blank[0] = blank[0] or not seen
+            if seen and isinstance(self.control, LearnsLanding):
+                self.control.landed(at)  # only a landing the sectors showed teaches
+            self._play_start = at
+            return at, at + PEEK
+
+        try:
+            done = confirm_position(wind, observe, target, fps=self.fps,
+                                    early=EARLY_SECONDS * self.fps)
+        except ControlError as exc:
+            if self._motion == "play":
+                self.settle()
+            self._tape = None
+            if winding[0] or not seen_text:
+                raise
+            raise ControlError(f"{exc}; seen after the last wind: "
+                               f"{seen_text[-1]}",
+                               errno=exc.errno) from None
+        self._play_start = done.position
+        self._tape = None
 
     def status(self) -> dict:
         control: dict | None = None

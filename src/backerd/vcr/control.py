@@ -29,7 +29,7 @@ from typing import Protocol, runtime_checkable
 
 from backerd.errors import ControlError
 
-__all__ = ["ControlError", "Motion", "VcrControl", "WindTarget"]
+__all__ = ["ControlError", "LearnsLanding", "Motion", "VcrControl", "WindTarget"]
 
 
 class Motion(StrEnum):
@@ -87,3 +87,10 @@ class VcrControl(Protocol):
     def abort(self) -> None:
         """End any wait in progress (thread-safe); the waiting call raises EINTR."""
         ...
+
+
+@runtime_checkable
+class LearnsLanding(Protocol):
+    """A control that learns from where the signal showed its last wind ended."""
+
+    def landed(self, observed: int) -> None: ...

@@ -90,5 +90,5 @@ def emulated_unit(cassette: Cassette, kind: str = "isa", *, realtime: bool = Fal
     else:
         raise ValueError(f"unknown emulated unit {kind!r} (known: {', '.join(KINDS)})")
     deck = CardDeck(vcr, modem, tape_info(cassette, machine.lock), default_mode=mode,
-                    lock=machine.lock)
+                    lock=machine.lock, confirm=False)  # the emulated VCR winds exactly
     return EmulatedUnit(machine, vcr, modem, deck)
