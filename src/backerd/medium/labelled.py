@@ -83,7 +83,8 @@ def write_label(deck: Deck, label: Label, mode: str, *, force: bool = False) -> 
         raise UsageError("the cassette holds data: labelling it erases everything on it "
                          "(use --force, with the tape at BOT)")
     writer = RecordingWriter.new(0, mode)
-    fields = writer.add_block(encode_label(label))
+    writer.add_block(encode_label(label))
+    fields = writer.encode(writer.take_batch())
     catalog.begin_recording(0, writer.mode, "3.102", index=0)
     deck.seek(0)
     deck.record(fields)

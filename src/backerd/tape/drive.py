@@ -27,7 +27,7 @@ from typing import Any
 from backerd.errors import TapeError
 from backerd.tape import ioctlwire, mtio
 from backerd.tape.density import is_valid_density, mode_for_density
-from backerd.tape.medium import FILEMARK, DamagedBlock, Medium
+from backerd.tape.medium import FILEMARK, BufferingMedium, DamagedBlock, Medium
 from backerd.tape.state import (
     BLANK_ON_READ,
     DATA_READ,
@@ -89,6 +89,8 @@ class Drive:
         self.soft_errors = 0
         self._readahead = bytearray()  # fixed mode: bytes of blocks read, not yet returned
         self._was_loaded = medium.loaded
+        # asked once: isinstance on a Protocol costs as much as a buffered write
+        self._buffering = medium if isinstance(medium, BufferingMedium) else None
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -232,6 +234,20 @@ class Drive:
         self._require_tape()
         if self.position_lost_flag:
             raise _fail(errno.EIO, "tape position lost; rewind or seek first")
+
+    def would_wait(self, writing: bool, size: int) -> bool:
+        """Whether ``write`` (``writing``) or ``read`` of ``size`` bytes may wait for the
+        tape or the codec. False only in the middle of a stream the medium buffers (reads:
+        variable blocks, the next one decoded already): cheap enough for an event loop."""
+        medium = self._buffering
+        if medium is None or not (
+                self.is_open and self.rw is (Rw.WRITING if writing else Rw.READING)
+                and self.eof is Eof.NOEOF and not self.position_lost_flag
+                and self.medium.loaded == self._was_loaded):
+            return True
+        if writing:
+            return medium.write_would_wait(size)
+        return bool(self.block_size) or medium.read_would_wait(size)
 
     # -- read ----------------------------------------------------------------------------
 
@@ -629,19 +645,10 @@ class Drive:
         self.other_settings[0] = count  # the drive's buffering mode: nothing to change
 
     def _set_options(self, value: int) -> None:
-        kind = value & mtio.MT_ST_OPTIONS
-        bits = value & ~mtio.MT_ST_OPTIONS
-        if kind == mtio.MT_ST_BOOLEANS:
-            self.options = bits
-        elif kind == mtio.MT_ST_SETBOOLEANS:
-            self.options |= bits
-        elif kind == mtio.MT_ST_CLEARBOOLEANS:
-            self.options &= ~bits
-        elif kind == mtio.MT_ST_DEF_BLKSIZE:
-            size = bits & mtio.MT_ST_BLKSIZE_MASK
-            self.default_block_size = 0 if size == mtio.MT_ST_BLKSIZE_MASK else size
-        else:
-            self.other_settings[kind] = bits
+        self.options, self.default_block_size, other = ioctlwire.apply_options(
+            self.options, self.default_block_size, value)
+        if other is not None:
+            self.other_settings[other[0]] = other[1]
 
     _OPS: dict[int, Any] = {
         mtio.MTFSF: _op_fsf,

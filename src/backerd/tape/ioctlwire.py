@@ -6,8 +6,9 @@ by ``_IOC`` type and nr) and, by its size field, whether the caller uses the 64-
 the 32-bit compat layout; ``decode`` checks that and unpacks MTIOCTOP's ``struct mtop``,
 ``pack_get``/``pack_pos`` pack the reply in the caller's layout. ``gstat_bits`` and
 ``dsreg`` turn the drive's reported state into MTIOCGET's ``mt_gstat`` and ``mt_dsreg``
-words the way st.c does. All of it is pure: values in, bytes or words out, with
-``TapeError(ENOTTY/EINVAL)`` for requests that are not well-formed tape ioctls. The Drive
+words the way st.c does; ``apply_options`` reads MTSETDRVBUFFER's option words. All of
+it is pure: values in, bytes or words out, with ``TapeError(ENOTTY/EINVAL)`` for
+requests that are not well-formed tape ioctls. The Drive
 keeps the semantics (what an op does, what the state is); this module keeps the wire.
 """
 
@@ -105,3 +106,22 @@ def gstat_bits(facts: GstatFacts) -> int:
     elif facts.eof in EOD_STATES:
         g |= mtio.GMT_EOD
     return g | _DENSITY_BITS.get(facts.density, 0)
+
+
+def apply_options(
+    options: int, default_block_size: int, value: int
+) -> tuple[int, int, tuple[int, int] | None]:
+    """MTSETDRVBUFFER with an option word (``value & MT_ST_OPTIONS`` set): the new
+    options and default block size, and any other (kind, value) setting only kept."""
+    kind = value & mtio.MT_ST_OPTIONS
+    bits = value & ~mtio.MT_ST_OPTIONS
+    if kind == mtio.MT_ST_BOOLEANS:
+        return bits, default_block_size, None
+    if kind == mtio.MT_ST_SETBOOLEANS:
+        return options | bits, default_block_size, None
+    if kind == mtio.MT_ST_CLEARBOOLEANS:
+        return options & ~bits, default_block_size, None
+    if kind == mtio.MT_ST_DEF_BLKSIZE:
+        size = bits & mtio.MT_ST_BLKSIZE_MASK
+        return options, 0 if size == mtio.MT_ST_BLKSIZE_MASK else size, None
+    return options, default_block_size, (kind, bits)
