@@ -89,8 +89,7 @@ class Drive:
         self.soft_errors = 0
         self._readahead = bytearray()  # fixed mode: bytes of blocks read, not yet returned
         self._was_loaded = medium.loaded
-        # asked once: isinstance on a Protocol costs as much as a buffered write
-        self._buffering = medium if isinstance(medium, BufferingMedium) else None
+        self._buffering = medium if isinstance(medium, BufferingMedium) else None  # asked once
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -563,9 +562,6 @@ class Drive:
         self.blkno = 0
         self.eof = Eof.EOM_OK if self.medium.early_warning() else Eof.NOEOF
 
-    def _op_weof(self, count: int) -> None:
-        self._weof(count)
-
     def _op_rew(self, count: int) -> None:
         self.medium.rewind()
         self._at(0, 0, Eof.NOEOF)
@@ -655,8 +651,8 @@ class Drive:
         mtio.MTBSF: _op_bsf,
         mtio.MTFSR: _op_fsr,
         mtio.MTBSR: _op_bsr,
-        mtio.MTWEOF: _op_weof,
-        mtio.MTWEOFI: _op_weof,
+        mtio.MTWEOF: _weof,
+        mtio.MTWEOFI: _weof,
         mtio.MTREW: _op_rew,
         mtio.MTOFFL: _op_offl,
         mtio.MTUNLOAD: _op_offl,
