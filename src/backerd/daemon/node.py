@@ -122,11 +122,16 @@ class Unit:
         """A read or write: on the loop when the Drive says it will not wait, else as
         ``run``."""
         drive = self._buffered
-        async with self.lock:
-            if drive is not None and not self._would_wait(drive, writing, args):
-                return self._call(fn, args)
-            return await trio.to_thread.run_sync(self._call, fn, args)
-            return await trio.to_thread.run_sync(self._call, fn, args)
+        if drive is not None and not self.lock.locked():
+            # taken without a checkpoint: a call on the loop is over before anyone could
+            # ask for the lock, and a scheduler round trip costs as much as the call
+            self.lock.acquire_nowait()
+            try:
+                if not self._would_wait(drive, writing, args):
+                    return self._call(fn, args)
+            finally:
+                self.lock.release()
+        return await self.run(fn, *args)
 
     def _would_wait(self, drive: BufferedDrive, writing: bool, args: tuple[Any, ...]) -> bool:
         size = len(args[0]) if writing else args[0]
