@@ -275,7 +275,7 @@ CRASHER = textwrap.dedent(
     for i in range(5):
         m.write_block(data[i * 1000:(i + 1) * 1000])
     m.write_filemarks(1)
-    for _ in range(10):
+    for _ in range(30):  # well over the medium's write buffer
         m.write_block(data)
     m.write_block(data[:5000])
     os.kill(os.getpid(), signal.SIGKILL)
@@ -300,7 +300,7 @@ def test_kill_9_mid_recording(tmp_path: Path) -> None:
             recovered += item
         assert item is END_OF_DATA  # no filemark ever ended it
         # what reached the tape comes back: all but the medium's write buffer
-        written = data * 10 + data[:5000]
+        written = data * 30 + data[:5000]
         field = mode_params("nlr").geometry.field_size
         assert written.startswith(recovered)
         assert len(recovered) > len(written) - WRITE_BATCH - 2 * field

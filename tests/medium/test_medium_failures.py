@@ -14,6 +14,7 @@ import pytest
 
 from backerd.errors import TapeError
 from backerd.medium import BackerMedium
+from backerd.medium.writer import LANE_BATCH, WRITE_BATCH
 from backerd.tape import mtio
 from backerd.tape.drive import Drive
 from backerd.tape.medium import END_OF_DATA, FILEMARK
@@ -37,7 +38,9 @@ def crash_mid_recording(image: Path, mode: str, data: bytes) -> None:
         m.write_filemarks(1)
         for i in range(0, len(data), 10240):
             m.write_block(data[i : i + 10240])
-        # the medium is never closed: the cassette is left as a kill -9 leaves it
+        # the medium is never closed: the cassette is left as a kill -9 leaves it once
+        # the batch handed to the codec lane is recorded (only the gathering one is lost)
+        m.lane.finish()
 
 
 @pytest.mark.parametrize("mode", ["nhs", "nle", "nlr"])
@@ -65,7 +68,7 @@ def test_first_append_at_eod_after_recovery_succeeds(tmp_path: Path, mode: str) 
         tail = b"".join(appended)
         assert recovered.endswith(tail)
         kept = recovered[: -len(tail)]
-        assert data.startswith(kept) and len(kept) > len(data) - (256 << 10) - 6000
+        assert data.startswith(kept) and len(kept) > len(data) - LANE_BATCH - 6000
         assert len(c.recordings) == 2 and c.recordings[1].blocks is not None
 
 
@@ -106,7 +109,9 @@ def test_host_disk_full_gives_enospc_and_keeps_the_closed_archive(
         monkeypatch.setattr(Cassette, "write_fields", disk_full)
         drive.open(False, os.O_WRONLY)
         with pytest.raises(TapeError) as e:
-            for _ in range(100):  # enough to fill the Recorder's batch
+            # enough for a batch to fail on the codec lane and for its error to surface
+            # (the write that completes the next batch waits for it)
+            for _ in range(3 * WRITE_BATCH // 10240):
                 drive.write(bytes(10240))
         assert e.value.errno == errno.ENOSPC
         assert len(notes) == 1 and "No space left on device" in notes[0], notes

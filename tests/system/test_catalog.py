@@ -146,8 +146,15 @@ def test_kill_9_mid_archive_leaves_no_row_for_it(noisy: Daemon, tmp_path: Path) 
     big = tmp_path / "big"
     big.mkdir()
     (big / "payload.bin").write_bytes(bytes(range(256)) * 40_000)  # ~10 MB
-    with subprocess.Popen(["tar", "-cf", d.nrew, "-C", str(tmp_path), "big"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as tar:
+    archive = tmp_path / "big.tar"
+    subprocess.run(["tar", "-cf", str(archive), "-C", str(tmp_path), "big"], check=True)
+    # the archive's first 4 MB go to the device and the writer stays open: the daemon
+    # dies mid-archive however fast it takes records
+    with subprocess.Popen(["dd", f"of={d.nrew}", "bs=10240"], stdin=subprocess.PIPE,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as writer:
+        assert writer.stdin is not None
+        writer.stdin.write(archive.read_bytes()[:4_000_000])
+        writer.stdin.flush()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             status = json.loads(d.run(*d.backerd("status", "--json", "--socket",
@@ -160,7 +167,8 @@ def test_kill_9_mid_archive_leaves_no_row_for_it(noisy: Daemon, tmp_path: Path) 
         d.proc.wait()
         d.proc = None
         d.unmount()
-        tar.wait(60)
+        writer.stdin.close()
+        writer.wait(60)
     db = Path(d.env["BACKERD_STATE_DIR"]) / "catalog.db"
     [cassette] = json.loads(d.run(*d.backerd("catalog", "--catalog", str(db), "ls",
                                              "--json")).stdout)

@@ -2,9 +2,13 @@
 
 A unit has one tape Drive and two nodes: the rewinding one (backerN) and the
 non-rewinding one (nbackerN), as st's /dev/st0 and /dev/nst0 share one drive. Every
-request runs the Drive in a worker thread (``trio.to_thread``) under the unit's lock:
-codec work (encoding a record, decoding a field) never stalls the event loop, other
-openers, or other units, and the Drive, which is not thread-safe, sees one call at a time.
+request runs the Drive under the unit's lock, so the Drive, which is not thread-safe,
+sees one call at a time. A request that may wait for the tape or the codec (encoding a
+record, decoding a field) runs in a worker thread (``trio.to_thread``), so it never
+stalls the event loop, other openers, or other units. A read or write the Drive says
+will not wait (``BufferedDrive.would_wait``: the medium only moves bytes to or from its
+buffers, its codec working on another thread) is served on the loop itself: the
+thread hand-off would cost as much as the call.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import errno
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import trio
 
@@ -44,6 +48,13 @@ class DriveLike(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
+@runtime_checkable
+class BufferedDrive(Protocol):
+    """A Drive that tells when a read or write may wait (tape.drive.Drive)."""
+
+    def would_wait(self, writing: bool, size: int) -> bool: ...
+
+
 class Unit:
     """One served unit: its Drive, the lock that serialises it, and its nodes."""
 
@@ -57,6 +68,8 @@ class Unit:
     ) -> None:
         self.config = config
         self.drive = drive
+        # asked once: isinstance on a Protocol costs as much as a buffered write
+        self._buffered = drive if isinstance(drive, BufferedDrive) else None
         self.tools = tools  # label, catalog, counters of the unit's cassette
         self.lock = trio.Lock()
         self.open_node: str | None = None  # which node holds the drive open
@@ -105,6 +118,29 @@ class Unit:
         async with self.lock:
             return await trio.to_thread.run_sync(self._call, fn, args)
 
+    async def transfer(self, writing: bool, fn: Callable[..., T], *args: Any) -> T:
+        """A read or write: on the loop when the Drive says it will not wait, else as
+        ``run``."""
+        drive = self._buffered
+        if drive is not None and not self.lock.locked():
+            # taken without a checkpoint: a call on the loop is over before anyone could
+            # ask for the lock, and a scheduler round trip costs as much as the call
+            self.lock.acquire_nowait()
+            try:
+                if not self._would_wait(drive, writing, args):
+                    return self._call(fn, args)
+            finally:
+                self.lock.release()
+        return await self.run(fn, *args)
+
+    def _would_wait(self, drive: BufferedDrive, writing: bool, args: tuple[Any, ...]) -> bool:
+        size = len(args[0]) if writing else args[0]
+        try:
+            return drive.would_wait(writing, size)
+        except Exception:  # a question only: the call itself reports what is wrong
+            log.exception("unit %d: would_wait failed", self.config.number)
+            return True
+
     async def shutdown(self) -> None:
         """Close an open recording (filemark = EOR) and release the medium.
 
@@ -141,10 +177,10 @@ class TapeNode:
         self.unit.open_node = self.name
 
     async def read(self, size: int, exact: bool) -> bytes:
-        return await self.unit.run(self.unit.drive.read, size, exact)
+        return await self.unit.transfer(False, self.unit.drive.read, size, exact)
 
     async def write(self, data: bytes) -> int:
-        return await self.unit.run(self.unit.drive.write, data)
+        return await self.unit.transfer(True, self.unit.drive.write, data)
 
     async def ioctl(self, cmd: int, arg: bytes, out_size: int) -> bytes:
         # st allows MTSETDRVBUFFER to CAP_SYS_ADMIN only; root stands for it here

@@ -33,15 +33,17 @@ from __future__ import annotations
 import contextlib
 import errno
 from collections.abc import Callable
+from functools import partial
 
 from backerd.errors import BackerError, TapeError
 from backerd.format.params import check_standard, standard_mismatch
 from backerd.format.params import mode as mode_params
 from backerd.medium.failures import tape_errors
 from backerd.medium.index import FileIndex, run_size
+from backerd.medium.lane import CodecLane
 from backerd.medium.reader import RecordingReader
 from backerd.medium.recovery import Recovery
-from backerd.medium.writer import RecordingWriter, Writing
+from backerd.medium.writer import LANE_BATCH, RecordingWriter, Writing
 from backerd.tape import spacing
 from backerd.tape.density import DEFAULT_DENSITY, is_valid_density, mode_for_density
 from backerd.tape.medium import END_OF_DATA, FILEMARK, DamagedBlock, Mark, TapePosition
@@ -77,6 +79,8 @@ class BackerMedium:
         self._reader: RecordingReader | None = None
         self._reader_file = -1  # the file self._reader plays
         self.index = FileIndex(self._measure, stream_block)
+        self._logged: TapeError | None = None  # the write failure logged last
+        self.lane = CodecLane()  # encodes a write batch or decodes read-ahead, one at a time
         self.writing = Writing(deck, self.index, self._note_corrected)
         if deck.loaded:
             self._check_standard(self.default_mode)
@@ -166,8 +170,35 @@ class BackerMedium:
 
     def _settle(self) -> None:
         """End a recording being written before the head moves or reads."""
+        self._quiesce()
         if self.writing.current is not None:
             self._finish_writer(filemark=False)
+
+    def _quiesce(self) -> None:
+        """Wait for the codec lane before the deck is used here.
+
+        A read-ahead job is kept by its reader; a failed write batch is raised (the
+        deferred error of an earlier write) once its recording is abandoned."""
+        if self._reader is not None:
+            self._reader.settle()
+        self._collect(wait=True)
+
+    def _collect(self, *, wait: bool) -> None:
+        """Take the write batch in flight, if done (or ``wait``); raise its failure."""
+        if self.lane.idle or (self.lane.busy and not wait):
+            return
+        if self._reader is not None and self._reader.ahead_in_flight:
+            self._reader.settle()  # the job is the reader's: it keeps the result
+            return
+        try:
+            self.lane.finish()
+        except BaseException as exc:
+            self.writing.abandon()
+            with contextlib.suppress(TapeError):  # the cassette may have left meanwhile
+                self._set(self._nfiles(), 0)  # the recording was abandoned
+            if isinstance(exc, TapeError):
+                self._write_failed("write", exc)
+            raise
 
     def _recover(self) -> None:
         catalog = self.deck.catalog
@@ -177,6 +208,9 @@ class BackerMedium:
     # -- writing ------------------------------------------------------------------------
 
     def _write_failed(self, what: str, exc: TapeError) -> None:
+        if exc is self._logged:  # a batch's failure, logged when it was collected
+            return
+        self._logged = exc
         if exc.errno not in _QUIET_ERRNOS:
             self.log(f"{what} failed at file {self._file} block {self._block}: {exc.message}")
 
@@ -195,16 +229,28 @@ class BackerMedium:
             self._write_failed("write", exc)
             raise
 
+    def write_would_wait(self, size: int) -> bool:
+        """Whether ``write_block`` of ``size`` bytes may wait for the deck or the codec
+        (False: it only buffers the block, or hands a batch to an idle lane)."""
+        writer = self.writing.current
+        if writer is None or size >= LANE_BATCH:
+            return True
+        return self.lane.busy and writer.completes_batch(size)
+
     def _write_block(self, data: bytes) -> None:
+        writer = self.writing.current
+        # an earlier batch's failure surfaces here, before this block is taken
+        self._collect(wait=writer is not None and writer.completes_batch(len(data)))
         self._require_writable()
-        writer = self.writing.current or self._begin_writer()
+        if writer is None:
+            self._quiesce()
+            writer = self._begin_writer()
         if not writer.fits(len(data), self.deck.length):
             raise TapeError("physical end of tape", errno=errno.ENOSPC)
-        try:
-            self.writing.record(writer.add_block(data))
-        except TapeError:
-            self._set(self._nfiles(), 0)  # the recording was abandoned
-            raise
+        writer.add_block(data)
+        while writer.batch_ready:  # a block larger than a batch waits for each batch
+            self._collect(wait=True)
+            self.lane.submit(partial(self.writing.record_batch, writer, writer.take_batch()))
         self._file = self._nfiles()
         self._block = writer.blocks
         self._offset = writer.user_bytes
@@ -232,6 +278,7 @@ class BackerMedium:
 
     def _write_filemarks(self, count: int) -> None:
         catalog = self._require_writable()
+        self._quiesce()
         if self.writing.current is not None:
             self._finish_writer(filemark=True)
             count -= 1
@@ -283,18 +330,34 @@ class BackerMedium:
             self.deck.index_search(file)
         except BackerError:
             self.deck.seek(rec.start)
-        return RecordingReader(self.deck, rec, on_corrected=self._note_corrected)
+        return RecordingReader(self.deck, rec, on_corrected=self._note_corrected,
+                               lane=self.lane)
 
     def _reader_at(self, file: int, offset: int) -> RecordingReader:
         r = self._reader
         if r is None or self._reader_file != file or r.base > offset:
+            if r is not None:
+                r.settle()
             r = self._reader = self._new_reader(file, self._recordings()[file])
             self._reader_file = file
         return r
 
+    def read_would_wait(self, max_size: int) -> bool:
+        """Whether ``read_block`` may wait for the deck or the codec (False: the next
+        block of a recording with stored block sizes is decoded already)."""
+        r = self._reader
+        if self.writing.current is not None or r is None or self._reader_file != self._file:
+            return True
+        recs = self._recordings()
+        if self._file >= len(recs) or recs[self._file].blocks is None:
+            return True
+        size = run_size(recs[self._file].blocks, self._block)
+        return size is None or not r.holds(self._offset, size)
+
     def read_block(self, max_size: int) -> bytes | Mark:
         self._require_loaded()
-        self._settle()
+        if self.writing.current is not None:
+            self._settle()
         f = self._file
         recs = self._recordings()
         if f >= len(recs):
@@ -337,6 +400,7 @@ class BackerMedium:
 
     def tell(self) -> int:
         self._require_loaded()
+        self._quiesce()
         return spacing.logical_block(self, self.position())
 
     def at_bot(self) -> bool:
@@ -384,6 +448,10 @@ class BackerMedium:
     # -- the cassette ------------------------------------------------------------------
 
     def load(self) -> None:
+        try:
+            self._quiesce()
+        except TapeError as exc:  # the recording on the cassette that left is abandoned
+            self._write_failed("write", exc)
         self.writing.current = None
         self._reader = None
         with tape_errors("loading"):

@@ -88,7 +88,8 @@ def write_label(deck: Deck, label: Label, mode: str, *, force: bool = False) -> 
     if mode_params(mode).is_raw:  # a raw recording has no length: the label needs sectors
         mode = Standard.parse(deck.standard).default_mode
     writer = RecordingWriter.new(0, mode)
-    fields = writer.add_block(encode_label(label))
+    writer.add_block(encode_label(label))
+    fields = writer.encode(writer.take_batch())
     catalog.begin_recording(0, writer.mode, "3.102", index=0)
     deck.seek(0)
     deck.record(fields)

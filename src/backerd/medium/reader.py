@@ -16,6 +16,13 @@ A recording cut short (by a crash) ends in bytes that cannot be recovered: in EP
 the data sectors of a group whose parity sectors were never recorded. ``sound_length``
 is where that lost tail begins.
 
+With a codec lane (the medium's), the reader decodes ahead: once a read is served it
+hands the playing and decoding of the next chunk to the lane, so the caller serves the
+blocks already decoded while the next ones decode on the other core. The job touches
+only the deck, the Player and the ``_ahead`` slot; the reader takes its output (or its
+failure, raised to the read that needs those bytes) in ``_pump``, and ``settle`` waits
+for it before anyone else uses the deck. ``holds`` says whether a range is decoded.
+
 A reader stops at the recording's last field or at the Player's end of record (EOR),
 whichever comes first; ``eor`` tells which, and the player's ``raw_consumed`` tells how
 far into the raw stream the EOR was met (crash recovery splits signal there).
@@ -28,6 +35,7 @@ from typing import Protocol
 
 from backerd.format.player import Player, PlayerOutput, SectorLost
 from backerd.format.stats import Statistics
+from backerd.medium.lane import CodecLane
 from backerd.vcr.base import Deck, Recording
 
 PLAY_CHUNK = 256  # fields played and decoded at once (the codecs like big batches)
@@ -52,7 +60,12 @@ class RecordingReader:
     """Plays one recording through a Player; serves byte ranges of its user stream."""
 
     def __init__(
-        self, deck: Deck, rec: Recording, *, on_corrected: Callable[[int], None] = _ignore
+        self,
+        deck: Deck,
+        rec: Recording,
+        *,
+        on_corrected: Callable[[int], None] = _ignore,
+        lane: CodecLane | None = None,
     ) -> None:
         self.deck = deck
         self.rec = rec
@@ -68,6 +81,11 @@ class RecordingReader:
         self.corrected = 0  # byte_errors already passed on
         self.loss_start: int | None = None  # the latest run of lost bytes, [start, end)
         self.loss_end = 0
+        self.lane = lane  # where the next chunk is decoded ahead (None: never ahead)
+        self._ahead_given = False  # a read-ahead job was handed out, not yet absorbed
+        self.ahead_in_flight = False  # that job is still the lane's (not ``finish``ed)
+        self._ahead: tuple[PlayerOutput | None, bool] | None = None  # its (output, ended)
+        self._ahead_error: BaseException | None = None
 
     def _absorb(self, out: PlayerOutput) -> None:
         self.buf += out.data
@@ -87,24 +105,62 @@ class RecordingReader:
             self.on_corrected(total - self.corrected)
         self.corrected = total
 
-    def _pump(self) -> None:
+    def _play(self) -> tuple[PlayerOutput | None, bool]:
+        """Play and decode the next chunk: its output and whether the recording ended.
+
+        Uses the deck and the Player only (it may run on the lane)."""
         left = self.rec.fields - self.fed
         where = self.rec.start + self.fed
         if left <= 0 or not 0 <= where < self.deck.length:  # the end, or off the tape
-            self._absorb(self.player.finish())
-            self.done = True
-            return
+            return self.player.finish(), True
         if self.deck.position() != where:
             self.deck.seek(where)
         fields = self.deck.play(min(PLAY_CHUNK, left))
         if not fields:
-            self._absorb(self.player.finish())
-            self.done = True
-            return
+            return self.player.finish(), True
         self.fed += len(fields)
         raw = b"".join(f for f in fields if f is not None)
-        if raw:
-            self._absorb(self.player.feed(raw))
+        return (self.player.feed(raw) if raw else None), False
+
+    def _play_ahead(self) -> None:
+        try:
+            self._ahead = self._play()
+        except BaseException as exc:  # kept for the read that needs these bytes
+            self._ahead_error = exc
+
+    def settle(self) -> None:
+        """Wait for the read-ahead job, keeping its result for the next ``_pump``."""
+        if self.ahead_in_flight and self.lane is not None:
+            self.ahead_in_flight = False
+            self.lane.finish()  # the job keeps its own failure: this never raises
+
+    def _pump(self) -> None:
+        if self._ahead_given:
+            self.settle()
+            self._ahead_given = False
+            played, self._ahead = self._ahead, None
+            error, self._ahead_error = self._ahead_error, None
+            if error is not None:
+                raise error
+            assert played is not None
+        else:
+            played = self._play()
+        out, ended = played
+        if out is not None:
+            self._absorb(out)
+        if ended:
+            self.done = True
+
+    def _read_ahead(self) -> None:
+        if self.lane is None or self.done or self._ahead_given or not self.lane.idle:
+            return
+        self._ahead_given = self.ahead_in_flight = True
+        self.lane.submit(self._play_ahead)
+
+    def holds(self, offset: int, size: int) -> bool:
+        """Whether bytes [offset, offset + size) are decoded (reading them waits for
+        nothing)."""
+        return self.base <= offset and offset + size <= self.decoded
 
     def read(self, offset: int, size: int) -> tuple[bytes, bool]:
         """Bytes [offset, offset + size) (fewer at the end) and whether any were lost."""
@@ -119,6 +175,7 @@ class RecordingReader:
         data = bytes(self.buf[: max(end - offset, 0)])
         lost = any(a < end and b > offset for a, b in self.lost)
         self._drop_before(end)
+        self._read_ahead()
         return data, lost
 
     def _drop_before(self, offset: int) -> None:

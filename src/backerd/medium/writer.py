@@ -4,9 +4,11 @@ Theory of operation. A ``RecordingWriter`` owns the ``Recorder`` of one recordin
 the ``FieldCutter`` that turns its raw stream into whole fields; it counts the fields
 handed out (so the medium knows where on tape the next one goes), the user bytes, and
 the block sizes (run-length encoded, committed to the catalog beside the tape when the
-recording ends). Small blocks are gathered by the Recorder's own batching
-(``WRITE_BATCH`` user bytes) before they are encoded, as st's write buffer does: a
-crash loses at most that much of an unfinished recording.
+recording ends). Small blocks are gathered in ``pending`` and handed to the encoder in batches of
+``LANE_BATCH`` user bytes (``take_batch``/``encode``), as st's write buffer does; the
+medium encodes and records a batch on its codec lane while the next one gathers. At
+most ``WRITE_BATCH`` user bytes (one batch in flight, the next one gathering) are not
+yet on tape: a crash loses at most that much of an unfinished recording.
 
 Writing in the middle of a recording keeps its first blocks. ``resume`` decodes the
 recording up to that point and feeds it through a fresh Recorder: the encoder is
@@ -37,7 +39,8 @@ from backerd.medium.index import FileIndex
 from backerd.medium.reader import RecordingReader
 from backerd.vcr.base import BlockRuns, Deck, Recording, RecordingCatalog
 
-WRITE_BATCH = 256 << 10  # user bytes the Recorder gathers before it encodes
+WRITE_BATCH = 1 << 20  # user bytes accepted but not yet recorded, at most
+LANE_BATCH = WRITE_BATCH // 2  # user bytes encoded at once, on the codec lane
 WRITTEN_FORMAT = "3.102"  # the only format the Recorder writes
 _REPLAY_CHUNK = 1 << 20  # user bytes decoded at once while resuming
 
@@ -54,12 +57,12 @@ class RecordingWriter:
     user_bytes: int = 0
     runs: BlockRuns = field(default_factory=BlockRuns)
     blocks: int = 0
+    pending: bytearray = field(default_factory=bytearray)  # user bytes not yet encoded
 
     @classmethod
     def new(cls, start: int, mode: str) -> RecordingWriter:
         params = mode_params(mode)
-        return cls(start, params.name, Recorder(params.name, WRITTEN_FORMAT,
-                                                batch_bytes=WRITE_BATCH),
+        return cls(start, params.name, Recorder(params.name, WRITTEN_FORMAT),
                    FieldCutter(params))
 
     @property
@@ -76,17 +79,34 @@ class RecordingWriter:
         """Fields the recording will have once closed, as it stands."""
         return fields_needed(mode_params(self.mode), self.user_bytes)
 
-    def add_block(self, data: bytes) -> list[bytes]:
-        """Take one user block; the fields now ready for the deck."""
-        fields = self.cutter.cut(self.recorder.write(data))
+    def add_block(self, data: bytes) -> None:
+        """Take one user block (encoded with its batch, see ``take_batch``)."""
+        self.pending += data
         self.user_bytes += len(data)
         self.runs.append(len(data))
         self.blocks += 1
-        return fields
+
+    @property
+    def batch_ready(self) -> bool:
+        return len(self.pending) >= LANE_BATCH
+
+    def completes_batch(self, size: int) -> bool:
+        """Whether a further block of ``size`` bytes makes a batch ready."""
+        return len(self.pending) + size >= LANE_BATCH
+
+    def take_batch(self) -> bytes:
+        """The pending user bytes, to be encoded (``encode``) in this order."""
+        batch, self.pending = bytes(self.pending), bytearray()
+        return batch
+
+    def encode(self, batch: bytes) -> list[bytes]:
+        """The fields of a batch, ready for the deck (codec work: may run on the lane)."""
+        return self.cutter.cut(self.recorder.write(batch)) if batch else []
 
     def close(self) -> list[bytes]:
-        """End the recording: its last fields (EOR, pad)."""
-        return self.cutter.cut(self.recorder.close()) + self.cutter.rest()
+        """End the recording: the fields of the pending bytes and the last ones (EOR, pad)."""
+        fields = self.encode(self.take_batch())
+        return fields + self.cutter.cut(self.recorder.close()) + self.cutter.rest()
 
     def recording(self, *, filemark: bool) -> Recording:
         """The catalog entry of the recording, once its last fields are recorded."""
@@ -177,14 +197,30 @@ class Writing:
         if writer is None or not fields:
             return
         try:
-            with tape_errors("recording"):
-                if self.deck.position() != writer.next_slot:
-                    self.deck.seek(writer.next_slot)
-                self.deck.record(fields)
+            self._put(writer, fields)
         except TapeError:
-            self.current = None  # a gap: the recording ends here, as an interrupted one
+            self.abandon()
             raise
+
+    def record_batch(self, writer: RecordingWriter, batch: bytes) -> None:
+        """Encode and record one batch of ``writer`` (a codec-lane job; the caller
+        ``abandon``s the recording if this fails)."""
+        with tape_errors("encoding"):
+            fields = writer.encode(batch)
+        self._put(writer, fields)
+
+    def _put(self, writer: RecordingWriter, fields: list[bytes]) -> None:
+        if not fields:
+            return
+        with tape_errors("recording"):
+            if self.deck.position() != writer.next_slot:
+                self.deck.seek(writer.next_slot)
+            self.deck.record(fields)
         writer.fields += len(fields)
+
+    def abandon(self) -> None:
+        """A gap: the recording ends here, as an interrupted one."""
+        self.current = None
 
     def finish(self, catalog: RecordingCatalog, *, filemark: bool) -> RecordingWriter | None:
         """End the current recording (EOR) and commit it; the writer that was current."""

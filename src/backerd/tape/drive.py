@@ -8,7 +8,8 @@ ops that move the head anyway), writes the pending filemark before rewind/BSF/se
 offline after a write, then performs the op and updates the counters. The file and
 block counters are st's own, not the Medium's: they become -1 where st loses track
 (after MTBSF, MTSEEK, a blank check), because mt and tar see exactly those values.
-The transition rules live in ``state``; errors are ``TapeError(errno)``.
+The transition rules live in ``state``, the ioctl wire (which ioctl, struct layouts,
+the gstat/dsreg words) in ``ioctlwire``; errors are ``TapeError(errno)``.
 
 Deliberate differences from st, each harmless to the tools: rejected ops (ENOSYS,
 EINVAL, EPERM) change no state; MTFSF/MTBSF/MTFSR/MTBSR with count 0 move nothing;
@@ -24,15 +25,13 @@ import os
 from typing import Any
 
 from backerd.errors import TapeError
-from backerd.tape import mtio
+from backerd.tape import ioctlwire, mtio
 from backerd.tape.density import is_valid_density, mode_for_density
-from backerd.tape.medium import FILEMARK, DamagedBlock, Medium
+from backerd.tape.medium import FILEMARK, BufferingMedium, DamagedBlock, Medium
 from backerd.tape.state import (
     BLANK_ON_READ,
     DATA_READ,
     EOD_ON_READ,
-    EOD_STATES,
-    EOM_STATES,
     EOM_WRITE,
     KEEPS_RW,
     NO_TAPE_OK,
@@ -90,6 +89,7 @@ class Drive:
         self.soft_errors = 0
         self._readahead = bytearray()  # fixed mode: bytes of blocks read, not yet returned
         self._was_loaded = medium.loaded
+        self._buffering = medium if isinstance(medium, BufferingMedium) else None  # asked once
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -234,6 +234,20 @@ class Drive:
         if self.position_lost_flag:
             raise _fail(errno.EIO, "tape position lost; rewind or seek first")
 
+    def would_wait(self, writing: bool, size: int) -> bool:
+        """Whether ``write`` (``writing``) or ``read`` of ``size`` bytes may wait for the
+        tape or the codec. False only in the middle of a stream the medium buffers (reads:
+        variable blocks, the next one decoded already): cheap enough for an event loop."""
+        medium = self._buffering
+        if medium is None or not (
+                self.is_open and self.rw is (Rw.WRITING if writing else Rw.READING)
+                and self.eof is Eof.NOEOF and not self.position_lost_flag
+                and self.medium.loaded == self._was_loaded):
+            return True
+        if writing:
+            return medium.write_would_wait(size)
+        return bool(self.block_size) or medium.read_would_wait(size)
+
     # -- read ----------------------------------------------------------------------------
 
     def read(self, size: int, exact: bool = True) -> bytes:
@@ -375,47 +389,27 @@ class Drive:
     def ioctl(self, cmd: int, arg: bytes, out_size: int, *, privileged: bool = False) -> bytes:
         """One ioctl(2); returns the bytes to copy back to the caller (b"" for MTIOCTOP)."""
         self._require_open()
-        if mtio.ioc_type(cmd) != mtio.MTIO_TYPE or mtio.ioc_nr(cmd) not in (1, 2, 3):
-            raise _fail(errno.ENOTTY, f"ioctl {cmd:#x} is not a tape ioctl")
-        nr, size = mtio.ioc_nr(cmd), mtio.ioc_size(cmd)
-        if nr == 1:
-            if size != mtio.MTOP_SIZE or len(arg) < mtio.MTOP_SIZE:
-                raise _fail(errno.EINVAL, "bad struct mtop size")
-            op = mtio.MtOp.unpack(bytes(arg[: mtio.MTOP_SIZE]))
-            self.mtioctop(op.op, op.count, privileged=privileged)
+        request = ioctlwire.decode(cmd, arg)
+        if request.op is not None:
+            self.mtioctop(request.op.op, request.op.count, privileged=privileged)
             return b""
-        if nr == 2:
-            if size not in (mtio.MTGET_SIZE, mtio.MTGET32_SIZE):
-                raise _fail(errno.EINVAL, "bad struct mtget size")
-            got = self.mtiocget()
-            return got.pack() if size == mtio.MTGET_SIZE else got.pack32()
-        if size not in (mtio.MTPOS_SIZE, mtio.MTPOS32_SIZE):
-            raise _fail(errno.EINVAL, "bad struct mtpos size")
-        pos = self.mtiocpos()
-        return pos.pack() if size == mtio.MTPOS_SIZE else pos.pack32()
+        if request.kind is ioctlwire.TapeIoctl.GET:
+            return ioctlwire.pack_get(self.mtiocget(), request.wide)
+        return ioctlwire.pack_pos(self.mtiocpos(), request.wide)
 
     def gstat(self) -> int:
-        g = 0
-        if self.options & mtio.MT_ST_ASYNC_WRITES or (
-            self.options & mtio.MT_ST_BUFFER_WRITES and self.block_size
-        ):
-            g |= mtio.GMT_IM_REP_EN
-        if not self.medium.loaded:
-            return g | mtio.GMT_DR_OPEN
-        g |= mtio.GMT_ONLINE
-        if self.medium.write_protected:
-            g |= mtio.GMT_WR_PROT
-        blkno = self._reported_block()
-        if blkno == 0:
-            g |= mtio.GMT_BOT if self.fileno == 0 else mtio.GMT_EOF
-        if self.eof in EOM_STATES or self.medium.early_warning():
-            g |= mtio.GMT_EOT
-        elif self.eof in EOD_STATES:
-            g |= mtio.GMT_EOD
-        g |= {1: mtio.GMT_D_800, 2: mtio.GMT_D_1600, 3: mtio.GMT_D_6250}.get(
-            self.medium.density(), 0
-        )
-        return g
+        loaded = self.medium.loaded
+        return ioctlwire.gstat_bits(ioctlwire.GstatFacts(
+            options=self.options,
+            block_size=self.block_size,
+            loaded=loaded,
+            write_protected=loaded and self.medium.write_protected,
+            fileno=self.fileno,
+            blkno=self._reported_block(),
+            eof=self.eof,
+            early_warning=loaded and self.medium.early_warning(),
+            density=self.medium.density() if loaded else 0,
+        ))
 
     def mtiocget(self) -> mtio.MtGet:
         self._check_media()
@@ -426,13 +420,10 @@ class Drive:
         self.soft_errors = 0
         loaded = self.medium.loaded
         density = self.medium.density() if loaded else 0
-        dsreg = (self.block_size & mtio.MT_ST_BLKSIZE_MASK) | (
-            (density & 0xFF) << mtio.MT_ST_DENSITY_SHIFT
-        )
         return mtio.MtGet(
             type=mtio.MT_ISSCSI2,
             resid=0,  # st reports the current partition here
-            dsreg=dsreg,
+            dsreg=ioctlwire.dsreg(self.block_size, density),
             gstat=self.gstat(),
             erreg=erreg,
             fileno=self.fileno if loaded else -1,
@@ -571,9 +562,6 @@ class Drive:
         self.blkno = 0
         self.eof = Eof.EOM_OK if self.medium.early_warning() else Eof.NOEOF
 
-    def _op_weof(self, count: int) -> None:
-        self._weof(count)
-
     def _op_rew(self, count: int) -> None:
         self.medium.rewind()
         self._at(0, 0, Eof.NOEOF)
@@ -653,27 +641,18 @@ class Drive:
         self.other_settings[0] = count  # the drive's buffering mode: nothing to change
 
     def _set_options(self, value: int) -> None:
-        kind = value & mtio.MT_ST_OPTIONS
-        bits = value & ~mtio.MT_ST_OPTIONS
-        if kind == mtio.MT_ST_BOOLEANS:
-            self.options = bits
-        elif kind == mtio.MT_ST_SETBOOLEANS:
-            self.options |= bits
-        elif kind == mtio.MT_ST_CLEARBOOLEANS:
-            self.options &= ~bits
-        elif kind == mtio.MT_ST_DEF_BLKSIZE:
-            size = bits & mtio.MT_ST_BLKSIZE_MASK
-            self.default_block_size = 0 if size == mtio.MT_ST_BLKSIZE_MASK else size
-        else:
-            self.other_settings[kind] = bits
+        self.options, self.default_block_size, other = ioctlwire.apply_options(
+            self.options, self.default_block_size, value)
+        if other is not None:
+            self.other_settings[other[0]] = other[1]
 
     _OPS: dict[int, Any] = {
         mtio.MTFSF: _op_fsf,
         mtio.MTBSF: _op_bsf,
         mtio.MTFSR: _op_fsr,
         mtio.MTBSR: _op_bsr,
-        mtio.MTWEOF: _op_weof,
-        mtio.MTWEOFI: _op_weof,
+        mtio.MTWEOF: _weof,
+        mtio.MTWEOFI: _weof,
         mtio.MTREW: _op_rew,
         mtio.MTOFFL: _op_offl,
         mtio.MTUNLOAD: _op_offl,

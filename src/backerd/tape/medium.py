@@ -114,6 +114,20 @@ class Medium(Protocol):
         ...
 
 
+@runtime_checkable
+class BufferingMedium(Protocol):
+    """A Medium that buffers blocks and decodes ahead, and says when a call would wait.
+
+    ``False`` means the call only moves bytes between the caller and the medium's
+    buffers (or hands a batch to an idle codec thread): no tape motion, no codec work,
+    so it may be served on the caller's event loop.
+    """
+
+    def write_would_wait(self, size: int) -> bool: ...
+
+    def read_would_wait(self, max_size: int) -> bool: ...
+
+
 @dataclass
 class _File:
     """One tape file: its bytes, the end offsets of its blocks, and its filemark."""
