@@ -271,6 +271,8 @@ class CardDeck:
             if geometry is None:
                 raise TapeError(f"a field of {len(take[0])} bytes fits no card geometry",
                                 errno=errno.EINVAL)
+            if self.confirm and self._tape != self._pos:
+                self._confirmed_cue()
             self._position_tape()
             self.control.press(Motion.RECORD)
             self._stale_base = self.modem.counters.stale_bytes
@@ -403,6 +405,20 @@ class CardDeck:
                                errno=exc.errno) from None
         self._play_start = done.position
         self._tape = None
+
+    def _confirmed_cue(self) -> None:
+        """Before recording after a wind: confirm the landing from the signal as for
+        playback, play up to the position and stop there, so that a recording never
+        starts inside the one before it (or leaves a gap) because the reels ran
+        otherwise than the model said."""
+        goal = self._pos
+        self._confirmed_play()
+        for j in range(goal - self._play_start):
+            self._played(j)
+        self._motion = None
+        self.modem.stop()
+        self.control.press(Motion.STOP)
+        self._tape = goal
 
     def status(self) -> dict:
         control: dict | None = None
