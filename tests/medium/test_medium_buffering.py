@@ -229,3 +229,21 @@ def test_drive_would_wait_outside_a_stream_and_without_a_buffering_medium(
     memory.open(False, os.O_RDWR)
     memory.write(bytes(BLOCK))
     assert memory.would_wait(True, BLOCK)  # no buffering to ask: always the worker thread
+
+
+def test_close_flush_records_the_buffer_and_reports_its_failure(
+    cassette: Cassette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # close(2) reaches the daemon as FLUSH before the (asynchronous) RELEASE: buffered
+    # blocks are recorded there, so a failure reaches close instead of only the log.
+    drive = Drive(BackerMedium(SimDeck(cassette), "nhs"))
+    drive.open(False, os.O_WRONLY)
+    drive.write(blocks(1)[0])
+    assert cassette.signal_end() == 0  # still in the write buffer
+    drive.flush_buffers()
+    assert cassette.signal_end() > 0  # recorded, without a filemark yet
+    drive.write(blocks(1, seed=2)[0])
+    monkeypatch.setattr(Cassette, "write_fields", disk_full)
+    with pytest.raises(TapeError) as e:
+        drive.flush_buffers()
+    assert e.value.errno == errno.ENOSPC

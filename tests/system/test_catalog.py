@@ -55,6 +55,7 @@ def comparable(snapshot: dict) -> list[dict]:
             for r in snapshot["recordings"]]
 
 
+@pytest.mark.sectors
 @pytest.mark.skipif(mode(MODE).is_raw,
                     reason=f"mode {MODE} has no error correction to survive the deck's noise")
 def test_label_catalog_counters_metrics_check_plot_rebuild(noisy: Daemon, tmp_path: Path

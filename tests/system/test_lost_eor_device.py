@@ -28,7 +28,8 @@ CASES = {
     "bor": (True, None, None),
 }
 
-pytestmark = pytest.mark.skipif(mode(MODE).is_raw, reason=f"mode {MODE} has no sector format")
+pytestmark = [pytest.mark.sectors,
+              pytest.mark.skipif(mode(MODE).is_raw, reason=f"mode {MODE} has no sector format")]
 # The daemon's mode and the low-density mode of the other codec on the same standard
 # (chosen per tape with mt setdensity).
 MODES = [MODE, MODE[0] + ("le" if mode(MODE).codec == "sp" else "ls")]

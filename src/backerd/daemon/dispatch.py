@@ -25,7 +25,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 import trio
 
@@ -65,6 +65,13 @@ class NodeHandler(Protocol):
     async def ioctl(self, cmd: int, arg: bytes, out_size: int) -> bytes: ...
 
     async def release(self) -> None: ...
+
+
+@runtime_checkable
+class FlushingHandler(Protocol):
+    """A node that buffers writes: FLUSH (close(2), before RELEASE) records them."""
+
+    async def flush(self) -> None: ...
 
 
 def errno_of(exc: BaseException) -> int:
@@ -291,8 +298,8 @@ class Dispatcher:
                     await self._read(file, request)
                 elif isinstance(request, ev.Ioctl):
                     await self._ioctl(file, request)
-                else:  # FLUSH, FSYNC: the buffered record was written before close/fsync
-                    self._reply(request, lambda r=request: self.conn.reply_empty(r))
+                else:  # FLUSH, FSYNC: buffered blocks are recorded; the filemark at RELEASE
+                    await self._flush(file, request)
             except Exception:
                 log.exception("internal error serving %s", type(request).__name__)
                 if self.conn.is_outstanding(request.unique):
@@ -364,6 +371,15 @@ class Dispatcher:
             return
         data = bytes(result)
         self._reply(request, lambda: self.conn.reply_ioctl(request, data))
+
+    async def _flush(self, file: _OpenFile, request: ev.Flush | ev.Fsync) -> None:
+        handler = file.node.handler
+        if isinstance(request, ev.Flush) and isinstance(handler, FlushingHandler):
+            result = await self._guarded(request, handler.flush)
+            if isinstance(result, _Failed):
+                self._fail(request, result.errno)
+                return
+        self._reply(request, lambda: self.conn.reply_empty(request))
 
     async def _release(self, file: _OpenFile, request: ev.Release) -> None:
         try:

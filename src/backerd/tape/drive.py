@@ -59,15 +59,9 @@ def _fail(code: int, message: str) -> TapeError:
 class Drive:
     """One st-like tape drive over ``medium``."""
 
-    def __init__(
-        self,
-        medium: Medium,
-        *,
-        default_block_size: int = 0,
-        min_block_size: int = 1,
-        max_block_size: int = MAX_BLOCK_SIZE,
-        options: int = mtio.MT_ST_DEFAULT_OPTIONS,
-    ) -> None:
+    def __init__(self, medium: Medium, *, default_block_size: int = 0, min_block_size: int = 1,
+                 max_block_size: int = MAX_BLOCK_SIZE,
+                 options: int = mtio.MT_ST_DEFAULT_OPTIONS) -> None:
         self.medium = medium
         self.block_size = default_block_size
         self.default_block_size = default_block_size
@@ -233,6 +227,11 @@ class Drive:
         self._require_tape()
         if self.position_lost_flag:
             raise _fail(errno.EIO, "tape position lost; rewind or seek first")
+
+    def flush_buffers(self) -> None:
+        """close(2)'s flush: buffered writes reach the tape, and their errors the caller."""
+        if self._buffering is not None and self.is_open and self.rw is Rw.WRITING:
+            self._buffering.flush_buffers()
 
     def would_wait(self, writing: bool, size: int) -> bool:
         """Whether ``write`` (``writing``) or ``read`` of ``size`` bytes may wait for the
