@@ -4,19 +4,7 @@ import numpy as np
 import pytest
 
 from backerd.format import gf
-
-
-def slow_mul(a: int, b: int) -> int:
-    """Carry-less multiply then reduce by 0x11D, bit by bit."""
-    r = 0
-    while b:
-        if b & 1:
-            r ^= a
-        b >>= 1
-        a <<= 1
-        if a & 0x100:
-            a ^= 0x11D
-    return r
+from testkit.gfref import slow_matmul, slow_mul
 
 
 def test_mul_table_matches_bitwise_multiply() -> None:
@@ -54,16 +42,6 @@ def test_generator_poly_spec_vectors(nsym: int, hexcoeffs: str) -> None:
 def test_inverse_table_matches_bitwise_multiply() -> None:
     assert all(slow_mul(x, int(gf.INV[x])) == 1 for x in range(1, 256))
 
-
-def slow_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    out = np.zeros((a.shape[0], b.shape[1]), np.uint8)
-    for i in range(a.shape[0]):
-        for j in range(b.shape[1]):
-            acc = 0
-            for t in range(a.shape[1]):
-                acc ^= slow_mul(int(a[i, t]), int(b[t, j]))
-            out[i, j] = acc
-    return out
 
 
 @pytest.mark.parametrize("size", [1, 2, 7, 20])

@@ -6,30 +6,7 @@ import numpy as np
 import pytest
 
 from backerd.format.gf_linear import LinearMap, word_dtypes
-
-
-def slow_mul(a: int, b: int) -> int:
-    """Carry-less multiply reduced by 0x11D, bit by bit (independent of the tables)."""
-    r = 0
-    while b:
-        if b & 1:
-            r ^= a
-        b >>= 1
-        a <<= 1
-        if a & 0x100:
-            a ^= 0x11D
-    return r
-
-
-def slow_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    out = np.zeros((a.shape[0], b.shape[1]), np.uint8)
-    for i in range(a.shape[0]):
-        for j in range(b.shape[1]):
-            acc = 0
-            for t in range(a.shape[1]):
-                acc ^= slow_mul(int(a[i, t]), int(b[t, j]))
-            out[i, j] = acc
-    return out
+from testkit.gfref import slow_matmul
 
 
 @pytest.mark.parametrize("nbytes", [1, 2, 3, 4, 5, 8, 9, 10, 16, 20])
