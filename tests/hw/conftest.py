@@ -7,23 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from testkit.hwtest import EmulatingDaemon, new_daemon
-from testkit.systemtest import MISSING
+from testkit.hwtest import EmulatingDaemon, running_daemon
 
 
 @pytest.fixture(params=["isa", "parport"])
 def emulated_daemon(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmulatingDaemon]:
-    if MISSING:
-        pytest.skip("needs " + ", ".join(MISSING))
-    d = new_daemon(tmp_path, request.param)
-    d.start()
-    try:
-        yield d
-    finally:
-        if d.proc is not None:
-            rc = d.stop()
-            assert rc == 0, f"backerd exited {rc}:\n{d.log_tail()}"
-        d.unmount()
+    yield from running_daemon(tmp_path, request.param)
 
 
 @pytest.fixture

@@ -18,22 +18,12 @@ from pathlib import Path
 import pytest
 
 from testkit.fakelircd import FakeLircd
-from testkit.hwtest import EmulatingDaemon, new_daemon
+from testkit.hwtest import EmulatingDaemon, new_daemon, running_daemon
 from testkit.systemtest import MISSING, same_tree
 
 
 def operated_daemon(home: Path, emulate: str, vcr: str) -> Iterator[EmulatingDaemon]:
-    if MISSING:
-        pytest.skip("needs " + ", ".join(MISSING))
-    d = new_daemon(home, emulate, extra=f"[unit.vcr]\n{vcr}")
-    d.start()
-    try:
-        yield d
-    finally:
-        if d.proc is not None:
-            rc = d.stop()
-            assert rc == 0, f"backerd exited {rc}:\n{d.log_tail()}"
-        d.unmount()
+    yield from running_daemon(home, emulate, extra=f"[unit.vcr]\n{vcr}")
 
 
 class Background:

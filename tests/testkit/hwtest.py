@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import trio
 
-from testkit.systemtest import DEVICE_KIND, Daemon
+from testkit.systemtest import DEVICE_KIND, MISSING, Daemon
 
 
 @dataclass
@@ -67,3 +69,18 @@ class ServiceThread:
         self._thread.join(30)
         if self.error is not None:
             raise self.error
+
+
+def running_daemon(home: Path, emulate: str, **options: object) -> Iterator[EmulatingDaemon]:
+    """A started ``serve --emulate`` daemon for a fixture; stopped cleanly (exit 0) after."""
+    if MISSING:
+        pytest.skip("needs " + ", ".join(MISSING))
+    d = new_daemon(home, emulate, **options)  # type: ignore[arg-type]
+    d.start()
+    try:
+        yield d
+    finally:
+        if d.proc is not None:
+            rc = d.stop()
+            assert rc == 0, f"backerd exited {rc}:\n{d.log_tail()}"
+        d.unmount()
