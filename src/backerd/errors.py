@@ -75,3 +75,29 @@ class ControlError(BackerError):
 
 class ConfigError(UsageError):
     """The configuration file is invalid."""
+
+
+class PreflightFailed(BackerError):
+    """A backup cannot start: wrong cassette, write-protected, no room, worn out."""
+
+    errno = _errno.EAGAIN
+    exit_status = 8
+
+
+class ArchiverError(BackerError):
+    """The archiver (GNU tar) failed or could not be run."""
+
+    exit_status = 9
+
+
+class VerifyMismatch(MediumError):
+    """What was read back from tape differs from what was written."""
+
+    exit_status = 10
+
+
+class CassetteNeeded(BackerError):
+    """The operation needs a cassette that is not the one loaded."""
+
+    errno = _errno.ENOMEDIUM
+    exit_status = 11

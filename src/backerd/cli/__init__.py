@@ -27,6 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("backerd.cli.plot", "draw signal health along the tape as a PNG"),
     "label": ("backerd.cli.label", "label the cassette in a unit (a recording at BOT)"),
     "check": ("backerd.cli.check", "preflight: right cassette, writable, room, wear"),
+    "backup": ("backerd.cli.backup", "run a backup job: incremental tar, skip, verify"),
+    "restore": ("backerd.cli.restore", "restore a backup job's files from its tape chain"),
+    "jobs": ("backerd.cli.jobs", "backup jobs: last result, next cassette, retention"),
     "monitor": ("backerd.cli.monitor", "live view of the units: signal health, throughput"),
     "demo": ("backerd.cli.demo", "a self-contained run of the main job on a simulated VCR"),
 }

@@ -61,6 +61,7 @@ from backerd.errors import ConfigError, UsageError
 from backerd.format.params import MODES, Standard, standard_mismatch
 from backerd.format.params import mode as mode_params
 from backerd.hw.settings import CARD_DECKS, RULES, CardSettings, card_keys_misused, parse_card
+from backerd.jobs.config import JobConfig, parse_jobs
 from backerd.vcr.image import parse_length
 from backerd.vcr.settings import VcrSettings, parse_vcr
 
@@ -126,6 +127,7 @@ class Config:
     fuse_access: NodeAccess = dataclasses.field(default_factory=lambda: node_access({}))
     source: Path | None = None  # the file it came from, None for built-in defaults
     user: str | None = None  # who the daemon becomes once real hardware is open
+    jobs: tuple[JobConfig, ...] = ()  # [[job]] tables: backup jobs (backerd.jobs.config)
 
     @property
     def control_socket(self) -> Path:
@@ -159,7 +161,7 @@ class Config:
 
 _TOP_KEYS = {
     "state_dir", "runtime_dir", "fuse_root", "transport", "fuse_max_pages",
-    "unrestricted_ioctl", "unit", "catalog", "metrics_file", "user",
+    "unrestricted_ioctl", "unit", "catalog", "metrics_file", "user", "job",
 }
 _UNIT_KEYS = {"number", "name", "deck", "cassette", "mode", "length", "realtime", "noise",
               "vcr", "late_service", *RULES}
@@ -369,6 +371,7 @@ def parse_config(
     for path in (state_dir, runtime_dir, fuse_root, *(Path(p) for p in (catalog, metrics) if p)):
         if not path.is_absolute():
             raise ConfigError(f"directories must be absolute paths, got {str(path)!r}")
+    jobs = parse_jobs(table.get("job", []), {u.number for u in units})
     return Config(
         state_dir=state_dir,
         runtime_dir=runtime_dir,
@@ -381,6 +384,7 @@ def parse_config(
         fuse_access=node_access(table),
         source=source,
         user=user,
+        jobs=jobs,
     )
 
 
