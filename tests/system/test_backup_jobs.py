@@ -178,3 +178,35 @@ def test_retention_expires_old_cycles_never_the_newest_verified_full(
         (3, "in the newest verified full cycle"), (4, "in the newest verified full cycle"),
         (5, "in the newest verified full cycle"), (6, "in the newest full cycles kept")]
     assert jobs(d)["reusable"] == []  # one cassette, still holding kept backups
+
+
+def test_preflight_refusal_and_the_cassette_to_insert(job_daemon: Daemon, tmp_path: Path
+                                                      ) -> None:
+    d = job_daemon
+    first = backerd(d, "backup", "home")  # the text form
+    assert first.stdout.decode().startswith("home: full written to MONDAY-01 file 0: 5 files")
+    listing = backerd(d, "jobs").stdout.decode()
+    assert "last run:      written full" in listing and "MONDAY-01 file 0, verified" in listing
+    # the inventory says the cassette is full: the preflight refuses, nothing is written
+    db = Path(d.env["BACKERD_STATE_DIR"]) / "catalog.db"
+    d.run(*d.backerd("catalog", "--catalog", str(db), "set", "MONDAY-01", "--state", "full"))
+    (tmp_path / "home" / "bob" / "more.txt").write_text("more\n")
+    refused = backerd(d, "backup", "home", "--json", ok=False)
+    assert refused.returncode == 8 and refused.stdout == b""
+    [line] = refused.stderr.decode().splitlines()
+    assert line.startswith("backerd backup: preflight failed on unit 0: writable?")
+    assert jobs(d)["jobs"][0]["last"]["result"] == "failed"
+    # another cassette in the deck: the restore names the one to insert
+    stop_checked(d)
+    d.cassette = tmp_path / "d" / "other.cassette"
+    d.start()
+    backerd(d, "label", "--unit", "0", "TUESDAY-02")
+    wrong = backerd(d, "restore", "home", "--to", str(tmp_path / "out"), ok=False)
+    assert wrong.returncode == 11
+    assert wrong.stderr.decode().startswith(
+        "backerd restore: insert cassette MONDAY-01 (uuid ")
+    assert "the loaded cassette is TUESDAY-02" in wrong.stderr.decode()
+    assert not (tmp_path / "out").exists()
+    # the plan itself needs no cassette
+    plan = backerd(d, "restore", "home", "--dry-run").stdout.decode()
+    assert "1 tape file(s) on MONDAY-01" in plan and "file 0" in plan

@@ -25,7 +25,7 @@ import fcntl
 import os
 import shutil
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -128,35 +128,33 @@ def dry_run(job: JobConfig, base: Path, directory: Path, tar: str) -> str | None
 
 @dataclass
 class Written:
-    file_number: int
-    bytes: int
-    members: list[MemberDigest]
-    dirs: list[DirState]
-    note: str
+    """What a write put on tape so far (filled in as it goes, so a failure can say)."""
+
+    file_number: int | None = None
+    bytes: int = 0
+    members: list[MemberDigest] = field(default_factory=list)
+    dirs: list[DirState] = field(default_factory=list)
+    note: str = ""
 
 
-def write_archive(node: str, argv: list[str]) -> Written:
+def write_archive(node: str, argv: list[str], written: Written) -> None:
     """Tar's output, digested, at end of data of ``node``; the filemark on close."""
-    members: list[MemberDigest] = []
-    dirs: list[DirState] = []
-    total = 0
     with open_node(node, write=True) as tape:
-        file_number = tape.end_of_data()
+        written.file_number = tape.end_of_data()
         proc = TarCreate(argv)
         digester = TarDigester()
         try:
             for record in proc.records():
-                _collect(digester.feed(record), members, dirs)
+                _collect(digester.feed(record), written.members, written.dirs)
                 tape.write_block(record)
-                total += len(record)
+                written.bytes += len(record)
         except BaseException:
             proc.stop()
             raise
         status, messages = proc.wait()
         if not digester.ended:
-            _collect(digester.finish(), members, dirs)
-    note = create_outcome(status, messages)  # raises on a tar error
-    return Written(file_number, total, members, dirs, note)
+            _collect(digester.finish(), written.members, written.dirs)
+    written.note = create_outcome(status, messages)  # raises on a tar error
 
 
 def compare(expected: Sequence[MemberDigest], found: Sequence[MemberDigest], *,
@@ -227,9 +225,10 @@ def _run(config: Config, job: JobConfig, catalog: Catalog, directory: Path, *,
     kind = "full" if level == 0 else "incremental"
     tar = tar_binary()
 
-    def record(result: str, reason: str) -> None:
+    def record(result: str, reason: str, pieces: tuple[Piece, ...] = ()) -> None:
         history.add_run(catalog, BackupRecord(
             id=0, job=job.name, level=level, started=now, result=result, reason=reason,
+            pieces=pieces, bytes=sum(p.bytes for p in pieces),
             finished=datetime.now(UTC).astimezone()))
 
     try:
@@ -251,12 +250,17 @@ def _run(config: Config, job: JobConfig, catalog: Catalog, directory: Path, *,
         shutil.copyfile(plan.base, plan.work)
     else:
         plan.work.unlink(missing_ok=True)
+    written = Written()
     try:
-        written = write_archive(view.node, create_argv(job, plan.work, tar))
+        write_archive(view.node, create_argv(job, plan.work, tar), written)
     except BackerError as exc:
-        record("failed", exc.message)
+        # what reached the tape is recorded, so retention knows what holds the cassette
+        partial = () if written.file_number is None or not written.bytes else (
+            Piece(view.cassette_uuid, written.file_number, written.bytes),)
+        record("failed", exc.message, partial)
         plan.work.unlink(missing_ok=True)
         raise
+    assert written.file_number is not None
     files = sum(1 for m in written.members if m.type != "dir")
     piece = Piece(view.cassette_uuid, written.file_number, written.bytes)
     run_id = history.add_run(catalog, BackupRecord(
