@@ -87,6 +87,9 @@ def test_full_skip_incremental_restore(job_daemon: Daemon, tmp_path: Path) -> No
     assert (third["result"], third["level"], third["file"], third["files"]) == (
         "written", "incremental", 1, 2)
     assert third["verified"] is True
+    # one snapshot file per level, the run's copy promoted only after it verified
+    state = Path(d.env["BACKERD_STATE_DIR"]) / "jobs" / "home"
+    assert sorted(p.name for p in state.iterdir()) == ["level-0.snar", "level-1.snar", "lock"]
     # the plan: the full, then the incremental
     plan = json.loads(backerd(d, "restore", "home", "--dry-run", "--json").stdout)
     assert [(s["level"], s["file"], s["cassette"]) for s in plan["steps"]] == [
@@ -144,6 +147,8 @@ def test_verify_catches_a_corrupted_recording(no_shared_daemon: None, tmp_path: 
         assert refused.returncode == 2 and b"no good full backup" in refused.stderr
         # the next run is a full again: the failed one promoted no snapshot
         assert job["next_level"] == "full"
+        state = Path(d.env["BACKERD_STATE_DIR"]) / "jobs" / "home"
+        assert sorted(p.name for p in state.iterdir()) == ["lock"]
     finally:
         stop_checked(d)
 
@@ -196,17 +201,35 @@ def test_preflight_refusal_and_the_cassette_to_insert(job_daemon: Daemon, tmp_pa
     [line] = refused.stderr.decode().splitlines()
     assert line.startswith("backerd backup: preflight failed on unit 0: writable?")
     assert jobs(d)["jobs"][0]["last"]["result"] == "failed"
-    # another cassette in the deck: the restore names the one to insert
-    stop_checked(d)
-    d.cassette = tmp_path / "d" / "other.cassette"
-    d.start()
+    assert jobs(d)["jobs"][0]["next_cassette"] == "a blank cassette"
+    # the next cassette in the deck takes the incremental
+    monday, tuesday = d.cassette, tmp_path / "d" / "other.cassette"
+
+    def load(cassette: Path) -> None:
+        stop_checked(d)
+        d.cassette = cassette
+        d.start()
+
+    load(tuesday)
     backerd(d, "label", "--unit", "0", "TUESDAY-02")
-    wrong = backerd(d, "restore", "home", "--to", str(tmp_path / "out"), ok=False)
-    assert wrong.returncode == 11
-    assert wrong.stderr.decode().startswith(
-        "backerd restore: insert cassette MONDAY-01 (uuid ")
-    assert "the loaded cassette is TUESDAY-02" in wrong.stderr.decode()
-    assert not (tmp_path / "out").exists()
-    # the plan itself needs no cassette
+    second = backup(d)
+    assert (second["cassette"], second["file"], second["level"]) == (
+        "TUESDAY-02", 0, "incremental")
     plan = backerd(d, "restore", "home", "--dry-run").stdout.decode()
-    assert "1 tape file(s) on MONDAY-01" in plan and "file 0" in plan
+    assert "2 tape file(s) on MONDAY-01, TUESDAY-02" in plan
+    # the restore names the cassette to insert, and where to go on after changing it
+    out = tmp_path / "out"
+    wrong = backerd(d, "restore", "home", "--to", str(out), ok=False)
+    assert wrong.returncode == 11
+    [line] = wrong.stderr.decode().splitlines()
+    assert line.startswith("backerd restore: insert cassette MONDAY-01 (uuid ")
+    assert line.endswith("the loaded cassette is TUESDAY-02") and not out.exists()
+    load(monday)
+    half = backerd(d, "restore", "home", "--to", str(out), ok=False)
+    assert half.returncode == 11
+    assert half.stderr.decode().rstrip().endswith("run the restore again with --resume 1")
+    assert "insert cassette TUESDAY-02" in half.stderr.decode()
+    load(tuesday)
+    backerd(d, "restore", "home", "--to", str(out), "--resume", "1")
+    src = tmp_path / "home"
+    assert same_tree(src, out / str(src).lstrip("/")) == []

@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--path", action="append", default=[], metavar="PATTERN",
                         help="restore only members matching this shell pattern (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan only")
+    parser.add_argument("--resume", type=int, default=0, metavar="STEP",
+                        help="start at this step of the plan (after changing cassettes)")
     parser.add_argument("--config", type=Path, metavar="FILE")
     parser.add_argument("--json", action="store_true")
 
@@ -35,15 +37,15 @@ def run(args: argparse.Namespace) -> int:
     job = find_job(config.jobs, args.name)
     as_of = parse_time(args.as_of) if args.as_of else None
     out = run_restore(config, job, to=args.to.resolve(), as_of=as_of, patterns=args.path,
-                      dry_run=args.dry_run)
+                      dry_run=args.dry_run, resume=args.resume)
     if args.json:
         print(json.dumps(out))
         return 0
     print(f"{job.name}: {len(out['steps'])} tape file(s) on "
           f"{', '.join(out['cassettes'])}, in this order:")
     for step in out["steps"]:
-        print(f"  {step['level']:<11} {step['started']}  cassette {step['cassette']} "
-              f"file {step['file']} ({step['bytes']:,} bytes)")
+        print(f"  {step['step']:>3}  {step['level']:<11} {step['started']}  "
+              f"cassette {step['cassette']} file {step['file']} ({step['bytes']:,} bytes)")
     for note in out["notes"]:
         print(f"  note: {note}")
     if not args.dry_run:

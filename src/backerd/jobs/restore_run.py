@@ -45,10 +45,11 @@ def parse_time(text: str) -> datetime:
 def plan_json(catalog: Catalog, job: JobConfig, plan: Sequence[Step],
               notes: Sequence[str]) -> dict[str, Any]:
     return {"job": job.name, "steps": [
-        {"backup": s.backup.id, "level": s.backup.kind, "started": s.backup.started.isoformat(),
+        {"step": i, "backup": s.backup.id, "level": s.backup.kind,
+         "started": s.backup.started.isoformat(),
          "cassette": history.label_of(catalog, s.piece.cassette_uuid),
          "cassette_uuid": s.piece.cassette_uuid, "file": s.piece.file_number,
-         "bytes": s.piece.bytes} for s in plan],
+         "bytes": s.piece.bytes} for i, s in enumerate(plan)],
         "cassettes": [history.label_of(catalog, u) for u in cassettes_needed(plan)],
         "notes": list(notes)}
 
@@ -78,25 +79,39 @@ def _feeder(node: str, step: Step, found: list[MemberDigest],
     return feed
 
 
+def _insert(catalog: Catalog, job: JobConfig, step: Step, loaded: str | None,
+            number: int) -> CassetteNeeded:
+    wanted = history.label_of(catalog, step.piece.cassette_uuid)
+    again = f"; then run the restore again with --resume {number}" if number else ""
+    return CassetteNeeded(
+        f"insert cassette {wanted} (uuid {step.piece.cassette_uuid}) in unit {job.unit}: it "
+        f"holds file {step.piece.file_number} of the restore; the loaded cassette is "
+        f"{loaded or 'none'}{again}")
+
+
 def run_restore(config: Config, job: JobConfig, *, to: Path, as_of: datetime | None = None,
-                patterns: Sequence[str] = (), dry_run: bool = False) -> dict[str, Any]:
+                patterns: Sequence[str] = (), dry_run: bool = False,
+                resume: int = 0) -> dict[str, Any]:
+    """Restore (or with ``dry_run`` only plan); ``resume``: steps already restored."""
     with Catalog(catalog_path(config, job)) as catalog:
         plan, notes = restore_plan(catalog, job, as_of)
         out = plan_json(catalog, job, plan, notes)
         if dry_run:
             return out
+        if not 0 <= resume < len(plan):
+            raise UsageError(f"--resume {resume}: the plan has steps 0..{len(plan) - 1}")
         view = unit_view(config.control_socket, job.unit)
-        missing = first_missing(plan, view.cassette_uuid)
-        if missing is not None:
-            wanted = history.label_of(catalog, missing.piece.cassette_uuid)
-            raise CassetteNeeded(
-                f"insert cassette {wanted} (uuid {missing.piece.cassette_uuid}) in unit "
-                f"{job.unit}: it holds file {missing.piece.file_number} of the restore; the "
-                f"loaded cassette is {view.cassette or 'none'}")
+        todo = plan[resume:]
+        missing = first_missing(todo, view.cassette_uuid)
+        if missing is todo[0]:
+            raise _insert(catalog, job, missing, view.cassette, resume)
         to.mkdir(parents=True, exist_ok=True)
         tar = tar_binary()
         problems: list[str] = []
-        for step in plan:
+        for number, step in enumerate(todo, start=resume):
+            if step is missing:
+                # the steps so far are on disk; the rest continue from this one
+                raise _insert(catalog, job, step, view.cassette, number)
             found: list[MemberDigest] = []
             try:
                 run_extract(extract_argv(to, patterns, tar),
