@@ -36,6 +36,8 @@ Example (every key is optional; this is the built-in default)::
     control = "sim"                      # sim | manual | lirc; a real card: manual
                                          # (the default there) or lirc
 
+``[[job]]`` tables are backup jobs, validated by ``backerd.jobs.config`` (docs/backups.md).
+
 A top-level ``user = "backerd"`` names the user a daemon with real cards switches to
 once ports, DMA memory and nodes are open (``hw.host.drop_privileges``).
 
