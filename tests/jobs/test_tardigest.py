@@ -142,3 +142,16 @@ def test_gnu_incremental_archives(tmp_path: Path) -> None:
     (src / "a.txt").unlink()
     changed = run()
     assert tree_digest(e for e in changed if isinstance(e, DirState)) != tree_digest(dirs)
+
+
+@settings(max_examples=300)
+@given(members, st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)),
+                         max_size=12), st.lists(st.integers(0, 1 << 16), max_size=5))
+def test_damaged_archives_never_raise(files: list[tuple[str, bytes]],
+                                      damage: list[tuple[int, int]], cuts: list[int]) -> None:
+    data = bytearray(archive(files, tarfile.GNU_FORMAT))
+    for where, value in damage:
+        data[where % len(data)] = value
+    events = digest_stream(chunked(bytes(data), cuts))
+    assert isinstance(events[-1], End | Broken)
+    assert sum(isinstance(e, End | Broken) for e in events) == 1
