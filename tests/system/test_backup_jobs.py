@@ -233,3 +233,26 @@ def test_preflight_refusal_and_the_cassette_to_insert(job_daemon: Daemon, tmp_pa
     backerd(d, "restore", "home", "--to", str(out), "--resume", "1")
     src = tmp_path / "home"
     assert same_tree(src, out / str(src).lstrip("/")) == []
+
+
+def test_a_tar_error_fails_the_run_and_keeps_the_snapshots(job_daemon: Daemon,
+                                                           tmp_path: Path) -> None:
+    d = job_daemon
+    src = tmp_path / "home"
+    assert backup(d)["level"] == "full"
+    state = Path(d.env["BACKERD_STATE_DIR"]) / "jobs" / "home"
+    before = (state / "level-0.snar").read_bytes()
+    write_config(d, tmp_path / "no-such-directory")
+    failed = backerd(d, "backup", "home", ok=False)
+    assert failed.returncode == 9
+    [line] = failed.stderr.decode().splitlines()
+    assert line.startswith("backerd backup: tar exited 2: ") and "no-such-directory" in line
+    assert (state / "level-0.snar").read_bytes() == before
+    assert sorted(p.name for p in state.iterdir()) == ["level-0.snar", "lock"]
+    [job] = jobs(d)["jobs"]
+    assert job["last"]["result"] == "failed" and job["chain"] == [1]
+    # the job's paths back: the next run is the incremental the failed one was to be
+    write_config(d, src)
+    (src / "bob" / "late.txt").write_text("late\n")
+    again = backup(d)
+    assert (again["level"], again["result"], again["files"]) == ("incremental", "written", 1)

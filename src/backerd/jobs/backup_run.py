@@ -179,9 +179,9 @@ def read_back(node: str, file_number: int) -> tuple[list[MemberDigest], str]:
     """Every member digest of tape file ``file_number``, and what went wrong ("" if none)."""
     members: list[MemberDigest] = []
     digester = TarDigester()
-    with open_node(node, write=False) as tape:
-        tape.seek_file(file_number)
-        try:
+    try:
+        with open_node(node, write=False) as tape:
+            tape.seek_file(file_number)
             for block in tape.blocks():
                 for event in digester.feed(block):
                     if isinstance(event, MemberDigest):
@@ -191,8 +191,8 @@ def read_back(node: str, file_number: int) -> tuple[list[MemberDigest], str]:
                                         f"{event.reason}"
                 if digester.ended:
                     break
-        except TapeError as exc:
-            return members, exc.message
+    except TapeError as exc:
+        return members, exc.message
     if not digester.ended:
         for event in digester.finish():
             if isinstance(event, Broken):
@@ -223,7 +223,6 @@ def _run(config: Config, job: JobConfig, catalog: Catalog, directory: Path, *,
     snaps = snapshot_levels(os.listdir(directory))
     level = 0 if full else next_level(links, job.full_every, now, snaps)
     kind = "full" if level == 0 else "incremental"
-    tar = tar_binary()
 
     def record(result: str, reason: str, pieces: tuple[Piece, ...] = ()) -> None:
         history.add_run(catalog, BackupRecord(
@@ -232,19 +231,23 @@ def _run(config: Config, job: JobConfig, catalog: Catalog, directory: Path, *,
             finished=datetime.now(UTC).astimezone()))
 
     try:
+        tar = tar_binary()
         preflight(socket, job.unit)
+        view = unit_view(socket, job.unit)
+        base = dry_run_base(directory, links)
+        unchanged = (not full and base is not None and base.exists()
+                     and bool(links[-1].tree_digest)
+                     and dry_run(job, base, directory, tar) == links[-1].tree_digest)
+        if not unchanged and view.cassette_uuid is None:
+            raise UsageError(f"unit {job.unit}: the daemon does not know the loaded "
+                             "cassette's identity (is the catalog on?)")
     except BackerError as exc:
         record("failed", exc.message)
         raise
-    view = unit_view(socket, job.unit)
-    base = dry_run_base(directory, links)
-    if (not full and base is not None and base.exists() and links[-1].tree_digest
-            and dry_run(job, base, directory, tar) == links[-1].tree_digest):
+    if unchanged:
         record("skipped", "nothing changed since the last run")
         return Outcome(job.name, "skipped", view.cassette, None, kind), None
-    if view.cassette_uuid is None:
-        raise UsageError(f"unit {job.unit}: the daemon does not know the loaded cassette's "
-                         "identity (is the catalog on?)")
+    assert view.cassette_uuid is not None
     plan = snapshot_plan(directory, level, snaps)
     if plan.base is not None:
         shutil.copyfile(plan.base, plan.work)
