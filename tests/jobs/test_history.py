@@ -3,7 +3,7 @@ and the tar command lines a job runs."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -119,3 +119,13 @@ def test_next_cassette() -> None:
     assert next_cassette("MONDAY", False, []) == "a blank cassette"
     assert next_cassette(None, None, []) == "unknown (the daemon is not running)"
     assert next_cassette(None, None, ["FRIDAY"]).startswith("FRIDAY ")
+
+
+def test_runs_come_back_in_the_order_they_ran_across_a_dst_change(catalog: Catalog) -> None:
+    summer, winter = timezone(timedelta(hours=2)), timezone(timedelta(hours=1))
+    early = datetime(2026, 10, 25, 2, 30, tzinfo=summer)  # 00:30 UTC
+    late = datetime(2026, 10, 25, 2, 10, tzinfo=winter)  # 01:10 UTC, earlier on the clock
+    history.add_run(catalog, BackupRecord(0, "home", 0, early, "skipped"))
+    history.add_run(catalog, BackupRecord(0, "home", 1, late, "skipped"))
+    assert [r.level for r in history.runs(catalog)] == [0, 1]
+    assert history.runs(catalog)[0].started == early

@@ -9,14 +9,19 @@ cassette shows up as lost backups without touching the run history.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from backerd.catalog.store import Catalog
-from backerd.jobs.records import BackupRecord, MemberDigest, Piece
+from backerd.jobs.records import BackupRecord, MemberDigest, Piece, order_key
 
 
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def _text(moment: datetime | None) -> str:
+    """UTC, so the text sorts as the time does (local offsets change with DST)."""
+    return moment.astimezone(UTC).isoformat() if moment is not None else ""
 
 
 def add_run(catalog: Catalog, record: BackupRecord,
@@ -28,8 +33,8 @@ def add_run(catalog: Catalog, record: BackupRecord,
         cur = db.execute(
             "INSERT INTO job_runs (job, result, level, started, finished, files, bytes,"
             " verified, tree_digest, reason) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (record.job, record.result, record.level, record.started.isoformat(),
-             record.finished.isoformat() if record.finished else "", record.files,
+            (record.job, record.result, record.level, _text(record.started),
+             _text(record.finished), record.files,
              record.bytes, None if record.verified is None else int(record.verified),
              record.tree_digest, record.reason))
         run_id = int(cur.lastrowid or 0)
@@ -53,7 +58,7 @@ def set_verified(catalog: Catalog, run_id: int, verified: bool, reason: str = ""
 
 
 def runs(catalog: Catalog, job: str | None = None) -> list[BackupRecord]:
-    """Every run (of ``job``), oldest first, pieces marked present or lost."""
+    """Every run (of ``job``) in the order they ran, pieces marked present or lost."""
     db = catalog.db
     rows = db.execute(
         "SELECT * FROM job_runs" + (" WHERE job = ?" if job is not None else "")
@@ -73,7 +78,7 @@ def runs(catalog: Catalog, job: str | None = None) -> list[BackupRecord]:
             result=r["result"], verified=None if r["verified"] is None else bool(r["verified"]),
             pieces=pieces, files=r["files"], bytes=r["bytes"], tree_digest=r["tree_digest"],
             reason=r["reason"], finished=_time(r["finished"]) if r["finished"] else None))
-    return out
+    return sorted(out, key=order_key)
 
 
 def members(catalog: Catalog, run_id: int) -> list[MemberDigest]:

@@ -15,6 +15,7 @@ from backerd.daemon.config import Config
 from backerd.errors import BackerError
 from backerd.jobs import history
 from backerd.jobs.backup_run import job_dir
+from backerd.jobs.config import JobConfig
 from backerd.jobs.daemonlink import preflight, unit_view
 from backerd.jobs.levels import next_level, snapshot_levels
 from backerd.jobs.plan import chain
@@ -63,7 +64,7 @@ def jobs_report(config: Config, now: datetime | None = None) -> dict[str, Any]:
     return out
 
 
-def _job(config: Config, catalog: Catalog, job: Any, records: list[BackupRecord],
+def _job(config: Config, catalog: Catalog, job: JobConfig, records: list[BackupRecord],
          kept: Retention, reusable: list[str], now: datetime) -> dict[str, Any]:
     mine = [r for r in records if r.job == job.name]
     links = chain(mine, job.name).backups
