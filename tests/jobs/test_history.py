@@ -119,6 +119,8 @@ def test_next_cassette() -> None:
     assert next_cassette("MONDAY", False, []) == "a blank cassette"
     assert next_cassette(None, None, []) == "unknown (the daemon is not running)"
     assert next_cassette(None, None, ["FRIDAY"]).startswith("FRIDAY ")
+    assert next_cassette("MONDAY", None, ["FRIDAY"]) == (
+        "MONDAY (loaded; the preflight could not be asked)")
 
 
 def test_runs_come_back_in_the_order_they_ran_across_a_dst_change(catalog: Catalog) -> None:

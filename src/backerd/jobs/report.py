@@ -12,7 +12,7 @@ from typing import Any
 
 from backerd.catalog.store import Catalog
 from backerd.daemon.config import Config
-from backerd.errors import BackerError
+from backerd.errors import BackerError, PreflightFailed
 from backerd.jobs import history
 from backerd.jobs.backup_run import job_dir
 from backerd.jobs.config import JobConfig
@@ -29,6 +29,8 @@ def next_cassette(loaded: str | None, loaded_ok: bool | None,
     else the cassette that has been reusable longest, else a blank one."""
     if loaded is not None and loaded_ok:
         return f"{loaded} (loaded)"
+    if loaded is not None and loaded_ok is None:
+        return f"{loaded} (loaded; the preflight could not be asked)"
     if reusable:
         return f"{reusable[0]} (every backup on it has expired: label it with --force)"
     if loaded_ok is None:
@@ -79,8 +81,10 @@ def _job(config: Config, catalog: Catalog, job: JobConfig, records: list[BackupR
         try:
             preflight(config.control_socket, job.unit)
             loaded_ok = True
-        except BackerError:
+        except PreflightFailed:
             loaded_ok = False
+        except BackerError:  # not allowed to ask (not root, not the daemon's group)
+            loaded_ok = None
     except BackerError:
         pass
     return {
