@@ -16,7 +16,7 @@ from backerd.jobs.levels import (
     snapshot_levels,
     snapshot_plan,
 )
-from backerd.jobs.plan import cassettes_needed, chain, first_missing, steps
+from backerd.jobs.plan import by_backup, cassettes_needed, chain, first_missing, steps
 from backerd.jobs.records import BackupRecord, Piece
 
 T0 = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
@@ -121,3 +121,9 @@ def test_steps_cassettes_and_what_to_insert() -> None:
     assert first_missing(plan, "A") is plan[1]
     assert first_missing(plan[:1], "A") is None
     assert first_missing(plan, None) is plan[0]
+
+    groups = by_backup(plan)
+    assert [(n, [s.piece.file_number for s in g]) for n, g in groups] == [
+        (0, [1]), (1, [2]), (2, [7, 0])]
+    assert [n for n, _ in by_backup(plan, 2)] == [2]
+    assert by_backup(plan, 4) == []

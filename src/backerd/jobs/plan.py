@@ -73,3 +73,15 @@ def first_missing(plan: Sequence[Step], loaded: str | None) -> Step | None:
         if step.piece.cassette_uuid != loaded:
             return step
     return None
+
+
+def by_backup(plan: Sequence[Step], start: int = 0) -> list[tuple[int, list[Step]]]:
+    """The plan from step ``start`` as (first step number, that backup's steps): one
+    backup's pieces are one archive, extracted by one tar."""
+    groups: list[tuple[int, list[Step]]] = []
+    for number, step in enumerate(plan[start:], start=start):
+        if groups and groups[-1][1][0].backup.id == step.backup.id:
+            groups[-1][1].append(step)
+        else:
+            groups.append((number, [step]))
+    return groups

@@ -2,10 +2,11 @@
 
 Theory of operation: the plan (``plan.chain`` and ``plan.steps``) comes from the catalog
 alone, so ``--dry-run`` works without the daemon. A real restore asks the daemon which
-cassette is loaded; when a step needs another one it stops before extracting anything
-and names the cassette to insert. Each step stands at its tape file and pipes the
-recording through a ``TarDigester`` into ``tar --extract --listed-incremental=/dev/null``,
-so every member is checked against the digest recorded when it was written while GNU
+cassette is loaded; when a backup needs another one it stops before extracting it and
+names the cassette to insert and the step to resume from. Each backup's tape files
+(pieces, in volume order) are read in turn and piped as one stream through a
+``TarDigester`` into one ``tar --extract --listed-incremental=/dev/null``, so every
+member is checked against the digest recorded when it was written while GNU
 tar applies each dumpdir (deleting what had been deleted between runs). A digest
 mismatch does not stop the restore; it is reported at the end with its own exit status.
 """
@@ -25,7 +26,7 @@ from backerd.jobs.archiver import extract_argv, run_extract, tar_binary
 from backerd.jobs.backup_run import catalog_path, compare
 from backerd.jobs.config import JobConfig
 from backerd.jobs.daemonlink import open_node, unit_view
-from backerd.jobs.plan import Step, cassettes_needed, chain, first_missing, steps
+from backerd.jobs.plan import Step, by_backup, cassettes_needed, chain, first_missing, steps
 from backerd.jobs.records import MemberDigest
 from backerd.jobs.tardigest import Broken, TarDigester
 
@@ -63,19 +64,21 @@ def restore_plan(catalog: Catalog, job: JobConfig, as_of: datetime | None
     return steps(links.backups), links.notes
 
 
-def _feeder(node: str, step: Step, found: list[MemberDigest],
+def _feeder(node: str, pieces: Sequence[Step], found: list[MemberDigest],
             problems: list[str]) -> Callable[[Callable[[bytes], None]], None]:
+    """Feed one backup's pieces, in volume order, to tar as one archive stream."""
     def feed(write: Callable[[bytes], Any]) -> None:
         digester = TarDigester()
-        with open_node(node, write=False) as tape:
-            tape.seek_file(step.piece.file_number)
-            for block in tape.blocks():
-                for event in digester.feed(block):
-                    if isinstance(event, MemberDigest):
-                        found.append(event)
-                    elif isinstance(event, Broken):
-                        problems.append(f"file {step.piece.file_number}: {event.reason}")
-                write(block)
+        for step in pieces:
+            with open_node(node, write=False) as tape:
+                tape.seek_file(step.piece.file_number)
+                for block in tape.blocks():
+                    for event in digester.feed(block):
+                        if isinstance(event, MemberDigest):
+                            found.append(event)
+                        elif isinstance(event, Broken):
+                            problems.append(f"file {step.piece.file_number}: {event.reason}")
+                    write(block)
     return feed
 
 
@@ -100,28 +103,30 @@ def run_restore(config: Config, job: JobConfig, *, to: Path, as_of: datetime | N
             return out
         if not 0 <= resume < len(plan):
             raise UsageError(f"--resume {resume}: the plan has steps 0..{len(plan) - 1}")
+        if resume and plan[resume - 1].backup.id == plan[resume].backup.id:
+            raise UsageError(f"--resume {resume}: a restore resumes at the first step of a "
+                             "backup")
         view = unit_view(config.control_socket, job.unit)
-        todo = plan[resume:]
-        missing = first_missing(todo, view.cassette_uuid)
-        if missing is todo[0]:
-            raise _insert(catalog, job, missing, view.cassette, resume)
-        to.mkdir(parents=True, exist_ok=True)
-        tar = tar_binary()
+        groups = by_backup(plan, resume)
         problems: list[str] = []
-        for number, step in enumerate(todo, start=resume):
-            if step is missing:
-                # the steps so far are on disk; the rest continue from this one
-                raise _insert(catalog, job, step, view.cassette, number)
+        tar = tar_binary()
+        for number, pieces in groups:
+            missing = first_missing(pieces, view.cassette_uuid)
+            if missing is not None:
+                # the backups before this one are on disk; the rest continue from it
+                raise _insert(catalog, job, missing, view.cassette, number)
+            to.mkdir(parents=True, exist_ok=True)
             found: list[MemberDigest] = []
+            where = ", ".join(f"file {s.piece.file_number}" for s in pieces)
             try:
                 run_extract(extract_argv(to, patterns, tar),
-                            _feeder(view.node, step, found, problems))
+                            _feeder(view.node, pieces, found, problems))
             except TapeError as exc:
-                problems.append(f"file {step.piece.file_number}: {exc.message}")
+                problems.append(f"{where}: {exc.message}")
                 continue
-            difference = compare(history.members(catalog, step.backup.id), found)
+            difference = compare(history.members(catalog, pieces[0].backup.id), found)
             if difference:
-                problems.append(f"file {step.piece.file_number}: {difference}")
+                problems.append(f"{where}: {difference}")
         out.update(restored_to=str(to), verified=not problems, problems=problems)
         if problems:
             raise VerifyMismatch(f"restored to {to}, but {len(problems)} tape file(s) did "
