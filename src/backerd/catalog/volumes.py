@@ -103,7 +103,7 @@ def volume_refusal(previous: str | None, current: VolumeFacts, *, writing: bool,
 def cassettes_needed(need: int, first_bytes: int, blank_bytes: int) -> int | None:
     """Cassettes ``need`` bytes take: the current one (``first_bytes`` left), then blank
     ones of ``blank_bytes`` each; None when a blank cassette holds nothing."""
-    if need <= first_bytes:
+    if need <= max(first_bytes, 0):
         return 1
     if blank_bytes <= 0:
         return None
