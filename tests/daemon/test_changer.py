@@ -134,3 +134,22 @@ def test_volume_facts_follow_the_catalog_and_sequences_are_recorded(
     reply = ask(unit, "volume", sequence={"archive": "x", "tar_volume": 2,
                                           "previous": first["identity"]})
     assert reply["sequence"]["volume"] == 2
+
+
+def test_check_need_counts_cassettes_and_status_warns_when_nearly_full(unit: Unit) -> None:
+    assert unit.tools is not None
+    status = unit.tools.status()
+    left, blank = status["capacity_left_bytes"], status["blank_capacity_bytes"]
+    reply = ask(unit, "check", need=left)
+    assert reply["volumes"]["cassettes"] == 1
+    reply = ask(unit, "check", need=left + 2 * blank + 1)
+    assert reply["volumes"]["cassettes"] == 4 and "tar -M" in reply["volumes"]["detail"]
+    assert "volumes" not in ask(unit, "check")
+    # fill the cassette to within a tenth of its capacity: status warns
+    block = bytes(range(256)) * 40
+    unit.drive.open(False, os.O_RDWR)
+    for _ in range(int(blank * 0.92) // len(block)):
+        unit.drive.write(block)
+    unit.drive.close()
+    status = unit.tools.status()
+    assert status["nearly_full"] and status["capacity_left_bytes"] < blank // 10
