@@ -296,8 +296,9 @@ class Service:
         from backerd.hw.unit import HardwareUnit
         from backerd.vcr.manual import ManualControl
 
-        return {u.config.number: u.operator for u in self.units
-                if isinstance(u, HardwareUnit) and isinstance(u.operator, ManualControl)}
+        controls = {u.config.number: u.prompter() for u in self.units
+                    if isinstance(u, HardwareUnit)}
+        return {n: c for n, c in controls.items() if isinstance(c, ManualControl)}
 
     def requests(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
         from backerd.daemon.control import word_request
