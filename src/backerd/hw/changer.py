@@ -77,6 +77,7 @@ class SidecarSlot:
             raise UsageError(f"no catalog of a cassette {name!r} in {self.state_dir} (use "
                              "--new for a cassette used here for the first time)")
         catalog = SidecarCatalog(path)
+        catalog.flush()  # a new cassette's name is known from now on
         self.name = name
         old = self.info
         self.info = TapeInfo(old.standard, old.fps, old.length, catalog, lambda: False,
