@@ -8,6 +8,7 @@ import os
 import random
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,3 +158,27 @@ def test_next_volume_refuses_same_cassette_and_unexpired(changer: Daemon) -> Non
     d.run(*d.backerd("catalog", "set", vol1_uuid, "--state", "expired",
                      "--config", str(d.config_file)))
     next_volume(d, insert=vol1)
+
+
+def test_next_volume_waits_for_a_cassette_inserted_by_hand(changer: Daemon) -> None:
+    d = changer
+    argv = d.backerd("next-volume", "--unit", "0", "--socket", str(d.control_socket),
+                     "--timeout", "60")
+    waiting = subprocess.Popen(argv, env={**d.env, "TAR_SUBCOMMAND": "-c",
+                                          "TAR_VOLUME": "2"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while unit_status(d)["loaded"]:  # until it has ejected vol1
+            assert time.monotonic() < deadline and waiting.poll() is None
+            time.sleep(0.1)
+        assert waiting.poll() is None  # still waiting: nothing was inserted
+        deck(d, "insert", str(d.tmp / "vol2.img"), "--new")
+        _, err = waiting.communicate(timeout=60)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.wait()
+    assert waiting.returncode == 0, err
+    assert b"volume 2 is an unlabelled cassette, blank" in err
+    assert unit_status(d)["cassette"] == str(d.tmp / "vol2.img")
