@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +56,10 @@ def test_eject_then_open_is_enomedium_and_insert_new_copies_the_ejected(
         unit.drive.open(False, os.O_RDONLY)
     assert caught.value.errno == errno.ENOMEDIUM
     assert unit.tools is not None and unit.tools.status()["loaded"] is False
+    service = Service(cfg.parse_config({}, environ={}), [unit], TransportChoice("fuse", ""))
+    shown = json.loads(json.dumps(service.status(), default=str))["units"][0]
+    assert shown["loaded"] is False and shown["cassette"] is None
+    assert "backerd_build_info" in service.metrics_text()
     # the ejected image is closed: another process may open it (its lock is released)
     Cassette.open(tmp_path / "a.img").close()
 

@@ -51,15 +51,17 @@ def test_a_real_deck_prompts_eject_and_insert_and_follows_the_name(tmp_path: Pat
         assert caught.value.errno == errno.ENOMEDIUM
         with pytest.raises(UsageError, match="--new"):
             changer.insert(Path("/somewhere/monday-2"))
-        reply = changer.insert(Path("/somewhere/monday-2"), new=True)
+        reply = changer.insert(Path("/somewhere/monday-2"), new=True, prompt=True)
         assert reply["blank"] and reply["identity"] != first.identity
         assert any("insert cassette monday-2" in p for p in operator.prompts)
+        asked = len(operator.prompts)
         with pytest.raises(TapeError) as caught:
             changer.insert(Path("monday-1"))
         assert caught.value.errno == errno.EBUSY
         changer.eject()
-        reply = changer.insert(Path("monday-1"))
+        reply = changer.insert(Path("monday-1"))  # the operator says it is in: no prompt
         assert reply["recordings"] == 1 and reply["identity"] == first.identity
+        assert not any("insert" in p for p in operator.prompts[asked:])
         changer.eject()
         with pytest.raises(UsageError, match="letters"):
             changer.insert(Path("bad name"), new=True)

@@ -7,8 +7,9 @@ is ready", anything else stops tar. This command is that script:
 
 1. it notes which cassette is in the unit, and ejects it (rewind, unload);
 2. with ``--insert IMAGE`` it loads IMAGE (simulated VCR; created when missing while
-   writing, like the cassette ejected), else it waits until a cassette is inserted
-   (``backerd deck insert``, or on a real deck the operator's ``backerd deck ready``);
+   writing, like the cassette ejected; on a real deck IMAGE is the cassette's name and
+   the operator is prompted to insert it and answers ``backerd deck ready``), else it
+   waits until a cassette is inserted (``backerd deck insert``);
 3. it judges the new cassette (``catalog.volumes.volume_refusal``): not the one just
    ejected and, while writing, not write-protected and holding no backups inside their
    retention unless ``--force``; a refusal is one line on stderr and exit status 1;
@@ -70,14 +71,10 @@ def _facts(path: Path, unit: int, **extra: Any) -> tuple[VolumeFacts, dict[str, 
     return VolumeFacts.from_json(reply), reply
 
 
-def _wait_for_cassette(path: Path, args: argparse.Namespace, deck: str) -> None:
-    from backerd.daemon.control import ask
-
-    if deck != "sim":  # a real deck: the operator is asked and acknowledges
-        ask(path, {"request": "insert", "unit": args.unit}, timeout=args.timeout)
-        return
-    print(f"backerd next-volume: insert the next cassette into unit {args.unit} "
-          f"(backerd deck insert --unit {args.unit} IMAGE)", file=sys.stderr)
+def _wait_for_cassette(path: Path, args: argparse.Namespace) -> None:
+    print(f"backerd next-volume: insert the next cassette into unit {args.unit}, then "
+          f"run: backerd deck insert --unit {args.unit} IMAGE (a real deck: the "
+          "cassette's NAME)", file=sys.stderr)
     deadline = time.monotonic() + args.timeout
     while not _facts(path, args.unit)[0].loaded:
         if time.monotonic() > deadline:
@@ -99,10 +96,10 @@ def run(args: argparse.Namespace) -> int:
     if before.loaded or units[0].get("cassette"):
         ask(path, {"request": "eject", "unit": args.unit}, timeout=args.timeout)
     if args.insert is not None:
-        ask(path, {"request": "insert", "unit": args.unit, "new": writing,
+        ask(path, {"request": "insert", "unit": args.unit, "new": writing, "prompt": True,
                    "image": str(args.insert.absolute())}, timeout=args.timeout)
     else:
-        _wait_for_cassette(path, args, str(units[0].get("deck", "sim")))
+        _wait_for_cassette(path, args)
     after, _ = _facts(path, args.unit)
     refusal = volume_refusal(before.identity, after, writing=writing, force=args.force)
     if refusal is not None:

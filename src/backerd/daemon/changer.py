@@ -47,7 +47,10 @@ class CassetteChanger(Protocol):
     def eject(self) -> dict[str, Any]: ...
 
     def insert(self, image: Path | None, *, new: bool = False, standard: str | None = None,
-               length: str | None = None) -> dict[str, Any]: ...
+               length: str | None = None, prompt: bool = False) -> dict[str, Any]:
+        """Load ``image`` (a name on a real deck); ``prompt``: ask the operator to insert
+        it first (the daemon asks for it), else they say it is in already."""
+        ...
 
     def facts(self) -> VolumeFacts: ...
 
@@ -156,7 +159,7 @@ class SimChanger:
         return Cassette.open(image)
 
     def insert(self, image: Path | None, *, new: bool = False, standard: str | None = None,
-               length: str | None = None) -> dict[str, Any]:
+               length: str | None = None, prompt: bool = False) -> dict[str, Any]:
         if image is None:
             raise UsageError("the simulated VCR needs the IMAGE of the cassette to insert")
         present = self.sim.cassette
@@ -184,4 +187,5 @@ class SimChanger:
         if cassette.past_end:
             self.log(f"cassette {image}: {cassette.past_end}")
         facts = self.facts()
+        self.log(f"inserted {image}: {facts.describe()}")
         return facts_reply(facts, f"unit {self.unit}: inserted {image}: {facts.describe()}")

@@ -276,7 +276,8 @@ class Service:
             refuse_while_open(unit.config.number, unit.open_node,
                               bool(unit.drive.status().get("open")), "insert")
             return changer.insert(Path(image) if isinstance(image, str) else None,
-                                  new=bool(body.get("new")), **options)
+                                  new=bool(body.get("new")), prompt=bool(body.get("prompt")),
+                                  **options)
 
         return await unit.run(insert)
 

@@ -3,10 +3,12 @@
 Theory of operation. Ejecting rewinds and presses EJECT through the unit's VCR control,
 as ``mt offline`` does: an operator is prompted and acknowledges (manual control), lircd
 sends the EJECT key (LIRC), the emulated VCR flushes its image. Inserting is always a
-person's job on a real deck, so the operator is prompted ("insert cassette NAME into
-the VCR of unit N") and the insert waits for ``backerd deck ready``; under LIRC the
-prompts come from a manual control kept for that purpose (``prompter``), which the
-``deck ready|cancel`` requests reach like any manual control.
+person's job on a real deck: either the operator says a cassette is in (``backerd deck
+insert --unit N NAME``), or the daemon asks for one (``next-volume --insert NAME``):
+the operator is prompted ("insert cassette NAME into the VCR of unit N") and the
+insert waits for ``backerd deck ready``. Under LIRC the prompts come from a manual
+control kept for that purpose (``prompter``), which the ``deck ready|cancel`` requests
+reach like any manual control.
 
 A card cannot tell one cassette from another, so the cassette is *named* on insert
 and its recording catalog follows the name: on a real card the sidecar file
@@ -163,14 +165,14 @@ class CardChanger:
         return {"ejected": what, "message": f"unit {self.unit}: ejected {what}"}
 
     def insert(self, image: Path | None, *, new: bool = False, standard: str | None = None,
-               length: str | None = None) -> dict[str, Any]:
+               length: str | None = None, prompt: bool = False) -> dict[str, Any]:
         if self.deck.loaded:
             raise TapeError(f"unit {self.unit} holds {self.slot.describe()}: eject it first",
                             errno=errno.EBUSY)
         if image is None:
             raise UsageError("name the cassette to insert (it names its catalog)")
         name = str(image) if isinstance(self.slot, ImageSlot) else image.name
-        if self.prompter is not None:
+        if prompt and self.prompter is not None:
             self.prompter.request(f"insert cassette {image.name} (rewound) into the VCR of "
                                   f"unit {self.unit}")
         try:
