@@ -178,3 +178,20 @@ def test_a_version_1_catalog_gains_the_volume_tables(tmp_path: Path) -> None:
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"volume_sets", "volumes"} <= tables
     assert db.execute("SELECT label FROM cassettes").fetchall() == [("KEPT",)]
+
+
+def test_catalog_show_names_the_volume_sets(catalog: Catalog,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from backerd.cli import main
+
+    set_uuid, _ = VolumeLog(catalog).continue_tar(0, "/dev/nbacker0", "u-1", "u-2", 2)
+    VolumeLog(catalog).continue_tar(0, "/dev/nbacker0", "u-2", "u-3", 3)
+    assert main(["catalog", "show", "MON-2", "--catalog", str(catalog.path)]) == 0
+    out = capsys.readouterr().out
+    assert (f"volume    2 of 3 of /dev/nbacker0 (open, set {set_uuid[:8]}): "
+            "MON-1, MON-2, MON-3") in out
+    assert main(["catalog", "show", "MON-3", "--catalog", str(catalog.path), "--json"]) == 0
+    [vs] = json.loads(capsys.readouterr().out)["volume_sets"]
+    assert (vs["set"], vs["here"], vs["count"]) == (set_uuid, [3], 3)

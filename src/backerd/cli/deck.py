@@ -6,9 +6,9 @@ cannot be done, which fails the tape operation waiting for it.
 
 ``eject`` rewinds and ejects the unit's cassette; ``insert IMAGE`` loads another one
 into the simulated VCR (``--new`` creates a missing image, by default with the standard
-and length of the cassette ejected last). On a real deck ``insert`` asks the operator to
-insert the cassette and waits for ``deck ready``. Both are refused (device busy) while
-a node of the unit is open.
+and length of the cassette ejected last). On a real deck the operator inserts the
+cassette and runs ``insert NAME``: NAME picks its recording catalog. Both are refused
+(device busy) while a node of the unit is open.
 """
 
 from __future__ import annotations
