@@ -85,15 +85,12 @@ def _wait_for_cassette(path: Path, args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from backerd.daemon.config import load_config
-    from backerd.daemon.control import ask, query
+    from backerd.daemon.control import ask
 
     path = args.socket or load_config(args.config).control_socket
     volume, archive, writing = tar_context(os.environ)
-    units = [u for u in query(path).get("units", []) if u.get("number") == args.unit]
-    if not units:
-        raise VolumeRefused(f"no unit {args.unit} in the running daemon")
     before, _ = _facts(path, args.unit)
-    if before.loaded or units[0].get("cassette"):
+    if before.loaded:  # one unloaded by mt offline is taken out by the insert
         ask(path, {"request": "eject", "unit": args.unit}, timeout=args.timeout)
     if args.insert is not None:
         ask(path, {"request": "insert", "unit": args.unit, "new": writing, "prompt": True,
