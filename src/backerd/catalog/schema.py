@@ -99,7 +99,35 @@ CREATE TABLE job_members (
 ) STRICT;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# Archives larger than one cassette: a volume set is one archive (a tar -M archive, a
+# backup job) and its volumes, cassette k of n, each with the tar volume number it holds
+# and the first file of the set on that cassette. A backup record refers to the set by
+# its uuid.
+VOLUME_SET_STATES = ("open", "complete", "abandoned")
+
+_V3 = f"""
+CREATE TABLE volume_sets (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    archive TEXT NOT NULL DEFAULT '',
+    unit INTEGER NOT NULL DEFAULT 0,
+    created TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'open'
+        CHECK (state IN ({", ".join(map(repr, VOLUME_SET_STATES))}))
+) STRICT;
+CREATE TABLE volumes (
+    set_id INTEGER NOT NULL REFERENCES volume_sets(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL CHECK (seq >= 1),
+    tar_volume INTEGER,
+    cassette_uuid TEXT NOT NULL,
+    file_number INTEGER NOT NULL DEFAULT 0,
+    added TEXT NOT NULL,
+    PRIMARY KEY (set_id, seq)
+) STRICT;
+CREATE INDEX volumes_cassette ON volumes (cassette_uuid);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 VERSION = len(MIGRATIONS)
 
 

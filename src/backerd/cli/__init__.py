@@ -21,7 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "decode": ("backerd.cli.decode", "decode a raw Backer stream (stdin) into user bytes (stdout)"),
     "serve": ("backerd.cli.serve", "run the tape device daemon in the foreground"),
     "status": ("backerd.cli.status", "show the state of a running daemon's units"),
-    "deck": ("backerd.cli.deck", "acknowledge (or cancel) the daemon's request to the operator"),
+    "deck": ("backerd.cli.deck", "insert or eject a cassette; answer the daemon's request to "
+             "the operator"),
+    "next-volume": ("backerd.cli.next_volume", "tar's new-volume script (-F): eject, insert "
+                    "and check the next cassette"),
     "cassette": ("backerd.cli.cassette", "create and inspect simulated cassette images"),
     "catalog": ("backerd.cli.catalog", "what is on every cassette: ls, show, find, set, rebuild"),
     "plot": ("backerd.cli.plot", "draw signal health along the tape as a PNG"),

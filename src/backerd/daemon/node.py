@@ -25,6 +25,7 @@ from backerd.daemon.dispatch import caller_uid
 from backerd.errors import BackerError, TapeError
 
 if TYPE_CHECKING:
+    from backerd.daemon.changer import CassetteChanger
     from backerd.daemon.unittools import UnitTools
 
 log = logging.getLogger("backerd")
@@ -65,8 +66,10 @@ class Unit:
         *,
         on_shutdown: Callable[[], None] | None = None,
         tools: UnitTools | None = None,
+        changer: CassetteChanger | None = None,
     ) -> None:
         self.config = config
+        self.changer = changer  # eject and insert at run time
         self.drive = drive
         # asked once: isinstance on a Protocol costs as much as a buffered write
         self._buffered = drive if isinstance(drive, BufferedDrive) else None

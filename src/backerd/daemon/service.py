@@ -38,6 +38,7 @@ from backerd.daemon.node import TapeNode, Unit
 from backerd.errors import ConfigError, HardwareUnavailable, UsageError
 
 if TYPE_CHECKING:
+    from backerd.daemon.changer import CassetteChanger
     from backerd.daemon.unittools import UnitTools
     from backerd.vcr.manual import ManualControl
 
@@ -98,6 +99,7 @@ def open_sim_unit(config: UnitConfig) -> Unit:
     """Open (creating if needed) the unit's cassette on the simulated VCR."""
     from backerd.catalog.live import LiveCatalog
     from backerd.catalog.store import Catalog
+    from backerd.daemon.changer import SimChanger
     from backerd.daemon.unittools import UnitTools
     from backerd.medium.labelled import CataloguedMedium, LabelledDeck
     from backerd.tape.drive import Drive
@@ -135,20 +137,27 @@ def open_sim_unit(config: UnitConfig) -> Unit:
         live = LiveCatalog(Catalog(config.catalog), fps=cassette.fps, log=note,
                            written_by=f"backerd {__version__} unit {number}")
         deck.sink = live
+    sim = deck.deck
+    assert isinstance(sim, SimDeck)
     medium = CataloguedMedium(deck, mode=config.mode, log=note)
-    tools = UnitTools(config, cassette, deck, medium, live)
+    tools = UnitTools(config, sim, deck, medium, live)
+    drive = Drive(medium)
+    changer = SimChanger(number, sim, deck, medium, drive,
+                         catalog=lambda: tools.store, default_standard=config.standard,
+                         default_length=config.length, log=note)
 
     def release() -> None:
         # the medium flushes its write buffer and the catalog before the image closes
         try:
             medium.close()
         finally:
-            cassette.close()
+            if sim.cassette is not None:  # the one in the deck now (cassettes change)
+                sim.cassette.close()
             tools.close()
             if live is not None:
                 live.store.close()
 
-    return Unit(config, Drive(medium), on_shutdown=release, tools=tools)
+    return Unit(config, drive, on_shutdown=release, tools=tools, changer=changer)
 
 
 UnitOpener = Callable[[UnitConfig], Unit]
@@ -234,20 +243,71 @@ class Service:
         unit, tools = self._tools(body)
         return await unit.run(tools.rebuild)
 
+    def _changer(self, body: dict[str, Any]) -> tuple[Unit, CassetteChanger]:
+        number = body.get("unit", 0)
+        for unit in self.units:
+            if unit.config.number == number:
+                if unit.changer is None:
+                    raise UsageError(f"unit {number} cannot change cassettes")
+                return unit, unit.changer
+        raise UsageError(f"no unit {number!r} here")
+
+    async def _eject(self, body: dict[str, Any]) -> dict[str, Any]:
+        from backerd.daemon.changer import refuse_while_open
+
+        unit, changer = self._changer(body)
+
+        def eject() -> dict[str, Any]:
+            refuse_while_open(unit.config.number, unit.open_node,
+                              bool(unit.drive.status().get("open")), "eject")
+            return changer.eject()
+
+        return await unit.run(eject)
+
+    async def _insert(self, body: dict[str, Any]) -> dict[str, Any]:
+        from backerd.daemon.changer import refuse_while_open
+
+        unit, changer = self._changer(body)
+        image = body.get("image")
+        options = {k: body[k] if isinstance(body.get(k), str) else None
+                   for k in ("standard", "length")}
+
+        def insert() -> dict[str, Any]:
+            refuse_while_open(unit.config.number, unit.open_node,
+                              bool(unit.drive.status().get("open")), "insert")
+            return changer.insert(Path(image) if isinstance(image, str) else None,
+                                  new=bool(body.get("new")), prompt=bool(body.get("prompt")),
+                                  **options)
+
+        return await unit.run(insert)
+
+    async def _volume(self, body: dict[str, Any]) -> dict[str, Any]:
+        from backerd.daemon.changer import facts_reply
+
+        unit, changer = self._changer(body)
+        reply = facts_reply(await unit.run(changer.facts), "")
+        sequence = body.get("sequence")
+        if isinstance(sequence, dict) and unit.tools is not None and reply["loaded"]:
+            reply["sequence"] = await unit.run(
+                partial(unit.tools.record_volume, sequence, reply["identity"]))
+        return reply
+
     def manual_controls(self) -> dict[int, ManualControl]:
         """The units whose VCR an operator presses, by number."""
         from backerd.hw.unit import HardwareUnit
         from backerd.vcr.manual import ManualControl
 
-        return {u.config.number: u.operator for u in self.units
-                if isinstance(u, HardwareUnit) and isinstance(u.operator, ManualControl)}
+        controls = {u.config.number: u.prompter() for u in self.units
+                    if isinstance(u, HardwareUnit)}
+        return {n: c for n, c in controls.items() if isinstance(c, ManualControl)}
 
     def requests(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
         from backerd.daemon.control import word_request
         from backerd.vcr.manual import deck_request
 
         return {"label": self._label, "check": self._check, "trace": self._trace,
-                "rebuild": self._rebuild,
+                "rebuild": self._rebuild, "eject": self._eject, "insert": self._insert,
+                "volume": self._volume,
                 "deck": word_request(partial(deck_request, controls=self.manual_controls()))}
 
     def metrics_text(self) -> str:
