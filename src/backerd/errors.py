@@ -75,3 +75,17 @@ class ControlError(BackerError):
 
 class ConfigError(UsageError):
     """The configuration file is invalid."""
+
+
+class InstallError(BackerError):
+    """Installing the service files failed, or systemd rejects them."""
+
+    errno = _errno.EIO
+    exit_status = 8
+
+
+class UnsafePermissions(ConfigError):
+    """A file or directory the daemon trusts can be changed by other users."""
+
+    errno = _errno.EPERM
+

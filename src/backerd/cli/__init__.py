@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("backerd.cli.check", "preflight: right cassette, writable, room, wear"),
     "monitor": ("backerd.cli.monitor", "live view of the units: signal health, throughput"),
     "demo": ("backerd.cli.demo", "a self-contained run of the main job on a simulated VCR"),
+    "install-system": ("backerd.cli.install_system",
+                       "install the systemd units, udev rule and modules-load.d entry"),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -24,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--emulate", choices=("isa", "parport"),
                         help="record through an emulated Backer card (the real backend "
                              "against software hardware) instead of the plain simulated VCR")
+    parser.add_argument("--transport", choices=("auto", "cuse", "fuse"),
+                        help="how to serve the nodes (default: the configuration's, auto); "
+                             "cuse refuses to start without /dev/cuse instead of mounting FUSE")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
 
 
@@ -71,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         realtime=args.realtime,
         deck=f"emulated-{args.emulate}" if args.emulate else None,
     )
+    if args.transport:
+        config = dataclasses.replace(config, transport=args.transport)
     # the mode follows the cassette unless configured (a PAL image needs a PAL mode)
     config = resolve_modes(config, cassette_standard)
     try:
