@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -63,6 +64,10 @@ def cassette_standard(path: Path) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # before numpy is imported: OpenBLAS would start a thread per core that keeps the
+    # capabilities the daemon drops once it serves (daemon.privileges); the codecs' arrays
+    # are integers, which never use BLAS
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import trio
 
     from backerd.daemon.config import load_config, resolve_modes
