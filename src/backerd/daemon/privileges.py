@@ -21,6 +21,7 @@ thread on their first job, from a worker that has already dropped.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import logging
@@ -159,10 +160,10 @@ async def drop_everywhere(keep: frozenset[int]) -> None:
             drop_to(keep)
         except OSError as exc:
             failures.append(exc)
-        try:
-            barrier.wait(timeout=2.0)  # hold the thread: the next job takes another
-        except threading.BrokenBarrierError:
-            pass  # fewer cached workers than threads (the others are not trio's)
+        # hold the thread, so the next job takes another; all jobs run at once, each on
+        # its own thread (an idle cached worker, else a new one), so all arrive
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=2.0)
 
     limiter = trio.CapacityLimiter(others)
     async with trio.open_nursery() as nursery:
