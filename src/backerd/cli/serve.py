@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     from backerd.daemon.config import load_config, resolve_modes
     from backerd.daemon.service import run_until_signalled
+    from backerd.daemon.trust import check_config
 
     setup_logging(args.verbose)
     config = load_config(args.config).with_overrides(
@@ -82,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.transport:
         config = dataclasses.replace(config, transport=args.transport)
+    # before anything is opened: nothing another user could change is trusted
+    check_config(config.source, [unit.cassette for unit in config.units])
     # the mode follows the cassette unless configured (a PAL image needs a PAL mode)
     config = resolve_modes(config, cassette_standard)
     try:
