@@ -144,3 +144,32 @@ async def blocked_call() -> None:
         drive.release.set()
     after = unit.worker_sample()
     assert not after.busy and after.marker != during.marker
+
+
+def test_a_card_unit_waiting_for_the_operator_is_not_stuck() -> None:
+    """A unit whose call waits for a person pressing a button is waiting by design."""
+    from backerd.hw.unit import HardwareUnit
+    from backerd.vcr.control import Motion
+    from backerd.vcr.manual import ManualControl
+    from backerd.vcr.settings import VcrSettings
+
+    operator = ManualControl(0, VcrSettings(control="manual", ack_timeout=30.0),
+                             notify=lambda text: None, poll=0.02)
+    unit = HardwareUnit(UnitConfig(number=0, cassette=Path("/nonexistent")),
+                        BlockingDrive(), deck=None, modem=None, clock=None,  # type: ignore[arg-type]
+                        operator=operator)
+    assert not unit.worker_sample().waiting
+    pressing = threading.Thread(target=operator.press, args=(Motion.STOP,), daemon=True)
+    pressing.start()
+    for _ in range(500):
+        if operator.status()["waiting"] is not None:
+            break
+        threading.Event().wait(0.01)
+    sample = unit.worker_sample()
+    assert sample.waiting
+    seen, stuck = assess({sample.name: Seen(sample.marker, 0.0)}, [
+        WorkerSample(sample.name, True, sample.marker, sample.waiting)], 1e6)
+    assert stuck == []
+    operator.ack()
+    pressing.join(5)
+    assert not unit.worker_sample().waiting

@@ -134,6 +134,10 @@ def test_the_control_socket_is_for_root_and_the_tape_group(public_daemon: Daemon
     daemon = public_daemon
     st = daemon.control_socket.stat()
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o660, 0, tape_gid())
+    if DEVICE_KIND == "fuse":  # the same for the nodes (CUSE's are the udev rule's)
+        for node in (daemon.rew, daemon.nrew):
+            st = os.stat(node)
+            assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o660, 0, tape_gid())
     assert as_nobody(daemon.control_socket, "status") == {"refused": "connect"}
     if tape_gid():
         reply = as_nobody(daemon.control_socket, "status", groups=(tape_gid(),))
