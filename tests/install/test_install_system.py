@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -181,3 +182,16 @@ def test_a_backerd_under_home_is_warned_about(
     assert "warning: ExecStart runs /home/ann/venv/bin/backerd, under a home directory" in err
     unit = (tmp_path / UNITS / "backerd.service").read_text()
     assert "ExecStart=/usr/local/bin/backerd serve\n" in unit
+
+
+def test_the_failure_hook_writes_one_status_line(tmp_path: Path) -> None:
+    """Its command as systemd would run it: $$ is a $, %i the job's name."""
+    unit = apply.shipped_sources()["systemd/backerd-backup-failed@.service"]
+    (line,) = [x for x in unit.splitlines() if x.startswith("ExecStart=")]
+    argv = shlex.split(line.removeprefix("ExecStart=").replace("$$", "$").replace("%i", "home"))
+    result = subprocess.run(argv, env={"STATE_DIRECTORY": str(tmp_path), "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True, check=True)
+    logged = (tmp_path / "backup-failures.log").read_text().splitlines()
+    assert logged == result.stdout.splitlines()
+    assert len(logged) == 1
+    assert logged[0].endswith(" backup job home failed (journalctl -u backerd-backup@home.service)")
