@@ -195,3 +195,20 @@ def test_the_failure_hook_writes_one_status_line(tmp_path: Path) -> None:
     assert logged == result.stdout.splitlines()
     assert len(logged) == 1
     assert logged[0].endswith(" backup job home failed (journalctl -u backerd-backup@home.service)")
+
+
+@needs_analyze
+def test_installing_into_the_system_root_runs_verify(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With DIR the system's root (here a stand-in), systemd checks the units, and a
+    unit it rejects (one the administrator broke, left alone) is an error."""
+    monkeypatch.setattr("backerd.cli.install_system.SYSTEM_ROOT", tmp_path)
+    status, out, _ = install(tmp_path, "--transport", "fuse", capsys=capsys)
+    assert status == 0 and "systemd-analyze verify: no complaints" in out
+    unit = tmp_path / UNITS / "backerd-backup@.service"
+    unit.write_text(unit.read_text().replace("ExecStart=/", "ExecStart=/nonexistent/"))
+    status, out, err = install(tmp_path, "--transport", "fuse", capsys=capsys)
+    assert status == 8
+    assert "backerd install-system: systemd-analyze verify: " in err
+    assert "/nonexistent/" in err and "not executable" in err

@@ -10,6 +10,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,7 +115,9 @@ def as_nobody(path: Path, line: str, *, groups: tuple[int, ...] = ()) -> dict:
         os.setgid(NOBODY)
         os.setuid(NOBODY)
 
-    result = subprocess.run(["/usr/bin/python3", "-c", script, str(path), line],
+    # the system's python: a virtual environment may sit where that user cannot reach
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    result = subprocess.run([python, "-c", script, str(path), line],
                             capture_output=True, text=True, timeout=30,
                             preexec_fn=become_nobody, check=False)
     if "PermissionError" in result.stderr:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from backerd.errors import InstallError, UsageError
 
+SYSTEM_ROOT = Path("/")  # where the units are checked by systemd and reloaded
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", type=Path, default=Path("/"), metavar="DIR",
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0
     apply.carry_out(root, chosen, backerd)
-    if root == Path("/") and not args.uninstall:
+    if root == SYSTEM_ROOT and not args.uninstall:
         analyze = shutil.which("systemd-analyze")
         if analyze is None:
             warn("systemd-analyze not found: the units were not verified")
