@@ -5,7 +5,10 @@ medium, st Drive), chooses the transport once for all units — CUSE char device
 /dev/cuse exists (after one ``modprobe cuse``), else the FUSE fallback, one mount
 holding a file per node — and starts one trio task per CUSE node (or one for the FUSE
 mount) plus the status socket. Readiness is reported through ``task_status`` and, under
-systemd, ``sd_notify(READY=1)``. Cancellation is how it stops: the transports unmount
+systemd, ``sd_notify(READY=1)`` with a STATUS line; under ``WatchdogSec=`` a task pings
+only while every unit's worker progresses (``daemon.liveness``). The daemon process
+(``run_until_signalled``) then keeps only the capabilities it still needs
+(``daemon.privileges``). Cancellation is how it stops: the transports unmount
 or close their fds, then every unit closes a recording that is still open (a filemark,
 so the recording gets its EOR) and releases its cassette.
 
