@@ -212,3 +212,10 @@ def test_installing_into_the_system_root_runs_verify(
     assert status == 8
     assert "backerd install-system: systemd-analyze verify: " in err
     assert "/nonexistent/" in err and "not executable" in err
+
+
+def test_uninstall_with_nothing_installed_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = install(tmp_path, "--uninstall", capsys=capsys)
+    assert (status, out, err) == (0, f"nothing installed under {tmp_path} (no manifest)\n", "")
+    assert tree(tmp_path) == {}

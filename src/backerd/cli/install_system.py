@@ -75,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
                  else "base unit only (the FUSE mount must stay visible on the host)"))
     for action in chosen.actions:
         print(("would " if args.dry_run else "") + action.describe())
+    if not chosen.actions:
+        print(f"nothing installed under {root} (no manifest)")
     for message in chosen.warnings:
         warn(message)
     if args.dry_run:
@@ -89,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             if complaints:
                 raise InstallError("systemd-analyze verify: " + "; ".join(complaints))
             print("systemd-analyze verify: no complaints")
+    if root == SYSTEM_ROOT:
         _reload()
     if not args.uninstall:
         print("next: systemctl enable --now backerd; for a nightly job NAME: "
