@@ -101,3 +101,17 @@ class CassetteNeeded(BackerError):
 
     errno = _errno.ENOMEDIUM
     exit_status = 11
+
+
+class InstallError(BackerError):
+    """Installing the service files failed, or systemd rejects them."""
+
+    errno = _errno.EIO
+    exit_status = 12
+
+
+class UnsafePermissions(ConfigError):
+    """A file or directory the daemon trusts can be changed by other users."""
+
+    errno = _errno.EPERM
+

@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "jobs": ("backerd.cli.jobs", "backup jobs: last result, next cassette, retention"),
     "monitor": ("backerd.cli.monitor", "live view of the units: signal health, throughput"),
     "demo": ("backerd.cli.demo", "a self-contained run of the main job on a simulated VCR"),
+    "install-system": ("backerd.cli.install_system",
+                       "install the systemd units, udev rule and modules-load.d entry"),
 }
 
 

@@ -5,7 +5,10 @@ medium, st Drive), chooses the transport once for all units — CUSE char device
 /dev/cuse exists (after one ``modprobe cuse``), else the FUSE fallback, one mount
 holding a file per node — and starts one trio task per CUSE node (or one for the FUSE
 mount) plus the status socket. Readiness is reported through ``task_status`` and, under
-systemd, ``sd_notify(READY=1)``. Cancellation is how it stops: the transports unmount
+systemd, ``sd_notify(READY=1)`` with a STATUS line; under ``WatchdogSec=`` a task pings
+only while every unit's worker progresses (``daemon.liveness``). The daemon process
+(``run_until_signalled``) then keeps only the capabilities it still needs
+(``daemon.privileges``). Cancellation is how it stops: the transports unmount
 or close their fds, then every unit closes a recording that is still open (a filemark,
 so the recording gets its EOR) and releases its cassette.
 
@@ -34,7 +37,7 @@ import trio
 from backerd import __version__
 from backerd.daemon.config import Config, UnitConfig
 from backerd.daemon.control import ensure_not_running, serve_control
-from backerd.daemon.node import TapeNode, Unit
+from backerd.daemon.node import TapeNode, Unit, WorkProbe
 from backerd.errors import ConfigError, HardwareUnavailable, UsageError
 
 if TYPE_CHECKING:
@@ -130,8 +133,8 @@ def open_sim_unit(config: UnitConfig) -> Unit:
     def note(message: str) -> None:
         log.info("unit %d: %s", number, message)
 
-    deck = LabelledDeck(
-        SimDeck(cassette, realtime=1.0 if config.realtime else None, noise=noise), log=note)
+    sim = SimDeck(cassette, realtime=1.0 if config.realtime else None, noise=noise)
+    deck = LabelledDeck(sim, log=note)
     live = None
     if config.catalog is not None:
         live = LiveCatalog(Catalog(config.catalog), fps=cassette.fps, log=note,
@@ -157,7 +160,8 @@ def open_sim_unit(config: UnitConfig) -> Unit:
             if live is not None:
                 live.store.close()
 
-    return Unit(config, drive, on_shutdown=release, tools=tools, changer=changer)
+    return Unit(config, drive, on_shutdown=release, tools=tools, changer=changer,
+                probe=WorkProbe(sim.position, lambda: medium.lane.busy))
 
 
 UnitOpener = Callable[[UnitConfig], Unit]
@@ -386,6 +390,23 @@ def sd_notify(state: str) -> None:
         s.sendto(state.encode(), address)
 
 
+def ready_status(units: list[Unit], transport: TransportChoice) -> str:
+    count = f"{len(units)} unit" + ("s" if len(units) != 1 else "")
+    return f"serving {count} over {transport.kind.upper()}"
+
+
+def start_watchdog(nursery: trio.Nursery, units: list[Unit], ready: str) -> None:
+    """Under WatchdogSec=: ping while every unit's worker progresses (daemon.liveness)."""
+    from backerd.daemon.liveness import keep_watchdog, watchdog_interval
+
+    interval = watchdog_interval(os.environ, os.getpid())
+    if interval is None:
+        return
+    log.info("watchdog: a ping every %g s while every unit's worker progresses", interval)
+    nursery.start_soon(partial(keep_watchdog, lambda: [u.worker_sample() for u in units],
+                               sd_notify, interval, ready_status=ready))
+
+
 async def _serve_nodes(
     nursery: trio.Nursery, config: Config, kind: str, nodes: dict[str, TapeNode]
 ) -> None:
@@ -410,9 +431,11 @@ async def serve(
     config: Config,
     *,
     opener: UnitOpener = open_unit,
+    least_privilege: bool = False,
     task_status: trio.TaskStatus[Service] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve every unit of ``config`` until cancelled."""
+    """Serve every unit of ``config`` until cancelled; with ``least_privilege`` (the
+    daemon process, never a test's), keep only the capabilities still needed once up."""
     await ensure_not_running(config.control_socket)
     units: list[Unit] = []
     try:
@@ -424,8 +447,8 @@ async def serve(
         async with trio.open_nursery() as nursery:
             await _start_services(nursery, units)
             await _serve_nodes(nursery, config, transport.kind, nodes)
-            await nursery.start(serve_control, config.control_socket, service.status,
-                                service.requests())
+            await nursery.start(partial(serve_control, config.control_socket, service.status,
+                                        service.requests(), group=config.fuse_access.gid))
             if config.metrics_file is not None:
                 nursery.start_soon(write_metrics, service, config.metrics_file)
             for unit in units:
@@ -440,11 +463,17 @@ async def serve(
                 log.info("unit %d: cassette %s, mode %s%s", uc.number, uc.cassette, uc.mode,
                          ", realtime" if uc.realtime else "")
             await trio.to_thread.run_sync(drop_unneeded_privileges, config)
+            if least_privilege:
+                from backerd.daemon.privileges import drop_after_start
+
+                await drop_after_start(transport.kind)
             log.info("ready (status socket %s)", config.control_socket)
-            sd_notify("READY=1")
+            ready = ready_status(units, transport)
+            sd_notify(f"READY=1\nSTATUS={ready}")
+            start_watchdog(nursery, units, ready)
             task_status.started(service)
     finally:
-        sd_notify("STOPPING=1")
+        sd_notify("STOPPING=1\nSTATUS=stopping: closing recordings and releasing cassettes")
         for unit in units:
             await unit.shutdown()
 
@@ -476,7 +505,7 @@ async def run_until_signalled(config: Config, *, opener: UnitOpener = open_unit)
     """
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(partial(serve, config, opener=opener))
+            await nursery.start(partial(serve, config, opener=opener, least_privilege=True))
             async for signum in signals:
                 log.info("%s received: stopping", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from backerd.daemon.config import UnitConfig
-from backerd.daemon.node import Unit
+from backerd.daemon.node import Unit, WorkProbe
 from backerd.errors import ConfigError
 from backerd.format.params import mode as mode_params
 from backerd.hw.bus import DmaBuffer, PortBus, ServiceClock, WallClock
@@ -179,5 +179,6 @@ def open_card_unit(config: UnitConfig, *, notify: Notify = lambda text: None,
 
     return HardwareUnit(config, drive, deck=deck, modem=modem, clock=host.clock,
                         on_shutdown=medium.close, on_closed=release_hardware,
-                        operator=control, changer=changer)
+                        operator=control, changer=changer,
+                        probe=WorkProbe(deck.position, lambda: medium.lane.busy))
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import trio
 
 from backerd.daemon.config import UnitConfig
-from backerd.daemon.node import Unit
+from backerd.daemon.node import Unit, WorkProbe
 from backerd.hw.bus import ServiceClock
 from backerd.hw.changer import CardChanger, ImageSlot
 from backerd.hw.deck import CardDeck
@@ -51,8 +51,10 @@ class HardwareUnit(Unit):
                  clock: ServiceClock, on_shutdown: Callable[[], None] | None = None,
                  late: LateService | None = None, operator: VcrControl | None = None,
                  on_closed: Callable[[], None] | None = None,
-                 changer: CardChanger | None = None) -> None:
-        super().__init__(config, drive, on_shutdown=on_shutdown, changer=changer)
+                 changer: CardChanger | None = None,
+                 probe: WorkProbe | None = None) -> None:
+        super().__init__(config, drive, on_shutdown=on_shutdown, changer=changer,
+                         probe=probe)
         self.card_changer = changer
         self.deck = deck
         self.modem = modem
@@ -63,6 +65,13 @@ class HardwareUnit(Unit):
 
     async def run_service(self) -> None:
         await run_service(self.modem, self.clock, late=self.late)
+
+    def waiting_by_design(self) -> bool:
+        """An operator asked to press a button may take all night: that is not stuck."""
+        from backerd.vcr.manual import ManualControl
+
+        operator = self.operator
+        return isinstance(operator, ManualControl) and operator.status()["waiting"] is not None
 
     def stop_waiting(self) -> None:
         """The daemon is stopping: end a wait for the operator or lircd in progress."""
@@ -182,7 +191,8 @@ def open_emulated_unit(config: UnitConfig, *,
                  late.late_ns // 1_000_000)
     return HardwareUnit(config, drive, deck=emu.deck, modem=emu.modem,
                         clock=emu.clock, on_shutdown=release, late=late,
-                        operator=operator, changer=changer)
+                        operator=operator, changer=changer,
+                        probe=WorkProbe(emu.deck.position, lambda: medium.lane.busy))
 
 
 def prompter_for(number: int, config: UnitConfig, operator: VcrControl | None,
