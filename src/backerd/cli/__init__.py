@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "label": ("backerd.cli.label", "label the cassette in a unit (a recording at BOT)"),
     "check": ("backerd.cli.check", "preflight: right cassette, writable, room, wear"),
     "monitor": ("backerd.cli.monitor", "live view of the units: signal health, throughput"),
+    "key": ("backerd.cli.key", "encryption keys: new, export (with a paper form), import"),
     "demo": ("backerd.cli.demo", "a self-contained run of the main job on a simulated VCR"),
 }
 

@@ -35,7 +35,7 @@ from backerd import __version__
 from backerd.daemon.config import Config, UnitConfig
 from backerd.daemon.control import ensure_not_running, serve_control
 from backerd.daemon.node import TapeNode, Unit
-from backerd.errors import ConfigError, HardwareUnavailable, UsageError
+from backerd.errors import BackerError, ConfigError, HardwareUnavailable, UsageError
 
 if TYPE_CHECKING:
     from backerd.daemon.unittools import UnitTools
@@ -99,6 +99,7 @@ def open_sim_unit(config: UnitConfig) -> Unit:
     from backerd.catalog.live import LiveCatalog
     from backerd.catalog.store import Catalog
     from backerd.daemon.unittools import UnitTools
+    from backerd.medium.encrypted import EncryptingMedium
     from backerd.medium.labelled import CataloguedMedium, LabelledDeck
     from backerd.tape.drive import Drive
     from backerd.vcr.sim import Cassette, SimDeck
@@ -136,22 +137,48 @@ def open_sim_unit(config: UnitConfig) -> Unit:
                            written_by=f"backerd {__version__} unit {number}")
         deck.sink = live
     medium = CataloguedMedium(deck, mode=config.mode, log=note)
-    tools = UnitTools(config, cassette, deck, medium, live)
+    sealing = EncryptingMedium(medium, label_of=lambda: deck.label, log=note,
+                               **unit_key(config, note))
+    tools = UnitTools(config, cassette, deck, medium, live, sealing=sealing)
 
     def release() -> None:
         # the medium flushes its write buffer and the catalog before the image closes
         try:
-            medium.close()
+            sealing.close()
         finally:
             cassette.close()
             tools.close()
             if live is not None:
                 live.store.close()
 
-    return Unit(config, Drive(medium), on_shutdown=release, tools=tools)
+    return Unit(config, Drive(sealing), on_shutdown=release, tools=tools)
 
 
 UnitOpener = Callable[[UnitConfig], Unit]
+
+
+def unit_key(config: UnitConfig, note: Callable[[str], None]) -> dict[str, Any]:
+    """The EncryptingMedium key arguments of a unit: its key, or why it is missing.
+
+    A missing key file is no reason to refuse to start (reads of plaintext cassettes
+    still work); every write refuses until the file is there (it is looked for again).
+    """
+    if not config.encrypt or config.key_file is None:
+        return {}
+    from backerd.crypt.keys import load_key_file
+
+    path = config.key_file
+
+    def reload() -> Any:
+        return load_key_file(path)
+
+    try:
+        key = reload()
+    except BackerError as exc:
+        note(f"encryption configured, but no key: {exc.message}; writes are refused")
+        return {"missing": exc.message, "reload": reload}
+    note(f"encryption on: key {key.fingerprint_hex} from {path}")
+    return {"key": key, "reload": reload}
 
 def open_emulated_unit(config: UnitConfig) -> Unit:
     from backerd.hw.unit import open_emulated_unit as opener

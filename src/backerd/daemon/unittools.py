@@ -20,6 +20,7 @@ from backerd.catalog.store import Catalog
 from backerd.daemon.config import UnitConfig
 from backerd.errors import BackerError, TapeError, UsageError
 from backerd.format.params import mode as mode_params
+from backerd.medium.encrypted import EncryptingMedium, crypt_label_fields
 from backerd.medium.labelled import CataloguedMedium, LabelledDeck
 from backerd.observe.counters import driver_counters
 from backerd.observe.preflight import Facts, answer, capacity_bytes
@@ -28,8 +29,10 @@ from backerd.vcr.sim import Cassette
 
 class UnitTools:
     def __init__(self, config: UnitConfig, cassette: Cassette, deck: LabelledDeck,
-                 medium: CataloguedMedium, live: LiveCatalog | None) -> None:
+                 medium: CataloguedMedium, live: LiveCatalog | None, *,
+                 sealing: EncryptingMedium | None = None) -> None:
         self.config = config
+        self.sealing = sealing
         self.cassette = cassette
         self.deck = deck
         self.medium = medium
@@ -94,6 +97,7 @@ class UnitTools:
             "cassette_passes": wear.get("passes", 0),
             "time_left_seconds": free // fps,
             "counter": self.deck.counter() if self.deck.loaded else None,
+            "encryption": self.sealing.describe() if self.sealing is not None else None,
         }
 
     # -- requests (run under the unit lock, in a worker thread) --------------------------
@@ -107,6 +111,13 @@ class UnitTools:
         old = self.cassette_uuid
         length = self.cassette.slots // self.deck.fps
         label = new_label(text, self.deck.standard.upper(), length)
+        sealing = self.sealing
+        if sealing is not None and sealing.configured:
+            if sealing.key is None:
+                raise TapeError(f"encryption is configured but the key is missing "
+                                f"({sealing.missing}): not labelling", errno=errno.EACCES)
+            label = dataclasses.replace(label, encrypted=True,
+                                        extra=crypt_label_fields(sealing.key))
         self.deck.write_label(label, self.medium.mode, force=force)
         self.medium.load()  # the medium starts again on the (now empty) user tape
         if self.store is not None and old is not None and old != self.cassette_uuid:
