@@ -113,11 +113,11 @@ class UnitTools:
         label = new_label(text, self.deck.standard.upper(), length)
         sealing = self.sealing
         if sealing is not None and sealing.configured:
-            if sealing.key is None:
+            key = sealing.current_key()
+            if key is None:
                 raise TapeError(f"encryption is configured but the key is missing "
                                 f"({sealing.missing}): not labelling", errno=errno.EACCES)
-            label = dataclasses.replace(label, encrypted=True,
-                                        extra=crypt_label_fields(sealing.key))
+            label = dataclasses.replace(label, encrypted=True, extra=crypt_label_fields(key))
         self.deck.write_label(label, self.medium.mode, force=force)
         self.medium.load()  # the medium starts again on the (now empty) user tape
         if self.store is not None and old is not None and old != self.cassette_uuid:

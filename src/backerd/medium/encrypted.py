@@ -131,6 +131,7 @@ class EncryptingMedium:
         self._sealer: Sealer | None = None
         self._read_last: tuple[int, int, bool] | None = None  # file, block, last flag
         self._truncation_told: tuple[int, int] | None = None
+        self._last_refusal: str | None = None
         self._buffering = inner if isinstance(inner, BufferingMedium) else None
 
     # -- keys and rules ----------------------------------------------------------------
@@ -145,6 +146,18 @@ class EncryptingMedium:
         self.key, self.missing = key, missing
         self._opener = Opener(key) if key is not None else None
 
+    def current_key(self) -> UnitKey | None:
+        """The key, looked for again (``reload``) while it is missing."""
+        if self.key is None and self.missing is not None and self.reload is not None:
+            try:
+                key = self.reload()
+            except BackerError as exc:
+                self.missing = exc.message
+                return None
+            self.use_key(key)
+            self.log(f"key {key.fingerprint_hex} loaded")
+        return self.key
+
     def describe(self) -> dict[str, Any]:
         return {"configured": self.configured,
                 "key_fingerprint": self.key.fingerprint_hex if self.key else None,
@@ -152,12 +165,7 @@ class EncryptingMedium:
 
     def _check(self, writing: bool) -> bool:
         """Raise the refusal that applies; True when blocks are sealed/opened."""
-        if self.key is None and self.missing is not None and self.reload is not None:
-            try:
-                self.use_key(self.reload())
-                self.log(f"key {self.key.fingerprint_hex} loaded")  # type: ignore[union-attr]
-            except BackerError as exc:
-                self.missing = exc.message
+        self.current_key()
         label = self.label_of()
         info = label_crypt(label)
         label_key = None if info is None else info.get("key_fingerprint")
@@ -166,10 +174,15 @@ class EncryptingMedium:
                        self.key is not None and label_key == self.key.fingerprint_hex)
         for applies_to, rule, message in _RULES:
             if applies_to in (None, writing) and rule(facts):
-                raise TapeError(message.format(
+                text = message.format(
                     missing=self.missing, label=repr(label.text) if label else "",
                     label_key=label_key or "unknown",
-                    key=self.key.fingerprint_hex if self.key else ""), errno=errno.EACCES)
+                    key=self.key.fingerprint_hex if self.key else "")
+                if text != self._last_refusal:  # once, not once per block tried
+                    self.log(text)
+                self._last_refusal = text
+                raise TapeError(text, errno=errno.EACCES)
+        self._last_refusal = None
         return info is not None
 
     def _place(self, file: int, block: int) -> BlockPlace:
