@@ -132,6 +132,10 @@ class EncryptingMedium:
         self._read_last: tuple[int, int, bool] | None = None  # file, block, last flag
         self._truncation_told: tuple[int, int] | None = None
         self._last_refusal: str | None = None
+        # per direction: the label and key last checked, and the answer (rules run once
+        # per change, not per block)
+        self._passed: dict[bool, tuple[Label | None, UnitKey | None, bool]] = {}
+        self._cassette_id = bytes(16)
         self._buffering = inner if isinstance(inner, BufferingMedium) else None
 
     # -- keys and rules ----------------------------------------------------------------
@@ -167,6 +171,9 @@ class EncryptingMedium:
         """Raise the refusal that applies; True when blocks are sealed/opened."""
         self.current_key()
         label = self.label_of()
+        passed = self._passed.get(writing)
+        if passed is not None and passed[0] is label and passed[1] is self.key:
+            return passed[2]  # nothing changed since the last block: same answer
         info = label_crypt(label)
         label_key = None if info is None else info.get("key_fingerprint")
         facts = _Facts(self.configured, self.key is not None, label is not None,
@@ -183,12 +190,13 @@ class EncryptingMedium:
                 self._last_refusal = text
                 raise TapeError(text, errno=errno.EACCES)
         self._last_refusal = None
+        self._passed[writing] = (label, self.key, info is not None)
+        if label is not None:
+            self._cassette_id = uuidlib.UUID(label.uuid).bytes
         return info is not None
 
     def _place(self, file: int, block: int) -> BlockPlace:
-        label = self.label_of()
-        assert label is not None  # _check made sure
-        return BlockPlace(uuidlib.UUID(label.uuid).bytes, file, block)
+        return BlockPlace(self._cassette_id, file, block)  # _check saw the label
 
     # -- writing -------------------------------------------------------------------------
 
