@@ -11,6 +11,8 @@ import errno
 import os
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from backerd.catalog.label import Label, new_label
 from backerd.errors import TapeError
@@ -199,3 +201,66 @@ def test_a_job_brings_its_own_key() -> None:
     assert read_all(m) == [b"job data", "FM"]
     inner.rewind()  # the unit's own key (the same one) reads it too
     assert sealing(inner, label=label, key=job_key).read_block(100) == b"job data"
+
+
+# -- the wrapper against a plain tape: any sequence of st operations reads the same ----
+
+OPS = st.lists(st.one_of(
+    st.tuples(st.just("write"), st.integers(1, 4)),
+    st.tuples(st.just("weof"), st.integers(1, 2)),
+    st.tuples(st.just("rewind"), st.just(0)),
+    st.tuples(st.just("fsr"), st.integers(-3, 3)),
+    st.tuples(st.just("fsf"), st.integers(-2, 2)),
+    st.tuples(st.just("read"), st.integers(1, 3)),
+    st.tuples(st.just("eod"), st.just(0)),
+    st.tuples(st.just("erase"), st.just(0)),
+), max_size=25)
+
+
+def apply(m: EncryptingMedium | MemoryMedium, ops: list[tuple[str, int]]) -> list[object]:
+    seen: list[object] = []
+    counter = 0
+    for op, n in ops:
+        if op == "write":
+            for _ in range(n):
+                counter += 1
+                m.write_block(counter.to_bytes(2, "big") * (counter % 7 + 1))
+        elif op == "weof":
+            m.write_filemarks(n)
+        elif op == "rewind":
+            m.rewind()
+        elif op == "fsr":
+            seen.append(m.space_blocks(n))
+        elif op == "fsf":
+            seen.append(m.space_filemarks(n))
+        elif op == "eod":
+            m.seek_eod()
+        elif op == "erase":
+            m.erase()
+        else:
+            for _ in range(n):
+                try:
+                    item = m.read_block(1 << 12)
+                except TapeError as exc:
+                    item = f"errno {exc.errno}"
+                seen.append(item)
+        seen.append((m.position(), m.tell(), m.at_bot()))
+    m.rewind()
+    seen.append(read_all(m) if isinstance(m, EncryptingMedium) else plain_all(m))
+    return seen
+
+
+def plain_all(m: MemoryMedium) -> list[bytes | str]:
+    out: list[bytes | str] = []
+    while (item := m.read_block(1 << 16)) is not END_OF_DATA:
+        out.append("FM" if item is FILEMARK else item)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(OPS)
+@example([("write", 4), ("weof", 1), ("rewind", 0), ("fsr", 2), ("weof", 1)])  # mt weof
+@example([("write", 4), ("rewind", 0), ("fsr", 3), ("erase", 0)])  # mid-file erase
+def test_any_sequence_of_operations_reads_as_on_a_plain_tape(ops: list[tuple[str, int]]
+                                                             ) -> None:
+    assert apply(sealing(), ops) == apply(MemoryMedium(), ops)

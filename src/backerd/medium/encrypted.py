@@ -11,7 +11,9 @@ wrapper holds the newest block back (``_held``) and seals it when the next block
 (not last) or when anything else happens: a filemark, a move, a read, an unload, or
 ``close`` (last). ``position``/``tell`` count the held block as written. Continuing a
 recording in its middle (writing at block b > 0) first reads block b-1 back and seals
-it again as not last, under a fresh salt: a (salt, block) pair never seals twice.
+it again as not last, under a fresh salt: a (salt, block) pair never seals twice. A
+filemark or an erase that cuts a recording at block b > 0 seals block b-1 again as
+the last.
 
 What it refuses, as ``TapeError(EACCES)`` and before the tape moves (rules as data in
 ``_refusal``): writing on a unit configured to encrypt whose key is missing, on an
@@ -252,8 +254,16 @@ class EncryptingMedium:
             self._put_held(last=True)
         self._sealer = None
 
-    def write_filemarks(self, count: int) -> None:
+    def _end_here(self) -> None:
+        """Before a filemark or an erase cuts a recording at block b > 0 with nothing
+        held: seal its block b-1 again as the last, so the cut reads as an end."""
+        if self._held is None and self.inner.position().block > 0 and self._check(
+                writing=True):
+            self._start_writing()
         self._settle()
+
+    def write_filemarks(self, count: int) -> None:
+        self._end_here()
         self.inner.write_filemarks(count)
 
     def flush_buffers(self) -> None:
@@ -363,7 +373,7 @@ class EncryptingMedium:
         self.inner.locate(block)
 
     def erase(self) -> None:
-        self._settle()
+        self._end_here()
         self._reset_reading()
         self.inner.erase()
 
