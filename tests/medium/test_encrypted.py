@@ -112,7 +112,7 @@ def test_a_damaged_block_loses_only_that_block() -> None:
     log: list[str] = []
     m = sealing(MemoryMedium.from_files([[*blocks[:2], bytes(bad), *blocks[3:]]]), log=log)
     assert read_all(m) == [*BLOCKS[:2], "EIO", *BLOCKS[3:], "FM"]
-    assert m.hard_errors == 1 and "file 0 block 2" in log[0]
+    assert m.describe()["blocks_failed"] == 1 and "file 0 block 2" in log[0]
 
 
 def test_reordered_blocks_fail() -> None:

@@ -167,7 +167,8 @@ class EncryptingMedium:
     def describe(self) -> dict[str, Any]:
         return {"configured": self.configured,
                 "key_fingerprint": self.key.fingerprint_hex if self.key else None,
-                "key_missing": self.missing if self.key is None else None}
+                "key_missing": self.missing if self.key is None else None,
+                "blocks_failed": self.hard_errors}
 
     def _check(self, writing: bool) -> bool:
         """Raise the refusal that applies; True when blocks are sealed/opened."""
