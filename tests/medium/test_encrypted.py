@@ -190,6 +190,18 @@ def test_unconfigured_unit_passes_plaintext_cassettes_through() -> None:
     assert read_all(m) == [b"plain", "FM"]
 
 
+def test_configuring_a_missing_key_later_refuses_at_once() -> None:
+    inner = MemoryMedium()
+    plain = dataclasses.replace(SEALED, encrypted=False, extra={})
+    m = EncryptingMedium(inner, label_of=lambda: plain)
+    m.write_block(b"plain before")  # not configured, plaintext cassette: passes
+    m.use_key(None, missing="the job's key file is gone")
+    with pytest.raises(TapeError, match="job's key file is gone"):
+        m.write_block(b"must not pass")
+    m.write_filemarks(1)
+    assert inner.files() == [[b"plain before"]]
+
+
 def test_a_job_brings_its_own_key() -> None:
     job_key = UnitKey.generate()
     inner, label = MemoryMedium(), label_for(job_key)

@@ -151,6 +151,7 @@ class EncryptingMedium:
         self._settle()
         self.key, self.missing = key, missing
         self._opener = Opener(key) if key is not None else None
+        self._passed.clear()  # the rules answer anew
 
     def current_key(self) -> UnitKey | None:
         """The key, looked for again (``reload``) while it is missing."""
@@ -258,9 +259,12 @@ class EncryptingMedium:
     def _end_here(self) -> None:
         """Before a filemark or an erase cuts a recording at block b > 0 with nothing
         held: seal its block b-1 again as the last, so the cut reads as an end."""
-        if self._held is None and self.inner.position().block > 0 and self._check(
-                writing=True):
-            self._start_writing()
+        if self._held is None and self.inner.position().block > 0:
+            info = label_crypt(self.label_of())
+            if info is not None and self.key is not None and info.get(
+                    "key_fingerprint") == self.key.fingerprint_hex:
+                self._check(writing=True)  # the cassette UUID
+                self._start_writing()
         self._settle()
 
     def write_filemarks(self, count: int) -> None:
@@ -379,7 +383,8 @@ class EncryptingMedium:
         self.inner.erase()
 
     def load(self) -> None:
-        self._held = None  # a load after an unload: nothing can be held
+        if self.inner.loaded:
+            self._settle()
         self._reset_reading()
         self._truncation_told = None
         self.inner.load()
