@@ -166,3 +166,13 @@ def test_stream_with_blocks_swapped_fails_both() -> None:
     plain, problems = unseal_stream(b"".join([sealed[0], sealed[2], sealed[1], *sealed[3:]]))
     assert plain == b"".join([BLOCKS[0], *BLOCKS[3:]])
     assert len(problems) == 2
+
+
+@given(st.lists(st.one_of(st.binary(max_size=120), st.just(b"BKE1"),
+                          st.just(b"BKE1\x00\x00\x00\x00")), max_size=12))
+def test_stream_opener_never_raises_on_any_bytes(pieces: list[bytes]) -> None:
+    out: list[bytes] = []
+    opener = StreamOpener(KEY, CASSETTE, 0, resync_window=4)
+    opener.feed(b"".join(pieces), out.append)
+    opener.finish()
+    assert out == [] and opener.problems  # nothing opens, and it says so

@@ -93,8 +93,9 @@ def test_wrap_unwrap_and_wrong_passphrase() -> None:
     tampered = dict(wrap, fingerprint=keys.UnitKey.generate().fingerprint_hex)
     with pytest.raises(CryptError):
         keys.unwrap_key(tampered, b"open sesame")
-    with pytest.raises(CryptError, match="implausible"):
-        keys.unwrap_key(dict(wrap, n=3), b"open sesame")
+    for bad in ({"n": 3}, {"n": 1 << 20, "r": 32}, {"p": 0}):
+        with pytest.raises(CryptError, match="implausible"):
+            keys.unwrap_key(dict(wrap, **bad), b"open sesame")
     with pytest.raises(CryptError, match="empty passphrase"):
         keys.wrap_key(key, b"")
 

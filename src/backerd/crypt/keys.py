@@ -41,6 +41,7 @@ WRAP_AAD = b"backerd key wrap v1"
 KEY_FILE_VERSION = 1
 # scrypt cost (2^15 x 8 x 1: 32 MiB, a fraction of a second); recorded with every wrap
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 15, 8, 1
+SCRYPT_MAX_MEMORY = 256 << 20  # a wrap read from a label may ask for no more than this
 _B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 PAPER_HEADING = "backerd paper key v1"
 
@@ -102,7 +103,8 @@ def unwrap_key(wrap: Any, passphrase: bytes) -> UnitKey:
         fingerprint = bytes.fromhex(wrap["fingerprint"])
     except (KeyError, TypeError, ValueError):
         raise CryptError("damaged key wrap: a field is missing or malformed") from None
-    if not (1 < n <= 1 << 20 and n & (n - 1) == 0 and 0 < r <= 32 and 0 < p <= 16):
+    if not (1 < n <= 1 << 20 and n & (n - 1) == 0 and 0 < r <= 32 and 0 < p <= 16
+            and 128 * n * r <= SCRYPT_MAX_MEMORY):
         raise CryptError(f"key wrap has implausible scrypt parameters n={n} r={r} p={p}")
     kek = primitives.scrypt(passphrase, salt=salt, n=n, r=r, p=p)
     try:
