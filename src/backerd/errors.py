@@ -73,6 +73,13 @@ class ControlError(BackerError):
     exit_status = 7
 
 
+class CryptError(BackerError):
+    """A key is missing, malformed or wrong, or encrypted data failed its check."""
+
+    errno = _errno.EACCES
+    exit_status = 13
+
+
 class ConfigError(UsageError):
     """The configuration file is invalid."""
 

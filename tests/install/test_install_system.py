@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from backerd.cli import main
-from backerd.install import apply
 from backerd.errors import InstallError
+from backerd.install import apply
 
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "restore": ("backerd.cli.restore", "restore a backup job's files from its tape chain"),
     "jobs": ("backerd.cli.jobs", "backup jobs: last result, next cassette, retention"),
     "monitor": ("backerd.cli.monitor", "live view of the units: signal health, throughput"),
+    "key": ("backerd.cli.key", "encryption keys: new, export (with a paper form), import"),
     "demo": ("backerd.cli.demo", "a self-contained run of the main job on a simulated VCR"),
     "install-system": ("backerd.cli.install_system",
                        "install the systemd units, udev rule and modules-load.d entry"),

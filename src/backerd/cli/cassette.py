@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import BinaryIO
 
 from backerd.errors import MediumError, UsageError
@@ -45,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("image")
     p.add_argument("--file", type=int, required=True, metavar="N",
                    help="recording number, 0 = first")
+    p.add_argument("--key-file", type=Path, metavar="FILE",
+                   help="decode and decrypt the recording (an encrypted unit's cassette)")
     p = sub.add_parser("label", help="write a label at BOT (a blank cassette, or --force)")
     p.add_argument("image")
     p.add_argument("text")
@@ -206,6 +209,11 @@ def _dump(args: argparse.Namespace) -> int:
     from backerd.vcr.sim import Cassette
 
     out = sys.stdout.buffer
+    if args.key_file is not None:
+        from backerd.cli.unseal import dump_plaintext
+
+        dump_plaintext(Path(args.image), args.file, args.key_file, out)
+        return 0
     with Cassette.open(args.image, readonly=True) as c:
         recs = c.recordings
         if not 0 <= args.file < len(recs):

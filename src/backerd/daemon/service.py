@@ -38,7 +38,7 @@ from backerd import __version__
 from backerd.daemon.config import Config, UnitConfig
 from backerd.daemon.control import ensure_not_running, serve_control
 from backerd.daemon.node import TapeNode, Unit, WorkProbe
-from backerd.errors import ConfigError, HardwareUnavailable, UsageError
+from backerd.errors import BackerError, ConfigError, HardwareUnavailable, UsageError
 
 if TYPE_CHECKING:
     from backerd.daemon.changer import CassetteChanger
@@ -104,6 +104,7 @@ def open_sim_unit(config: UnitConfig) -> Unit:
     from backerd.catalog.store import Catalog
     from backerd.daemon.changer import SimChanger
     from backerd.daemon.unittools import UnitTools
+    from backerd.medium.encrypted import EncryptingMedium
     from backerd.medium.labelled import CataloguedMedium, LabelledDeck
     from backerd.tape.drive import Drive
     from backerd.vcr.sim import Cassette, SimDeck
@@ -143,8 +144,10 @@ def open_sim_unit(config: UnitConfig) -> Unit:
     sim = deck.deck
     assert isinstance(sim, SimDeck)
     medium = CataloguedMedium(deck, mode=config.mode, log=note)
-    tools = UnitTools(config, sim, deck, medium, live)
-    drive = Drive(medium)
+    sealing = EncryptingMedium(medium, label_of=lambda: deck.label, log=note,
+                               **unit_key(config, note))
+    tools = UnitTools(config, sim, deck, medium, live, sealing=sealing)
+    drive = Drive(sealing)
     changer = SimChanger(number, sim, deck, medium, drive,
                          catalog=lambda: tools.store, default_standard=config.standard,
                          default_length=config.length, log=note)
@@ -152,7 +155,7 @@ def open_sim_unit(config: UnitConfig) -> Unit:
     def release() -> None:
         # the medium flushes its write buffer and the catalog before the image closes
         try:
-            medium.close()
+            sealing.close()
         finally:
             if sim.cassette is not None:  # the one in the deck now (cassettes change)
                 sim.cassette.close()
@@ -165,6 +168,30 @@ def open_sim_unit(config: UnitConfig) -> Unit:
 
 
 UnitOpener = Callable[[UnitConfig], Unit]
+
+
+def unit_key(config: UnitConfig, note: Callable[[str], None]) -> dict[str, Any]:
+    """The EncryptingMedium key arguments of a unit: its key, or why it is missing.
+
+    A missing key file is no reason to refuse to start (reads of plaintext cassettes
+    still work); every write refuses until the file is there (it is looked for again).
+    """
+    if not config.encrypt or config.key_file is None:
+        return {}
+    from backerd.crypt.keys import load_key_file
+
+    path = config.key_file
+
+    def reload() -> Any:
+        return load_key_file(path)
+
+    try:
+        key = reload()
+    except BackerError as exc:
+        note(f"encryption configured, but no key: {exc.message}; writes are refused")
+        return {"missing": exc.message, "reload": reload}
+    note(f"encryption on: key {key.fingerprint_hex} from {path}")
+    return {"key": key, "reload": reload}
 
 def open_emulated_unit(config: UnitConfig) -> Unit:
     from backerd.hw.unit import open_emulated_unit as opener

@@ -21,6 +21,7 @@ from backerd.catalog.volumes import cassettes_needed
 from backerd.daemon.config import UnitConfig
 from backerd.errors import BackerError, TapeError, UsageError
 from backerd.format.params import mode as mode_params
+from backerd.medium.encrypted import EncryptingMedium, crypt_label_fields
 from backerd.medium.labelled import CataloguedMedium, LabelledDeck
 from backerd.observe.counters import driver_counters
 from backerd.observe.preflight import Facts, answer, capacity_bytes
@@ -33,9 +34,11 @@ NEARLY_FULL = 0.10
 
 class UnitTools:
     def __init__(self, config: UnitConfig, sim: SimDeck, deck: LabelledDeck,
-                 medium: CataloguedMedium, live: LiveCatalog | None) -> None:
+                 medium: CataloguedMedium, live: LiveCatalog | None, *,
+                 sealing: EncryptingMedium | None = None) -> None:
         self.config = config
         self.sim = sim  # the VCR: the cassette in it changes at run time
+        self.sealing = sealing
         self.deck = deck
         self.medium = medium
         self.live = live
@@ -130,6 +133,7 @@ class UnitTools:
             "cassette_passes": wear.get("passes", 0),
             "time_left_seconds": free // fps,
             "counter": self.deck.counter() if self.deck.loaded else None,
+            "encryption": self.sealing.describe() if self.sealing is not None else None,
         }
 
     # -- requests (run under the unit lock, in a worker thread) --------------------------
@@ -143,6 +147,13 @@ class UnitTools:
         old = self.cassette_uuid
         length = self.cassette.slots // self.deck.fps
         label = new_label(text, self.deck.standard.upper(), length)
+        sealing = self.sealing
+        if sealing is not None and sealing.configured:
+            key = sealing.current_key()
+            if key is None:
+                raise TapeError(f"encryption is configured but the key is missing "
+                                f"({sealing.missing}): not labelling", errno=errno.EACCES)
+            label = dataclasses.replace(label, encrypted=True, extra=crypt_label_fields(key))
         self.deck.write_label(label, self.medium.mode, force=force)
         self.medium.load()  # the medium starts again on the (now empty) user tape
         if self.store is not None and old is not None and old != self.cassette_uuid:

@@ -365,7 +365,7 @@ class Drive:
         if refusal is not None:
             self.eof = refusal[1]
             raise _fail(getattr(errno, refusal[0]), "end of tape (early warning)")
-        self.rw = Rw.WRITING
+        was, self.rw = self.rw, Rw.WRITING
         written = 0
         for chunk in chunks:
             try:
@@ -375,6 +375,8 @@ class Drive:
                     self.eof = Eof.EOM_OK
                 if written:
                     return written
+                if exc.errno == errno.EACCES:  # refused before the tape moved, as st's
+                    self.rw = was  # write-protect check: close writes no filemark
                 raise
             written += len(chunk)
             self._add_block(1)
