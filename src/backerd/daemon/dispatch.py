@@ -174,7 +174,9 @@ class Dispatcher:
 
     def _route(self, request: ev.Request) -> None:
         conn = self.conn
-        if isinstance(request, ev.Init | ev.CuseInit):
+        if isinstance(request, _FILE_REQUESTS):  # first: nearly every request is one
+            self._enqueue(request)
+        elif isinstance(request, ev.Init | ev.CuseInit):
             reply = (conn.reply_init(request) if isinstance(request, ev.Init)
                      else conn.reply_cuse_init(request))
             self._send(reply)
@@ -208,8 +210,6 @@ class Dispatcher:
             # Always ready: handlers wait inside read/write themselves, never the loop.
             ready = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM
             self._send(conn.reply_poll(request, request.events & ready))
-        elif isinstance(request, ev.Read | ev.Write | ev.Ioctl | ev.Flush | ev.Fsync | ev.Release):
-            self._enqueue(request)
         else:
             self._send(conn.reply_error(request, _errno.ENOSYS))
 
@@ -474,6 +474,8 @@ class Dispatcher:
                 log.warning("release at shutdown failed: %s",
                             _errno.errorcode.get(errno_of(exc)))
 
+
+_FILE_REQUESTS = (ev.Read, ev.Write, ev.Ioctl, ev.Flush, ev.Fsync, ev.Release)
 
 _OPS: dict[type, chunks.Op] = {
     ev.Read: chunks.Op.READ, ev.Write: chunks.Op.WRITE, ev.Ioctl: chunks.Op.IOCTL,
