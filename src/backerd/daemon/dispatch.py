@@ -14,10 +14,11 @@ of one opener stay ordered while different openers (and nodes) are served concur
 Handlers are async and must not block the loop. A read or write that is a whole syscall
 by itself, with nothing of its file queued, is offered to an ``ImmediateHandler`` as it
 is received, without the hop to the file's task (a task hop costs about as much as a
-buffered 10 KiB record); when the handler says it would wait, it is queued as any other. An OPEN waits for RELEASEs of the same
-node that were received before it (FUSE sends RELEASE after close(2) returns). INTERRUPT
-cancels the matching request if it is still queued or waiting inside the handler
-(answer EINTR); a handler call that completes anyway is answered with its result.
+buffered 10 KiB record); when the handler says it would wait, it is queued as any other.
+An OPEN waits for RELEASEs of the same node that were received before it (FUSE sends
+RELEASE after close(2) returns). INTERRUPT cancels the matching request if it is still
+queued or waiting inside the handler (answer EINTR); a handler call that completes anyway
+is answered with its result.
 """
 
 from __future__ import annotations
