@@ -220,14 +220,23 @@ class LegacySectorCodec:
         parse = self._parse_3101 if self.format is Format.V3101 else self._parse_33
         number, length, kind, valid, data, consistent, plausible = parse(area, word)
         ok = rs_ok & valid
+        # Header and high length byte are the last symbols of the last codeword; user
+        # bytes fill the codewords in order (byte j is in codeword j // k), so with
+        # the last codeword decoded the sector can be delivered in part.
+        cw_ok = res.ok.reshape(n_sec, self.interleave)
+        readable = valid & cw_ok[:, -1]
+        length = np.where(readable, length, 0)
+        damaged = ~cw_ok[:, np.arange(cap) // self.rs_k] & readable[:, None]
         decoded = DecodedSectors(
             ok=ok,
-            number=np.where(ok, number, 0),
-            length=np.where(ok, length, 0),
-            kind=np.where(ok, kind, int(SectorKind.DATA)),
+            number=np.where(readable, number, 0),
+            length=length,
+            kind=np.where(readable, kind, int(SectorKind.DATA)),
             data=data,
-            corrected=np.where(ok, per_cw.sum(axis=1), 0),
-            worst=np.where(ok, per_cw.max(axis=1), 0),
+            corrected=np.where(readable, per_cw.sum(axis=1), 0),
+            worst=np.where(readable, per_cw.max(axis=1), 0),
+            readable=readable,
+            damaged=damaged & (np.arange(cap)[None, :] < length[:, None]),
         )
         return decoded, ok & consistent, rs_ok & ~plausible
 

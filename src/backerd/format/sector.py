@@ -133,7 +133,8 @@ class Sector3102Codec:
                 at = row * p.data_size + (fixes.cols[data_fix] - nsym) * inter + b
                 area = area.copy()
                 area.reshape(-1)[at] ^= fixes.values[data_fix]
-        ok = cw_ok.reshape(rows, inter).all(axis=1)
+        cw_ok = cw_ok.reshape(rows, inter)
+        ok = cw_ok.all(axis=1)
         per_cw = cw_fixed.reshape(rows, inter)
         header = area[:, cap : cap + 4].copy().view("<u4")[:, 0].astype(np.int64)
         number = sign_extend(header, NUMBER_BITS)
@@ -143,23 +144,31 @@ class Sector3102Codec:
         e = encode_length(np.clip(length, 0, cap))
         valid = (low == 0) | ((length < cap) & (length >= 0) & ((e & 0xF) == low))
         ok &= valid
-        length = np.where(ok, length, 0)
+        # The header is the last data symbol of codewords I-4..I-1, the high length
+        # byte (offset C-1) one of codeword I-5: with those decoded the sector can be
+        # delivered in part (the codewords are strided: byte j is in codeword j % I).
+        readable = valid & cw_ok[:, inter - 4 :].all(axis=1) & (
+            (low == 0) | cw_ok[:, (cap - 1) % inter])
+        length = np.where(readable, length, 0)
         if rows and (length == cap).all():  # copy and de-randomise in one pass
             data = np.bitwise_xor(area[:, :cap], randomiser.mask(number, cap))
         else:
             data = area[:, :cap].copy()
             randomise_rows(data, length, number)
+        damaged = ~cw_ok[:, np.arange(cap) % inter] & readable[:, None]
         kind = np.where(
             number < 0, int(SectorKind.BOR),
             np.where(length == 0, int(SectorKind.EOR), int(SectorKind.DATA)),
         )
         return DecodedSectors(
             ok=ok,
-            number=np.where(ok, number, 0),
+            number=np.where(readable, number, 0),
             length=length,
-            kind=np.where(ok, kind, int(SectorKind.DATA)),
+            kind=np.where(readable, kind, int(SectorKind.DATA)),
             data=data,
-            corrected=np.where(ok, per_cw.sum(axis=1), 0),
-            worst=np.where(ok, per_cw.max(axis=1, initial=0), 0),
+            corrected=np.where(readable, per_cw.sum(axis=1), 0),
+            worst=np.where(readable, per_cw.max(axis=1, initial=0), 0),
+            readable=readable,
+            damaged=damaged & (np.arange(cap)[None, :] < length[:, None]),
         )
 
