@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backerd.format.decode_options import DecoderOptions
-from backerd.format.inner_decode import DROPOUT_RUN, constant_runs
+from backerd.format.inner_decode import DROPOUT_RUN, GUESS_SPARE, constant_runs
 from backerd.format.legacy import encode_recording as encode_legacy
 from backerd.format.params import mode
 from backerd.format.player import Player, SectorLost
@@ -100,7 +100,8 @@ def damage(name: str, fmt: str, raw: bytes, burst: int):
     b = int(np.argmax(hits))
     e = int(hits[b])
     v = t + 1 - e  # errors-only needs e + v <= t: one too many
-    assert e + 2 * v <= 2 * t  # with the burst erased: within the code
+    # With the burst erased: within the code, less the parity kept as a check.
+    assert e + 2 * v <= 2 * t - GUESS_SPARE
     far = np.arange(p.payload)
     far = far[(far % inter == b) & ((far < q0 - 2 * inter) | (far >= q0 + burst + 2 * inter))]
     extra = np.random.default_rng(burst).choice(far, v, replace=False)
@@ -109,8 +110,10 @@ def damage(name: str, fmt: str, raw: bytes, burst: int):
     return arr.tobytes(), clean, b, burst_q, extra
 
 
-CASES = [("3.101", "nls", 8), ("3.102", "nls", 16), ("3.102", "nls", 40),
-         ("3.102", "pls", 30), ("3.102", "phs", 40), ("3.102", "nhs", 40)]
+# A burst helps once it puts 3 symbols in one codeword (2 erasures and 4 errors would
+# need all 10 parity symbols, one more than a guess may spend): 2I + 1 bytes and up.
+CASES = [("3.101", "nls", 15), ("3.102", "nls", 21), ("3.102", "nls", 40),
+         ("3.102", "pls", 30), ("3.102", "phs", 66), ("3.102", "nhs", 60)]
 
 
 @pytest.mark.parametrize(("fmt", "name", "burst"), CASES)
@@ -149,3 +152,29 @@ def test_dropout_burst_that_errors_only_loses_is_recovered(fmt, name, burst):
     off = DecoderOptions(dropout_runs=False, partial_sectors=False)
     got, lost = play(off)
     assert [e.sector for e in lost] == [2]  # without the hints the sector is lost
+
+
+def test_a_guess_keeps_one_parity_symbol_as_a_check():
+    """2t erasures always 'decode': with a stray error beside them the result is wrong.
+    Retries (guessed erasures) keep GUESS_SPARE symbols unused and fail instead."""
+    from backerd.format.sector import Sector3102Codec
+
+    p = mode("nls")
+    codec = Sector3102Codec(p)
+    data = np.random.default_rng(9).integers(0, 256, (1, p.capacity), np.uint8)
+    sector = codec.encode_sectors(data, np.array([p.capacity]), np.array([7]))
+    b, inter = 3, p.interleave
+    erased = np.zeros_like(sector, bool)
+    erased[0, b + np.arange(p.parity_per_codeword) * inter] = True  # 2t symbols
+    noisy = sector.copy()
+    noisy[erased] = 0
+    noisy[0, b + 40 * inter] ^= 0x11  # a stray error in the same codeword
+    blind = codec.decode_sectors(noisy, erased)
+    assert blind.ok[0] and not np.array_equal(blind.data[:, :p.capacity], data)
+    assert not codec.decode_sectors(noisy, erased, spare=GUESS_SPARE).ok[0]
+    # Without the stray error, one erasure fewer decodes right with the check kept.
+    erased[0, b] = False
+    noisy = sector.copy()
+    noisy[erased] = 0
+    good = codec.decode_sectors(noisy, erased, spare=GUESS_SPARE)
+    assert good.ok[0] and np.array_equal(good.data, data)

@@ -7,13 +7,17 @@ only for what the step before could not decode, so a good tape pays for none of 
 
 1. dropout runs: a dropout reads as a constant level, i.e. a run of 0x00 or 0xFF bytes
    in the payload. Runs of at least `DROPOUT_RUN` bytes are erased; in randomised data
-   such a run occurs about once in 10^13 bytes (2 * 256^-6 per byte, measured in
+   such a run occurs about once in 10^14 bytes (2 * 256^-6 per byte; measured in
    tests/format/test_dropout_runs.py), so a run is a dropout. The hints stay on for
    the steps below, combined with theirs;
 2. three tiers around unmatched key bytes (the bytes next to them, the intervals
    between two, the intervals around each);
 3. for a line slip the key bytes could not pin down, each candidate line;
 4. an erasure window slid over a dropout too long for the tiers.
+
+Every retry keeps `GUESS_SPARE` parity symbol per codeword unused (`rs.reserve_spare`):
+its erasures are guesses, and a decode spending all of the parity could not tell a
+wrong guess (or a stray error beside a right one) from a right one.
 
 Then, in SP modes, a sector whose header decoded but some data codeword did not is
 delivered in part (`partial_sectors`): its `damaged` bytes are reported lost, the rest
@@ -35,6 +39,9 @@ from backerd.format.sync import FieldBatch, FieldSync
 # Shortest run of 0x00 or 0xFF bytes taken for a dropout (see the module docstring).
 DROPOUT_RUN = 6
 _LEVELS = (0x00, 0xFF)
+# Parity symbols per codeword left unused by decodes led by guessed erasures (every
+# retry step): with all of them spent, 2t erasures always "decode", right or wrong.
+GUESS_SPARE = 1
 
 
 def constant_runs(payload: np.ndarray, min_run: int = DROPOUT_RUN) -> np.ndarray:
@@ -83,7 +90,7 @@ def decode_fields(codec, sync: FieldSync, fields: FieldBatch,
         erasures[:] = False
     size = sectors.shape[1]
     marked = erasures.any(axis=1)
-    dec = codec.decode_sectors(sectors, erasures if marked.any() else None)
+    dec = codec.decode_sectors(sectors, erasures if marked.any() else None)  # known marks
     used = np.zeros(len(fields), np.int64)
     if marked.any():
         used[marked] = erasures[marked].sum(axis=1)
@@ -104,7 +111,7 @@ def decode_fields(codec, sync: FieldSync, fields: FieldBatch,
             if retry.size == 0:
                 break
             wider = erasures[retry] | to_sector(tier(retry))
-            again = codec.decode_sectors(sectors[retry], wider)
+            again = codec.decode_sectors(sectors[retry], wider, spare=GUESS_SPARE)
             if again.ok.any():
                 dec = _merge(dec, again, retry)
                 used[retry[again.ok]] = wider[again.ok].sum(axis=1)
@@ -131,7 +138,7 @@ def _try_dropout_runs(codec, fields: FieldBatch, sectors, erasures, dec, used, t
         return dec
     rows = retry[has]
     erasures[rows] |= to_sector(runs[has])
-    again = codec.decode_sectors(sectors[rows], erasures[rows])
+    again = codec.decode_sectors(sectors[rows], erasures[rows], spare=GUESS_SPARE)
     if again.ok.any():
         dec = _merge(dec, again, rows)
         used[rows[again.ok]] = erasures[rows[again.ok]].sum(axis=1)
@@ -208,7 +215,7 @@ def _try_dropout_windows(codec, sync: FieldSync, fields: FieldBatch, sectors, er
         mask = payload_to_sector_mask(mask, sectors.shape[1])
     owner = np.asarray(owners)
     wider = erasures[owner] | mask
-    again = codec.decode_sectors(sectors[owner], wider)
+    again = codec.decode_sectors(sectors[owner], wider, spare=GUESS_SPARE)
     pick = _best_retries(again, owners)
     if pick is None:
         return dec
@@ -249,7 +256,8 @@ def _try_slip_lines(codec, params: ModeParams, fields: FieldBatch, dec, used,
     sectors, marks = demodulate(params, cand)
     if not options.erasures:
         marks[:] = False
-    again = codec.decode_sectors(sectors, marks if options.erasures else None)
+    again = codec.decode_sectors(sectors, marks if options.erasures else None,
+                                 spare=GUESS_SPARE)
     owner = np.asarray(rows)
     pick = _best_retries(again, rows)
     if pick is None:

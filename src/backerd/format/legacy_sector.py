@@ -185,17 +185,17 @@ class LegacySectorCodec:
 
     # ------------------------------------------------------------------ decode
     def decode_sectors(
-        self, sectors: np.ndarray, erasures: np.ndarray | None = None
+        self, sectors: np.ndarray, erasures: np.ndarray | None = None, *, spare: int = 0
     ) -> DecodedSectors:
         """RS-correct and parse sectors (N, S) in tape order (after GCR demodulation).
 
         `ok` is false where a codeword failed or the header is impossible for this
         format (3.101: stream id not 0 or bad length; 3.3: type > 2 or bad length).
         """
-        return self.decode_with_evidence(sectors, erasures)[0]
+        return self.decode_with_evidence(sectors, erasures, spare=spare)[0]
 
     def decode_with_evidence(
-        self, sectors: np.ndarray, erasures: np.ndarray | None = None
+        self, sectors: np.ndarray, erasures: np.ndarray | None = None, *, spare: int = 0
     ) -> tuple[DecodedSectors, np.ndarray, np.ndarray]:
         """decode_sectors plus, per sector, (consistent, contradictory) evidence.
 
@@ -213,6 +213,13 @@ class LegacySectorCodec:
         if erasures is not None:
             er = self._codewords(self.tape_to_buffer(np.asarray(erasures, dtype=bool)))
         res = self.rs.decode(cw, er)
+        if spare and er is not None:
+            # Guessed erasures: keep `spare` parity symbols as a check (rs.reserve_spare).
+            spent = 2 * (res.changed & ~er).sum(axis=1) + er.sum(axis=1)
+            over = res.ok & (spent > self.nsym - spare)
+            res.ok[over] = False
+            res.corrected[over] = cw[over]
+            res.n_corrected[over] = 0
         per_cw = res.n_corrected.reshape(n_sec, self.interleave)
         rs_ok = res.ok.reshape(n_sec, self.interleave).all(axis=1)
         area = res.corrected[:, self.nsym :].reshape(n_sec, self.data_size)

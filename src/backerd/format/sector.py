@@ -14,7 +14,7 @@ import numpy as np
 
 from backerd.format import randomiser
 from backerd.format.params import FILL, ModeParams
-from backerd.format.rs import rs_code
+from backerd.format.rs import reserve_spare, rs_code
 from backerd.format.rsenc import column_encoder
 from backerd.format.sector_types import (
     DecodedSectors,
@@ -90,11 +90,13 @@ class Sector3102Codec:
 
     # ---------------------------------------------------------------- decoding
     def decode_sectors(
-        self, sectors: np.ndarray, erasures: np.ndarray | None = None
+        self, sectors: np.ndarray, erasures: np.ndarray | None = None, *, spare: int = 0
     ) -> DecodedSectors:
         """RS-correct and parse sectors (N, S) in tape order (after GCR demodulation).
 
-        ``ok`` is false where a codeword failed or the header is impossible.
+        ``ok`` is false where a codeword failed or the header is impossible. With
+        guessed erasures, ``spare`` parity symbols per codeword stay unused as a check
+        (`rs.reserve_spare`).
         """
         p = self.params
         cap, inter, k = p.capacity, p.interleave, p.rs_k
@@ -123,6 +125,8 @@ class Sector3102Codec:
                 grid = np.asarray(erasures, dtype=bool).reshape(rows, p.rs_n, inter)[row, :, b]
                 er = np.concatenate([grid[:, p.rs_k :], grid[:, : p.rs_k]], axis=1)
             fixes = self.rs.decode_syndromes(self.rs.parity_syndromes(diff[:, dirty].T), er)
+            if spare and er is not None:
+                fixes = reserve_spare(fixes, er, nsym, spare)
             cw_ok[dirty] = fixes.ok
             cw_fixed[dirty] = fixes.per_row(dirty.size)
             # Data symbol j of codeword (row, b) is tape byte j*I + b of that row; fixes

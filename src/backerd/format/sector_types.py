@@ -55,7 +55,7 @@ class SectorCodec(Protocol):
     ) -> np.ndarray: ...
 
     def decode_sectors(
-        self, sectors: np.ndarray, erasures: np.ndarray | None = None
+        self, sectors: np.ndarray, erasures: np.ndarray | None = None, *, spare: int = 0
     ) -> DecodedSectors: ...
 
 
