@@ -10,7 +10,7 @@ import pytest
 from backerd.format.decode_options import DecoderOptions
 from backerd.format.fields import FieldCutter
 from backerd.format.params import mode
-from backerd.format.player import Player
+from backerd.format.player import Player, SectorLost
 from backerd.format.recorder import encode_recording
 from backerd.vcr.noise import NoiseModel
 
@@ -53,3 +53,44 @@ def test_more_files_recovered_than_by_the_original_method(kind):
     ours, original = files_recovered(name, model_of, size, files)
     assert ours > original
     assert ours >= 1
+
+
+# The simulated VCR's example noise in docs/usage.md, which every mode survives, and the
+# earlier example with dropped fields (gap), which SP cannot survive.
+SURVIVED = "seed=3,errors=2,dropout=0.01,dropout_length=8,slip=0.001"
+WITH_GAPS = "seed=3,errors=2,dropout=0.01,slip=0.001,gap=0.0005"
+
+
+def play_noisy(name: str, data: bytes, model: NoiseModel, pass_no: int):
+    p = mode(name)
+    cutter = FieldCutter(p)
+    fields = cutter.cut(encode_recording(data, name)) + cutter.rest()
+    played = [model.apply(i, pass_no, x) for i, x in enumerate(fields)]
+    player = Player(name, "3.102")
+    out, tail = player.feed(b"".join(g for g in played if g is not None)), player.finish()
+    lost = {e.sector for e in out.events + tail.events if isinstance(e, SectorLost)}
+    return out.data + tail.data, lost, [i for i, g in enumerate(played) if g is None]
+
+
+def test_documented_example_is_survived_by_every_mode():
+    data = np.random.default_rng(11).integers(0, 256, 1_000_000, np.uint8).tobytes()
+    model = NoiseModel.parse(SURVIVED)
+    for name in ("nls", "pls", "nhs", "phs", "nle", "nhe", "ple", "phe"):
+        got, lost, _ = play_noisy(name, data, model, 0)
+        assert got == data and not lost, name
+
+
+def test_sp_cannot_survive_a_dropped_field_ep_can():
+    """A dropped field takes one SP sector, and SP has no code across sectors; EP
+    rebuilds it from its group's outer code."""
+    data = np.random.default_rng(12).integers(0, 256, 400_000, np.uint8).tobytes()
+    model = NoiseModel.parse(WITH_GAPS)
+    p = mode("nhs")
+    data_fields = range(p.n_bor, p.n_bor + -(-len(data) // p.capacity))
+    pass_no = next(k for k in range(200)
+                   if any(model.in_gap(i, k) for i in data_fields))
+    got, lost, dropped = play_noisy("nhs", data, model, pass_no)
+    gone = {i - p.n_bor for i in dropped if i in data_fields}
+    assert gone and gone <= lost and got != data
+    got, lost, _ = play_noisy("nhe", data, model, pass_no)
+    assert got == data and not lost
