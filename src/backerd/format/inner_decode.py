@@ -151,10 +151,9 @@ def _take_partial(dec):
     if dec.readable is None:
         return dec
     part = dec.readable & ~dec.ok
-    if not part.any():
+    if not part.any() or dec.damaged is None:
         return dataclasses.replace(dec, damaged=None)
-    damaged = dec.damaged & part[:, None]
-    return dataclasses.replace(dec, ok=dec.ok | part, damaged=damaged)
+    return dataclasses.replace(dec, ok=dec.ok | part, damaged=dec.damaged & part[:, None])
 
 
 def _fail(dec, rows: np.ndarray):
@@ -304,14 +303,20 @@ def _merge(dec, again, rows: np.ndarray):
     that read the header of a sector still failing replaces it too when it lost fewer
     codewords (partial sectors)."""
     good = again.ok.copy()
-    if again.readable is not None and dec.readable is not None:
-        before = dec.damaged[rows].sum(axis=1)
+    if again.damaged is not None and dec.readable is not None:
+        before = (dec.damaged[rows].sum(axis=1) if dec.damaged is not None
+                  else np.zeros(rows.size, np.int64))
         fewer = ~dec.readable[rows] | (again.damaged.sum(axis=1) < before)
         good |= again.readable & ~dec.ok[rows] & fewer
     idx = rows[good]
     changes = {}
     for name in _DECODED_FIELDS:
         arr, new = getattr(dec, name), getattr(again, name)
+        if name == "damaged" and (arr is not None or new is not None):
+            # None stands for "nothing damaged": materialise it on the side lacking it.
+            width = dec.data.shape[1]
+            arr = np.zeros((dec.ok.size, width), bool) if arr is None else arr
+            new = np.zeros((again.ok.size, width), bool) if new is None else new
         if arr is None or new is None:
             continue
         arr = arr.copy()

@@ -233,7 +233,11 @@ class LegacySectorCodec:
         cw_ok = res.ok.reshape(n_sec, self.interleave)
         readable = valid & cw_ok[:, -1]
         length = np.where(readable, length, 0)
-        damaged = ~cw_ok[:, np.arange(cap) // self.rs_k] & readable[:, None]
+        partial = readable & ~ok
+        damaged = None  # (N, C) only when some sector is partial
+        if partial.any():
+            damaged = (~cw_ok[:, np.arange(cap) // self.rs_k] & partial[:, None]
+                       & (np.arange(cap)[None, :] < length[:, None]))
         decoded = DecodedSectors(
             ok=ok,
             number=np.where(readable, number, 0),
@@ -243,7 +247,7 @@ class LegacySectorCodec:
             corrected=np.where(readable, per_cw.sum(axis=1), 0),
             worst=np.where(readable, per_cw.max(axis=1), 0),
             readable=readable,
-            damaged=damaged & (np.arange(cap)[None, :] < length[:, None]),
+            damaged=damaged,
         )
         return decoded, ok & consistent, rs_ok & ~plausible
 

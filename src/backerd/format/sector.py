@@ -159,7 +159,11 @@ class Sector3102Codec:
         else:
             data = area[:, :cap].copy()
             randomise_rows(data, length, number)
-        damaged = ~cw_ok[:, np.arange(cap) % inter] & readable[:, None]
+        partial = readable & ~ok
+        damaged = None  # (N, C) only when some sector is partial: clean batches pay nothing
+        if partial.any():
+            damaged = (~cw_ok[:, np.arange(cap) % inter] & partial[:, None]
+                       & (np.arange(cap)[None, :] < length[:, None]))
         kind = np.where(
             number < 0, int(SectorKind.BOR),
             np.where(length == 0, int(SectorKind.EOR), int(SectorKind.DATA)),
@@ -173,6 +177,6 @@ class Sector3102Codec:
             corrected=np.where(readable, per_cw.sum(axis=1), 0),
             worst=np.where(readable, per_cw.max(axis=1, initial=0), 0),
             readable=readable,
-            damaged=damaged & (np.arange(cap)[None, :] < length[:, None]),
+            damaged=damaged,
         )
 

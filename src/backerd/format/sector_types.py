@@ -37,9 +37,10 @@ class DecodedSectors:
     data: np.ndarray  # (N, C) uint8, de-randomised, valid for [0, length)
     corrected: np.ndarray  # (N,) int64, symbols fixed
     worst: np.ndarray  # (N,) int64, most symbols fixed in one codeword
-    # Partial sectors: the header (number, length) decoded though a data codeword did
-    # not, and which user bytes (N, C) lie in codewords that failed. None when the
-    # codec does not say.
+    # Partial sectors: the header (number, length) decoded though maybe not every data
+    # codeword, and which user bytes (N, C) of the sectors with readable & ~ok lie in
+    # codewords that failed (None: no such sector in the batch, or the codec does not
+    # say).
     readable: np.ndarray | None = None  # (N,) bool
     damaged: np.ndarray | None = None  # (N, C) bool
 
