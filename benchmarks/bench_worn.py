@@ -35,7 +35,7 @@ from backerd.format.decode_options import DecoderOptions
 from backerd.format.fields import FieldCutter
 from backerd.format.inner_decode import DROPOUT_RUN, constant_runs
 from backerd.format.params import FORMATTED_MODES, Codec, mode
-from backerd.format.player import Player
+from backerd.format.player import Player, SectorLost
 from backerd.format.recorder import encode_recording
 from backerd.format.sync import FieldBatch, FieldSync
 from backerd.observe.png import encode_png
@@ -57,11 +57,15 @@ DECODERS = {
     "-dropout_runs": DecoderOptions().without("dropout_runs"),
     "-resync": DecoderOptions().without("resync"),
     "-outer_placement": DecoderOptions().without("outer_placement"),
+    "-partial_sectors": DecoderOptions().without("partial_sectors"),
     "original": DecoderOptions.original(),
 }
+# Exact files do not depend on partial sectors: their curve is the bytes they keep.
+FILE_CURVES = [k for k in DECODERS if k != "-partial_sectors"]
+BYTE_COLUMNS = ("ours", "-partial_sectors", "original")
 COLOURS = {"ours": (31, 119, 180), "-erasures": (255, 127, 14), "-dropout_runs": (44, 160, 44),
            "-resync": (148, 103, 189), "-outer_placement": (140, 86, 75),
-           "original": (214, 39, 40)}
+           "-partial_sectors": (127, 127, 127), "original": (214, 39, 40)}
 
 
 def noise_model(kind: str, level: float, seed: int, field_size: int) -> NoiseModel:
@@ -71,16 +75,26 @@ def noise_model(kind: str, level: float, seed: int, field_size: int) -> NoiseMod
 
 
 def decoders_for(name: str) -> dict[str, DecoderOptions]:
-    """Outer-code placement exists in EP modes only."""
-    if mode(name).codec is Codec.EP:
-        return DECODERS
-    return {k: v for k, v in DECODERS.items() if k != "-outer_placement"}
+    """Outer-code placement exists in EP modes only, partial sectors in SP modes only."""
+    skip = "-partial_sectors" if mode(name).codec is Codec.EP else "-outer_placement"
+    return {k: v for k, v in DECODERS.items() if k != skip}
 
 
-def recovered(name: str, noisy: bytes, data: bytes, options: DecoderOptions) -> bool:
+def recovered(name: str, noisy: bytes, data: bytes, options: DecoderOptions) -> tuple[bool, int]:
+    """Whether the file came back exactly, and how many of its bytes were delivered
+    right and not reported lost."""
     player = Player(name, "3.102", options=options)
-    out = player.feed(noisy)
-    return out.data + player.finish().data == data
+    out, tail = player.feed(noisy), player.finish()
+    got = out.data + tail.data
+    if got == data:
+        return True, len(data)
+    lost = np.zeros(len(data), bool)
+    for ev in out.events + tail.events:
+        if isinstance(ev, SectorLost):
+            lost[ev.offset : ev.offset + ev.length] = True
+    n = min(len(got), len(data))
+    same = np.frombuffer(got[:n], np.uint8) == np.frombuffer(data[:n], np.uint8)
+    return False, int((same & ~lost[:n]).sum())
 
 
 @dataclass
@@ -90,6 +104,8 @@ class Point:
     level: float
     counts: dict  # decoder -> files recovered
     files: int
+    good_bytes: dict  # decoder -> user bytes delivered right (all files)
+    size: int
 
 
 def run_mode(name: str, size: int, files: int, levels: dict) -> tuple[list[Point], list]:
@@ -107,13 +123,16 @@ def run_mode(name: str, size: int, files: int, levels: dict) -> tuple[list[Point
     for kind, kind_levels in levels.items():
         for level in kind_levels:
             counts = dict.fromkeys(decs, 0)
+            good = dict.fromkeys(decs, 0)
             for f, (data, fields) in enumerate(zip(originals, clean_fields, strict=True)):
                 model = noise_model(kind, level, 1000 * f + 7, p.geometry.field_size)
                 noisy = b"".join(g for g in (model.apply(i, 0, x) for i, x in enumerate(fields))
                                  if g is not None)
                 for label, options in decs.items():
-                    counts[label] += recovered(name, noisy, data, options)
-            points.append(Point(name, kind, level, counts, files))
+                    exact, right = recovered(name, noisy, data, options)
+                    counts[label] += exact
+                    good[label] += right
+            points.append(Point(name, kind, level, counts, files, good, size))
             print(f"  {name} {kind:8} {level:<6} " + " ".join(
                 f"{k}={v}" for k, v in counts.items()), file=sys.stderr, flush=True)
     return points, clean_fields
@@ -138,13 +157,26 @@ def run_lengths(name: str, clean_fields: list, size: int) -> tuple[int, dict[int
 
 def table(points: list[Point], kind: str) -> str:
     modes = sorted({pt.mode for pt in points}, key=FORMATTED_MODES.index)
-    labels = list(DECODERS)
+    labels = FILE_CURVES
     lines = [f"| mode | {kind} level | " + " | ".join(labels) + " |",
              "|---|---|" + "---|" * len(labels)]
     for name in modes:
         for pt in (q for q in points if q.mode == name and q.kind == kind):
             cells = [f"{pt.counts[k]}/{pt.files}" if k in pt.counts else "-" for k in labels]
             lines.append(f"| {name} | {pt.level} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def byte_table(points: list[Point]) -> str:
+    """SP modes: percent of user bytes delivered right, where some file was damaged."""
+    lines = ["| mode | noise | level | " + " | ".join(BYTE_COLUMNS) + " |",
+             "|---|---|---|" + "---|" * len(BYTE_COLUMNS)]
+    for pt in points:
+        if mode(pt.mode).codec is not Codec.SP or pt.counts["ours"] == pt.files:
+            continue
+        total = pt.files * pt.size
+        cells = [f"{100 * pt.good_bytes[k] / total:.2f}" for k in BYTE_COLUMNS]
+        lines.append(f"| {pt.mode} | {pt.kind} | {pt.level} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -175,14 +207,14 @@ def _line(img, x0, y0, x1, y1, colour) -> None:
 def render(points: list[Point], levels: dict) -> np.ndarray:
     """Panels: one row per noise type (errors, dropout, slip, gap), one column per
     mode (FORMATTED_MODES order); x = level index, y = fraction recovered (0..1).
-    A legend row of colour swatches in DECODERS order sits on top."""
+    A legend row of colour swatches in FILE_CURVES order sits on top."""
     modes = [m for m in FORMATTED_MODES if any(pt.mode == m for pt in points)]
     kinds = list(levels)
     top = 3 * PAD
     h = top + len(kinds) * (PANEL_H + PAD) + PAD
     w = len(modes) * (PANEL_W + PAD) + PAD
     img = np.full((h, w, 3), 255, np.uint8)
-    for i, label in enumerate(DECODERS):
+    for i, label in enumerate(FILE_CURVES):
         x = PAD + i * 3 * PAD
         img[PAD : 2 * PAD, x : x + 2 * PAD] = COLOURS[label]
     for r, kind in enumerate(kinds):
@@ -194,7 +226,7 @@ def render(points: list[Point], levels: dict) -> np.ndarray:
                 img[y0 + int(PANEL_H * q), x0 + 1 : x0 + PANEL_W : 3] = 190
             pts = [pt for pt in points if pt.mode == name and pt.kind == kind]
             n = len(pts)
-            for k, label in enumerate(DECODERS):
+            for k, label in enumerate(FILE_CURVES):
                 if label not in (pts[0].counts if pts else {}):
                     continue
                 # Each decoder's line 2 px lower than the one before: equal curves
@@ -230,6 +262,7 @@ def main() -> int:
     print(f"# Worn-tape curves: {args.files} files of {args.size} bytes per point\n")
     for kind in levels:
         print(f"## {kind}\n\n{table(points, kind)}\n")
+    print(f"## SP: user bytes delivered right (percent)\n\n{byte_table(points)}\n")
     print("## runs of 0x00/0xFF in clean data sectors (payload bytes; runs >= L)\n")
     print("| mode | bytes | " + " | ".join(f"L={n}" for n in range(3, DROPOUT_RUN + 1)) + " |")
     print("|---|---|" + "---|" * (DROPOUT_RUN - 2))
