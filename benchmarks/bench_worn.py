@@ -17,7 +17,7 @@ curve. Also measured: how often runs of 0x00/0xFF bytes occur in the clean secto
 (project PNG writer; layout in docs/reliability.md).
 
     nice -n 10 .venv/bin/python benchmarks/bench_worn.py --png docs/worn-tape.png
-    (defaults: 1 MB files, 3 files per point, 4 levels per noise type; about 20 min)
+    (defaults: 1 MB files, 3 files per point, 4 levels per noise type; 10-20 min)
 """
 
 from __future__ import annotations
