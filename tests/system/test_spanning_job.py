@@ -22,7 +22,7 @@ LENGTH = "2"  # minutes: one minute before the early-warning point, a few MB per
 def job_config(src: Path, pattern: str) -> str:
     return (f'[[unit]]\nmode = "{MODE}"\n'
             f'[[job]]\nname = "big"\npaths = ["{src}"]\nverify = true\n'
-            f'next_cassette = "{pattern}"\nchange_timeout = 60\n')
+            f'full_every = "1 run"\nnext_cassette = "{pattern}"\nchange_timeout = 60\n')
 
 
 def backerd(d: Daemon, *args: str, ok: bool = True) -> subprocess.CompletedProcess[bytes]:
@@ -68,8 +68,8 @@ def test_a_job_spans_two_cassettes_and_restores_them_in_order(span_daemon: Daemo
     (src / "b.bin").write_bytes(rng.randbytes(capacity // 2))
     (src / "small.txt").write_text("small\n")
 
-    said = backerd(d, "jobs").stdout.decode()
-    assert "next run:" in said
+    [before] = json.loads(backerd(d, "jobs", "--json").stdout)["jobs"]
+    assert (before["next_bytes"], before["next_cassettes"]) == (None, None)  # no run yet
 
     out = json.loads(backerd(d, "backup", "big", "--json").stdout)
     assert (out["result"], out["level"], out["cassette"], out["file"], out["verified"]) == (
@@ -77,6 +77,16 @@ def test_a_job_spans_two_cassettes_and_restores_them_in_order(span_daemon: Daemo
     assert len(out["cassettes"]) == 2 and out["cassettes"][0] == "BIG-01"
     assert out["bytes"] > capacity
     assert unit_status(d)["cassette"] == str(home / "vol2.img")
+
+    # the next full is estimated as this one: more than vol2 has left, less than that
+    # and a blank cassette: two cassettes
+    left = unit_status(d)["capacity_left_bytes"]
+    assert left < out["bytes"] <= left + capacity
+    [job] = json.loads(backerd(d, "jobs", "--json").stdout)["jobs"]
+    assert (job["next_level"], job["next_bytes"], job["next_cassettes"]) == (
+        "full", out["bytes"], 2)
+    assert f"takes:         2 cassettes (about {out['bytes']:,} bytes" in backerd(
+        d, "jobs").stdout.decode()
 
     # the catalog: the run's two pieces, and a volume set listed on both cassettes
     shown = json.loads(backerd(d, "catalog", "show", "BIG-01", "--json").stdout)

@@ -21,20 +21,25 @@ The new cassette is judged by ``catalog.volumes.volume_refusal``: it must be ano
 cassette and writable. The archive goes after whatever the cassette holds, so backups
 still inside their retention on it are never overwritten and do not refuse it.
 
-``volume_image`` and ``run_cassettes`` are pure; ``ControlChanger`` is the thin edge.
+``backerd jobs`` says how many cassettes the next run takes: ``size_estimate`` (the
+last run at the same level) against what the loaded cassette and blank ones hold.
+
+``volume_image``, ``size_estimate`` and ``run_cassettes`` are pure; ``ControlChanger``
+is the thin edge.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from backerd.catalog.volumes import VolumeFacts, cassettes_needed, volume_refusal
 from backerd.daemon.control import ask
 from backerd.errors import PreflightFailed
+from backerd.jobs.records import BackupRecord, order_key
 
 VOLUME_VARIABLE = "$TAR_VOLUME"
 POLL = 0.5  # s between looks at the deck while waiting for a cassette
@@ -43,6 +48,14 @@ POLL = 0.5  # s between looks at the deck while waiting for a cassette
 def volume_image(pattern: str, volume: int) -> str:
     """The cassette ``next_cassette`` names for volume ``volume`` (from 1)."""
     return pattern.replace("${TAR_VOLUME}", str(volume)).replace(VOLUME_VARIABLE, str(volume))
+
+
+def size_estimate(records: Iterable[BackupRecord], job: str, level: int) -> int | None:
+    """What a run of ``job`` at ``level`` will write: the bytes of the last run written
+    at that level (None: there was none)."""
+    sizes = [r.bytes for r in sorted(records, key=order_key)
+             if r.job == job and r.level == level and r.result == "written" and r.bytes]
+    return sizes[-1] if sizes else None
 
 
 def run_cassettes(estimate: int | None, left: int | None, blank: int | None) -> int | None:
