@@ -133,3 +133,64 @@ def test_a_job_spans_two_cassettes_and_restores_them_in_order(span_daemon: Daemo
     assert f"insert cassette {plan['steps'][1]['cassette']}" in stderr.decode()
     assert json.loads(stdout)["verified"] is True
     assert same_tree(src, dest / str(src).lstrip("/")) == []
+
+
+def test_backup_waits_for_the_operator_and_next_volume_follows_the_jobs_rule(
+        no_shared_daemon: None, tmp_path: Path) -> None:
+    """Without next_cassette the job waits for ``deck insert``; a cassette whose job
+    backups have all expired may then be a tar -M volume, one still kept may not."""
+    src = tmp_path / "src"
+    src.mkdir()
+    home = tmp_path / "d"
+    home.mkdir()
+    d = new_daemon(home, f'[[unit]]\nmode = "{MODE}"\n'
+                         f'[[job]]\nname = "big"\npaths = ["{src}"]\nkeep = 1\n'
+                         'full_every = "1 run"\nchange_timeout = 60\n')
+    d.cassette = home / "vol1.img"
+    d.run(*d.backerd("cassette", "new", str(d.cassette), "--length", LENGTH))
+    d.start()
+    try:
+        capacity = unit_status(d)["capacity_left_bytes"]
+        (src / "a.bin").write_bytes(random.Random(3).randbytes(capacity * 5 // 4))
+        job = subprocess.Popen(d.backerd("backup", "big", "--config", str(d.config_file)),
+                               env=d.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 300
+            while unit_status(d)["loaded"]:  # until the full cassette is ejected
+                assert time.monotonic() < deadline and job.poll() is None
+                time.sleep(0.2)
+            assert job.poll() is None  # waiting for the operator
+            deck(d, "insert", str(home / "vol2.img"), "--new")
+            stdout, stderr = job.communicate(timeout=300)
+        finally:
+            if job.poll() is None:
+                job.kill()
+                job.wait()
+        assert job.returncode == 0, stderr
+        assert "insert the next cassette (volume 2)" in stderr.decode()
+        said = stdout.decode()
+        assert said.startswith("big: full written to ") and " and on " in said
+        assert said.rstrip().endswith("verified")
+
+        def next_volume(image: Path) -> subprocess.CompletedProcess[bytes]:
+            return subprocess.run(
+                d.backerd("next-volume", "--unit", "0", "--socket", str(d.control_socket),
+                          "--timeout", "30", "--insert", str(image)),
+                capture_output=True, timeout=120,
+                env={**d.env, "TAR_SUBCOMMAND": "-c", "TAR_VOLUME": "2"})
+
+        # vol1 holds the first volume of the job's only backup: kept, refused
+        held = next_volume(home / "vol1.img")
+        assert held.returncode == 1 and b"retention" in held.stderr
+        # a newer full on a third cassette: keep = 1 expires the spanning backup, and
+        # vol1 may be written over although its recording is not marked expired
+        (src / "a.bin").write_bytes(b"smaller now\n")
+        deck(d, "eject")
+        deck(d, "insert", str(home / "vol3.img"), "--new")
+        backerd(d, "backup", "big")
+        freed = next_volume(home / "vol1.img")
+        assert freed.returncode == 0, freed.stderr
+        held = next_volume(home / "vol3.img")
+        assert held.returncode == 1 and b"retention" in held.stderr
+    finally:
+        stop_checked(d)
