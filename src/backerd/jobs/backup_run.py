@@ -8,10 +8,13 @@ Theory of operation, in the order it happens:
    and the same directory state (``tardigest.tree_digest``) as the last good run means
    nothing changed: a ``skipped`` run is recorded and nothing is written;
 3. the write: wind to end of data, pipe tar through a ``TarDigester`` to the node in
-   tar-record blocks, close (the filemark), record the run with its piece and the
-   SHA-256 of every member;
-4. verify (when the job asks): stand at the file again, read it back through a second
-   digester and compare every member; a mismatch marks the run verify-failed;
+   tar-record blocks, close (the filemark), record the run with its pieces and the
+   SHA-256 of every member. At a cassette's early-warning point the archive goes on on
+   the next cassette (``spanning``): one piece per cassette, in volume order, and the
+   archive is also recorded as a volume set;
+4. verify (when the job asks): read every piece back, in order, through one second
+   digester (a full cassette's piece before it is ejected, the last one after the
+   write) and compare every member; a mismatch marks the run verify-failed;
 5. only a run that was written (and, with verify, verified) promotes its snapshot.
 
 Each failure still records the run (``failed``, with what reached the tape) so
@@ -253,24 +256,11 @@ class ReadBack:
         return self.members, self.problem
 
 
-def read_back(node: str, file_number: int) -> tuple[list[MemberDigest], str]:
-    """Every member digest of tape file ``file_number``, and what went wrong ("" if none)."""
-    reading = ReadBack()
-    reading.read_file(node, file_number)
-    return reading.finish()
-
-
 def verdict(expected: Sequence[MemberDigest], found: Sequence[MemberDigest],
             problem: str) -> str:
     """"" when every member read back matches what was written, else the first problem."""
     # a member whose content differs says more than where the archive then broke
     return compare(expected, found, whole=False) or problem or compare(expected, found)
-
-
-def verify(node: str, file_number: int, expected: Sequence[MemberDigest]) -> str:
-    """"" when every member of one tape file matches what was written, else the first
-    problem."""
-    return verdict(expected, *read_back(node, file_number))
 
 
 def run_backup(config: Config, job: JobConfig, *, full: bool = False,
