@@ -31,12 +31,9 @@ import pytest
 from testkit.faults import (
     TAR_OPTIONS,
     KillOutcome,
-    cassette_info,
-    catalog_disagreements,
-    catalog_rows,
+    check_after_crash,
     kill9,
     make_tree,
-    read_file,
     reference_archive,
     tar_to_device,
     wait_closed,
@@ -54,10 +51,9 @@ def test_kill9_during_a_write(tmp_path: Path, seed: int) -> None:
     d = new_daemon(tmp_path, f'[[unit]]\nmode = "{MODE}"\n')
     first_tree = make_tree(tmp_path / "first", seed * 3, 150_000)
     second_tree = make_tree(tmp_path / "second", seed * 3 + 1, 3_000_000)
-    third_tree = make_tree(tmp_path / "third", seed * 3 + 2, 100_000)
+    make_tree(tmp_path / "third", seed * 3 + 2, 100_000)
     first = reference_archive(d, first_tree, tmp_path / "first.tar")
     second = reference_archive(d, second_tree, tmp_path / "second.tar")
-    third = reference_archive(d, third_tree, tmp_path / "third.tar")
     d.start()
     try:
         d.run("tar", *TAR_OPTIONS, "-cf", d.nrew, "-C", tmp_path, "first")
@@ -75,48 +71,9 @@ def test_kill9_during_a_write(tmp_path: Path, seed: int) -> None:
                 writer.kill()
         d.start()
 
-        got, _ = read_file(d, 0, tmp_path / "back0")
-        assert got == first, "the file closed with a filemark changed"
-        info = cassette_info(d)
-        files = len(info["recordings"])
-        assert files in (1, 2), info["recordings"]
-        survived, _ = read_file(d, 1, tmp_path / "back1")
-        if files == 1:
-            assert survived == b""
-        else:
-            assert survived == second[: len(survived)], "the interrupted file is not a prefix"
-        if files == 2 and info["recordings"][1]["filemark"] or not killed_mid_write:
-            assert survived == second, "a file tar had closed did not survive whole"
-        uuid = d.status()["units"][0]["cassette_uuid"]
-        rows = catalog_rows(d, uuid)
-        if rows is not None:
-            assert catalog_disagreements(rows, info) == []
-            assert 0 in [r["file_number"] for r in rows], "the closed file left the catalog"
-
-        # the next append: at EOD, after a filemark of its own or (st) in the file left
-        # open by the crash, right after the bytes that survived
-        separate = rng.random() < 0.5
-        open_file = files == 2 and not info["recordings"][1]["filemark"]
-        d.mt(d.nrew, "rewind")
-        d.mt(d.nrew, "eod")
-        if separate and open_file:
-            d.mt(d.nrew, "weof", "1")
-        d.run("tar", *TAR_OPTIONS, "-cf", d.nrew, "-C", tmp_path, "third")
-        wait_closed(d)
-        if files == 1:
-            expected = [first, third]
-        elif open_file and not separate:
-            expected = [first, survived + third]
-        else:
-            expected = [first, survived, third]
-        info = cassette_info(d)
-        assert len(info["recordings"]) == len(expected), info["recordings"]
-        for number, want in enumerate(expected):
-            assert read_file(d, number, tmp_path / f"again{number}")[0] == want, number
-        rows = catalog_rows(d, uuid)
-        if rows is not None:
-            assert catalog_disagreements(rows, info) == []
-            assert len(expected) - 1 in [r["file_number"] for r in rows]
+        survived = check_after_crash(d, tmp_path, first, second, "third",
+                                     closed=not killed_mid_write,
+                                     separate=rng.random() < 0.5)
     finally:
         stop_checked(d)
     if REPORT:

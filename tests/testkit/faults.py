@@ -146,3 +146,56 @@ class KillOutcome:
     tar_finished: bool
     recovered_bytes: int
     complete: bool
+
+
+def check_after_crash(d: Daemon, tmp: Path, first: bytes, second: bytes, third: str, *,
+                      closed: bool, separate: bool) -> bytes:
+    """The checks after a crash while ``second`` was written after the closed ``first``.
+
+    ``closed``: tar had closed ``second`` (and the unit was idle) before the crash.
+    Appends the tree ``tmp / third`` at EOD (after ``mt weof`` when ``separate``) and
+    checks every file; returns the bytes of ``second`` that survived.
+    """
+    third_bytes = reference_archive(d, tmp / third, tmp / f"{third}.tar")
+    got, _ = read_file(d, 0, tmp / "back0")
+    assert got == first, "the file closed with a filemark changed"
+    info = cassette_info(d)
+    files = len(info["recordings"])
+    assert files in (1, 2), info["recordings"]
+    survived, _ = read_file(d, 1, tmp / "back1")
+    if files == 1:
+        assert survived == b""
+    else:
+        assert survived == second[: len(survived)], "the interrupted file is not a prefix"
+    if files == 2 and info["recordings"][1]["filemark"] or closed:
+        assert survived == second, "a file tar had closed did not survive whole"
+    uuid = d.status()["units"][0]["cassette_uuid"]
+    rows = catalog_rows(d, uuid)
+    if rows is not None:
+        assert catalog_disagreements(rows, info) == []
+        assert 0 in [r["file_number"] for r in rows], "the closed file left the catalog"
+
+    # the next append: at EOD, after a filemark of its own or (st) in the file left
+    # open by the crash, right after the bytes that survived
+    open_file = files == 2 and not info["recordings"][1]["filemark"]
+    d.mt(d.nrew, "rewind")
+    d.mt(d.nrew, "eod")
+    if separate and open_file:
+        d.mt(d.nrew, "weof", "1")
+    d.run("tar", *TAR_OPTIONS, "-cf", d.nrew, "-C", tmp, third)
+    wait_closed(d)
+    if files == 1:
+        expected = [first, third_bytes]
+    elif open_file and not separate:
+        expected = [first, survived + third_bytes]
+    else:
+        expected = [first, survived, third_bytes]
+    info = cassette_info(d)
+    assert len(info["recordings"]) == len(expected), info["recordings"]
+    for number, want in enumerate(expected):
+        assert read_file(d, number, tmp / f"again{number}")[0] == want, number
+    rows = catalog_rows(d, uuid)
+    if rows is not None:
+        assert catalog_disagreements(rows, info) == []
+        assert len(expected) - 1 in [r["file_number"] for r in rows]
+    return survived
