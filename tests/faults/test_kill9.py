@@ -45,6 +45,7 @@ RUNS = int(os.environ.get("BACKERD_KILL9_RUNS", "8"))
 REPORT = os.environ.get("BACKERD_KILL9_REPORT")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(RUNS))
 def test_kill9_during_a_write(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
