@@ -5,10 +5,13 @@ mode with the highest card byte rate (phs: 3050 bytes x 50 fields/s = 152.5 kB/s
 video, 130.7 kB/s of user data), writes random data with dd for about --seconds of
 tape time, and reports the card's counters (the pass condition is zero underruns),
 the service task's late ticks, and the daemon's CPU time and resident memory from
-/proc. With --read it reads the recording back at tape speed and compares. Run once,
-niced, on a quiet machine:
+/proc. With --read it reads the recording back at tape speed and compares. The
+daemon's resident memory is sampled every --sample seconds during the write, so a long
+run (--minutes 10, the soak) shows whether it stays flat. Run once, niced, on a quiet
+machine:
 
     nice -n 10 .venv/bin/python benchmarks/bench_emulated_realtime.py [--seconds 120]
+    nice -n 10 .venv/bin/python benchmarks/bench_emulated_realtime.py --minutes 10
 """
 
 from __future__ import annotations
@@ -63,13 +66,32 @@ def memory_kib(pid: int) -> dict[str, int]:
     return out
 
 
+def write_sampled(argv: list[str], pid: int, every: float
+                  ) -> tuple[subprocess.CompletedProcess[bytes], list[int]]:
+    """Run the writer to its end, sampling the daemon's VmRSS every ``every`` seconds."""
+    samples: list[int] = []
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as writer:
+        while True:
+            try:
+                out, err = writer.communicate(timeout=every)
+                break
+            except subprocess.TimeoutExpired:
+                samples.append(memory_kib(pid).get("VmRSS", 0))
+    return subprocess.CompletedProcess(argv, writer.returncode, out, err), samples
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=120.0)
+    ap.add_argument("--minutes", type=float, help="tape time in minutes (overrides --seconds)")
+    ap.add_argument("--sample", type=float, default=10.0, metavar="S",
+                    help="seconds between samples of the daemon's memory during the write")
     ap.add_argument("--mode", default="phs", choices=sorted(RATE))
     ap.add_argument("--emulate", default="isa", choices=("isa", "parport"))
     ap.add_argument("--read", action="store_true", help="read back and compare too")
     args = ap.parse_args()
+    if args.minutes is not None:
+        args.seconds = args.minutes * 60
     size = int(RATE[args.mode] * args.seconds) // 10240 * 10240
     data = random.Random(7).randbytes(size)
     with tempfile.TemporaryDirectory(prefix="bench-emu-rt-") as tmp:
@@ -80,8 +102,8 @@ def main() -> None:
         node = query(sock)["units"][0]["nodes"]["rewinding"]
         try:
             cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
-            write = subprocess.run(["dd", f"if={work / 'data'}", f"of={node}", "bs=10240"],
-                                   capture_output=True)
+            write, rss = write_sampled(["dd", f"if={work / 'data'}", f"of={node}",
+                                        "bs=10240"], proc.pid, args.sample)
             if write.returncode:
                 print(write.stderr.decode(), (work / "backerd.log").read_text()[-3000:])
                 print(json.dumps(query(sock)["units"][0].get("hardware"), indent=1))
@@ -95,6 +117,8 @@ def main() -> None:
                                 / (3050 * 50 if args.mode[0] == "p" else 2535 * 60), 1),
                 "daemon_cpu_s": round(cpu, 1), "daemon_cpu_pct": round(100 * cpu / wall, 1),
                 **{k + "_kiB": v for k, v in memory_kib(proc.pid).items()},
+                "rss_kiB_samples": {"first": rss[0], "last": rss[-1], "max": max(rss),
+                                    "count": len(rss)} if rss else None,
                 "counters": status["hardware"]["counters"],
             }
             if args.read:

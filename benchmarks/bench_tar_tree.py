@@ -103,7 +103,8 @@ def fast_run(src: Path, size: int, mode: str, work: Path) -> None:
     print(f"  daemon peak RSS {rss:.1f} MB")
 
 
-def realtime_run(mode: str, work: Path, kilobytes: int) -> None:
+def realtime_run(mode: str, work: Path, kilobytes: int) -> dict[str, float | bool]:
+    """Write and read back a ``kilobytes`` archive at tape speed; the daemon's figures."""
     src = work / "rt-src"
     src.mkdir()
     (src / "data.bin").write_bytes(random.Random(3).randbytes(kilobytes << 10))
@@ -121,10 +122,9 @@ def realtime_run(mode: str, work: Path, kilobytes: int) -> None:
         rss = peak_rss_mb(proc.pid)
     finally:
         stop(proc, work)
-    print(f"real-time pacing, mode {mode}, {kilobytes} KiB archive written and read back:")
-    print(f"  {t1 - t0:.1f} s of tape time, daemon CPU {cpu1 - cpu0:.2f} s = "
-          f"{100 * (cpu1 - cpu0) / (t1 - t0):.2f} % of one core; identical: {identical}; "
-          f"peak RSS {rss:.1f} MB")
+    return {"tape_s": t1 - t0, "cpu_s": cpu1 - cpu0,
+            "cpu_pct": 100 * (cpu1 - cpu0) / (t1 - t0), "identical": identical,
+            "peak_rss_mb": rss}
 
 
 def main() -> None:
@@ -145,7 +145,12 @@ def main() -> None:
         fast_run(src, size, args.mode, work / "fast")
     if not args.skip_realtime:
         with tempfile.TemporaryDirectory(prefix="bench-rt-") as tmp:
-            realtime_run(args.mode, Path(tmp), args.realtime_kilobytes)
+            rt = realtime_run(args.mode, Path(tmp), args.realtime_kilobytes)
+        print(f"real-time pacing, mode {args.mode}, {args.realtime_kilobytes} KiB archive "
+              "written and read back:")
+        print(f"  {rt['tape_s']:.1f} s of tape time, daemon CPU {rt['cpu_s']:.2f} s = "
+              f"{rt['cpu_pct']:.2f} % of one core; identical: {rt['identical']}; "
+              f"peak RSS {rt['peak_rss_mb']:.1f} MB")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

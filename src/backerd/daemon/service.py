@@ -26,6 +26,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -138,9 +139,16 @@ def open_sim_unit(config: UnitConfig) -> Unit:
     deck = LabelledDeck(sim, log=note)
     live = None
     if config.catalog is not None:
-        live = LiveCatalog(Catalog(config.catalog), fps=cassette.fps, log=note,
-                           written_by=f"backerd {__version__} unit {number}")
-        deck.sink = live
+        try:
+            store = Catalog(config.catalog)
+        except (sqlite3.Error, OSError) as exc:
+            # the catalog is a cache of the tapes: without it the unit still serves
+            log.warning("unit %d: catalog %s unavailable (%s): serving without it",
+                        number, config.catalog, exc)
+        else:
+            live = LiveCatalog(store, fps=cassette.fps, log=note,
+                               written_by=f"backerd {__version__} unit {number}")
+            deck.sink = live
     sim = deck.deck
     assert isinstance(sim, SimDeck)
     medium = CataloguedMedium(deck, mode=config.mode, log=note)
