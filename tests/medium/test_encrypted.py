@@ -190,6 +190,52 @@ def test_unconfigured_unit_passes_plaintext_cassettes_through() -> None:
     assert read_all(m) == [b"plain", "FM"]
 
 
+class _Buffering(MemoryMedium):
+    """A MemoryMedium that says a call would not wait and notes the sizes it was asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[str, int]] = []
+
+    def write_would_wait(self, size: int) -> bool:
+        self.asked.append(("write", size))
+        return False
+
+    def read_would_wait(self, max_size: int) -> bool:
+        self.asked.append(("read", max_size))
+        return False
+
+    def flush_buffers(self) -> None:
+        pass
+
+
+def test_unconfigured_unit_lets_the_medium_below_answer_would_wait() -> None:
+    inner = _Buffering()
+    plain = label_for(None)
+    m = EncryptingMedium(inner, label_of=lambda: plain)
+    assert m.write_would_wait(100)  # the rules have not seen this cassette yet
+    assert inner.asked == []
+    m.write_block(b"plain")
+    assert not m.write_would_wait(100)  # a pass-through: the medium's own answer
+    m.write_filemarks(1)
+    m.rewind()
+    assert m.read_block(1 << 16) == b"plain"
+    assert not m.read_would_wait(200)
+    assert inner.asked == [("write", 100), ("read", 200)]  # sizes as given: not sealed
+    m.use_key(None, missing="no key file")  # configured now: the rules answer again
+    assert m.write_would_wait(100)
+
+
+def test_sealing_unit_waits_for_a_recording_s_first_block() -> None:
+    inner = _Buffering()
+    m = sealing(inner)
+    assert m.write_would_wait(100)  # the first sealed block may read the tape back
+    m.write_block(b"x" * 100)
+    m.write_block(b"y" * 100)
+    assert not m.write_would_wait(100)  # held: the medium answers for a sealed block
+    assert inner.asked == [("write", 100 + OVERHEAD)]
+
+
 def test_configuring_a_missing_key_later_refuses_at_once() -> None:
     inner = MemoryMedium()
     plain = dataclasses.replace(SEALED, encrypted=False, extra={})

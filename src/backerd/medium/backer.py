@@ -262,6 +262,7 @@ class BackerMedium:
         # an earlier batch's failure surfaces here, before this block is taken
         self._collect(wait=writer is not None and writer.completes_batch(len(data)))
         self._require_writable()
+        began = writer is None
         if writer is None:
             self._quiesce()
             writer = self._begin_writer()
@@ -271,7 +272,8 @@ class BackerMedium:
         while writer.batch_ready:  # a block larger than a batch waits for each batch
             self._collect(wait=True)
             self.lane.submit(partial(self.writing.record_batch, writer, writer.take_batch()))
-        self._file = self._nfiles()
+        if began:  # the recording's file number stays while it is written
+            self._file = self._nfiles()
         self._block = writer.blocks
         self._offset = writer.user_bytes
 

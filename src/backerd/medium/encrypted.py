@@ -276,14 +276,29 @@ class EncryptingMedium:
         if self._buffering is not None:
             self._buffering.flush_buffers()
 
+    def _plain(self, writing: bool) -> bool:
+        """The rules passed for this label and key without sealing (cached by ``_check``):
+        blocks go through as they are, so the medium below answers for them."""
+        if self.key is None and self.missing is not None:
+            return False  # the next block looks for the key again (reload): not here
+        passed = self._passed.get(writing)
+        return (passed is not None and not passed[2] and passed[1] is self.key
+                and passed[0] is self.label_of())
+
     def write_would_wait(self, size: int) -> bool:
-        if self._held is None or self._buffering is None:
-            return True  # a recording's first block may read the tape (continuing one)
-        return self._buffering.write_would_wait(size + OVERHEAD)
+        if self._buffering is None:
+            return True
+        if self._held is not None:
+            return self._buffering.write_would_wait(size + OVERHEAD)
+        if self._sealer is None and self._plain(writing=True):
+            return self._buffering.write_would_wait(size)
+        return True  # a recording's first sealed block may read the tape (continuing one)
 
     def read_would_wait(self, max_size: int) -> bool:
         if self._held is not None or self._buffering is None:
             return True
+        if self._plain(writing=False):
+            return self._buffering.read_would_wait(max_size)
         return self._buffering.read_would_wait(max_size + OVERHEAD)
 
     # -- reading -------------------------------------------------------------------------

@@ -121,8 +121,10 @@ class _ShiftedCatalog:
     @property
     def recordings(self) -> tuple[Recording, ...]:
         base = self._base
-        return tuple(r.with_(start=r.start - base) if base else r
-                     for r in self._real.recordings[self._skip:])
+        recs = self._real.recordings[self._skip:]
+        if not base:  # asked several times per block: no copy when nothing shifts
+            return recs
+        return tuple(r.with_(start=r.start - base) for r in recs)
 
     @property
     def interrupted(self) -> Interrupted | None:

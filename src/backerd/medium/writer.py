@@ -72,12 +72,12 @@ class RecordingWriter:
 
     def fits(self, size: int, tape_length: int) -> bool:
         """Whether a further block of ``size`` bytes still ends before the end of tape."""
-        needed = fields_needed(mode_params(self.mode), self.user_bytes + size)
+        needed = fields_needed(self.recorder.params, self.user_bytes + size)
         return self.start + needed <= tape_length
 
     def fields_planned(self) -> int:
         """Fields the recording will have once closed, as it stands."""
-        return fields_needed(mode_params(self.mode), self.user_bytes)
+        return fields_needed(self.recorder.params, self.user_bytes)
 
     def add_block(self, data: bytes) -> None:
         """Take one user block (encoded with its batch, see ``take_batch``)."""
