@@ -114,21 +114,54 @@ class PendingRecording:
         self.closed = True
 
 
+def _reason(exc: OSError | sqlite3.Error) -> str:
+    """Why a catalog could not be opened, in words (sqlite3 says "unable to open database
+    file" for a directory or a missing parent alike)."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
+
+
+SQLITE_MAGIC = b"SQLite format 3\0"
+
+
+def _refuse_foreign_file(path: Path) -> None:
+    """SQLite takes a file shorter than its header for an empty database and overwrites
+    it: a catalog path that names some other file must not destroy it."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        raise UsageError(f"the catalog {path} is a directory") from None
+    if head and head != SQLITE_MAGIC:
+        raise UsageError(f"{path} is not a catalog (not an SQLite database); not touching it")
+
+
 class Catalog:
     """One catalog database. Use as a context manager or call ``close``."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        # one unit's calls run in worker threads, one at a time (the unit lock)
-        self.db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, isolation_level=None,
-                                  check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = FULL")
-        migrate(self.db)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                _refuse_foreign_file(self.path)
+            # one unit's calls run in worker threads, one at a time (the unit lock)
+            self.db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, isolation_level=None,
+                                      check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise UsageError(f"cannot open the catalog {path}: {_reason(exc)}") from None
+        try:
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = FULL")
+            migrate(self.db)
+        except sqlite3.Error as exc:
+            self.db.close()
+            raise UsageError(f"cannot open the catalog {path}: {_reason(exc)}") from None
 
     def close(self) -> None:
         self.db.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from backerd import __version__
 from backerd.allocator import tune_allocator
@@ -32,8 +33,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit status 2).
+
+    argparse prints the whole usage block before the error; scripts and the journal then
+    see several lines for one mistake. The usage is one ``--help`` away.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="backerd", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="backerd", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"backerd {__version__}")
     parser.set_defaults(_missing=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
