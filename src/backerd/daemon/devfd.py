@@ -50,6 +50,8 @@ class DeviceChannel:
                 if exc.errno != _errno.ENODEV:
                     log.error("reading %s failed: %s", self.name, exc)
                 return None
+            if not buf:  # end of file: nothing more will come (the kernel never sends 0 bytes)
+                return None
             # Let other tasks run between requests, without dropping the one just read.
             await trio.lowlevel.cancel_shielded_checkpoint()
             return buf

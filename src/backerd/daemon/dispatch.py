@@ -44,6 +44,7 @@ log = logging.getLogger("backerd.dispatch")
 T = TypeVar("T")
 
 POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM = 0x1, 0x4, 0x40, 0x100
+O_ACCMODE, O_RDONLY = 0o3, 0o0
 # Seconds granted at shutdown to finish buffered records and release open files.
 RELEASE_GRACE = 30.0
 
@@ -103,6 +104,7 @@ class _OpenFile:
     requests: trio.MemorySendChannel
     queue: trio.MemoryReceiveChannel
     framer: chunks.SyscallFramer
+    read_only: bool = False  # opened O_RDONLY: no WRITE may reach the framer or the tape
 
 
 class Dispatcher:
@@ -194,7 +196,7 @@ class Dispatcher:
             self._send(conn.reply_poll(request, request.events & ready))
         elif isinstance(request, ev.Read | ev.Write | ev.Ioctl | ev.Flush | ev.Fsync | ev.Release):
             self._enqueue(request)
-        else:
+        elif request.needs_reply:  # e.g. a namespace request on CUSE, which has none
             self._send(conn.reply_error(request, _errno.ENOSYS))
 
     # ---- replying ----
@@ -254,7 +256,8 @@ class Dispatcher:
         self._next_fh += 1
         send, receive = trio.open_memory_channel[ev.Request](math.inf)
         file = _OpenFile(fh, request.nodeid, node, send, receive,
-                         chunks.SyscallFramer(self.conn.max_chunk))
+                         chunks.SyscallFramer(self.conn.max_chunk),
+                         read_only=request.flags & O_ACCMODE == O_RDONLY)
         self._files[fh] = self._unreleased[fh] = file
         assert self._nursery is not None
         self._nursery.start_soon(self._serve_file, file)
@@ -322,6 +325,11 @@ class Dispatcher:
         return 0
 
     async def _write(self, file: _OpenFile, request: ev.Write) -> None:
+        if file.read_only:
+            # st: EACCES for a write on an O_RDONLY fd. Refused here, before the framer
+            # would buffer a full chunk and report the error on some later request.
+            self._fail(request, _errno.EACCES)
+            return
         step = file.framer.write(request.offset, request.data)
         if isinstance(step, chunks.Refuse):
             log.warning("WRITE continuation at %d with no record open", request.offset)
