@@ -435,11 +435,13 @@ GENERATORS: list[Callable[[random.Random, FuzzModel], Case | None]] = [
 ]
 
 
-def next_case(rng: random.Random, m: FuzzModel) -> Case:
+def next_case(rng: random.Random, m: FuzzModel) -> tuple[str, Case]:
+    """A case from a generator that has something to do in this state, and its name."""
     while True:
-        case = rng.choice(GENERATORS)(rng, m)
+        generator = rng.choice(GENERATORS)
+        case = generator(rng, m)
         if case is not None:
-            return case
+            return generator.__name__, case
 
 
 # ---- checking replies ----
@@ -640,11 +642,9 @@ async def fuzz(daemon: FuzzDaemon, rng: random.Random, count: int, stats: FuzzSt
             for fh in list(m.open_fh):
                 await daemon.release(fh)
             await daemon.open(rng.choice([O_RDONLY, O_RDWR]), rng.choice(m.files))
-        case = next_case(rng, m)
+        kind, case = next_case(rng, m)
         stats.cases += 1
-        key = case.name.split(" ")[0] + " " + (case.name.split(" ")[1] if " " in case.name
-                                                else "")
-        stats.by_name[key] = stats.by_name.get(key, 0) + 1
+        stats.by_name[kind] = stats.by_name.get(kind, 0) + 1
         if trace is not None:
             trace(case)
         problem = await daemon.run_case(case)
