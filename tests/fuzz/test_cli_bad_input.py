@@ -218,3 +218,18 @@ def test_a_catalog_path_naming_another_file_leaves_it_alone(
     status, err = run(["catalog", "ls", "--catalog", str(victim)], capsys)
     assert_one_line_error([], status, err)
     assert victim.read_bytes() == b"x"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize("argv", [["encode", "--mode", "nls", "--no-progress"],
+                                  ["decode", "--mode", "nls"]])
+def test_output_that_cannot_be_written_is_one_line(argv: list[str], tmp_path: Path) -> None:
+    from backerd.format.recorder import encode_recording
+
+    data = bytes(range(256)) * 200
+    stdin = data if argv[0] == "encode" else encode_recording(data, "nls")
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([sys.executable, "-m", "backerd", *argv], input=stdin,
+                              stdout=full, stderr=subprocess.PIPE, timeout=120)
+    assert_one_line_error(argv, done.returncode, done.stderr.decode())
+    assert "No space left" in done.stderr.decode()

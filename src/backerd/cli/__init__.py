@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import NoReturn
 
@@ -80,3 +81,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 141
+    except OSError as exc:
+        # the environment refused (disk full on stdout, a file vanished): one line, not
+        # a traceback; the commands name their own paths where they know them
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"backerd {args.command}: {exc.strerror or exc}{where}", file=sys.stderr)
+        _drop_stdout()
+        return 1
+
+
+def _drop_stdout() -> None:
+    """Unflushed output that cannot be written must not fail again at exit."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
