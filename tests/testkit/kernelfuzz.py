@@ -37,7 +37,7 @@ from pathlib import Path
 import trio
 
 from testkit import kernelwire as w
-from testkit.stwire import MTGET_SIZE, MTIOCGET, MTIOCTOP, mtop
+from testkit.stwire import MTGET_SIZE, MTIOCGET, MTIOCTOP, OPS, mtop
 
 MTIOCPOS = 0x80086D03
 MTIOCGET32, MTIOCPOS32 = 0x801C6D02, 0x80046D03
@@ -344,6 +344,20 @@ def ioctl_unrestricted(rng: random.Random, m: FuzzModel) -> Case | None:
     return Case(f"unrestricted ioctl #{which} flags {flags:#x}", raw, u, want)
 
 
+def ioctl_unknown_tape_op(rng: random.Random, m: FuzzModel) -> Case | None:
+    """MTIOCTOP with an op st does not implement (MTRESET, MTRAS1-3, MTTELL) or no op at
+    all: st says ENOSYS, which the kernel turns into ENOTTY for an ioctl (notes)."""
+    if not m.open_fh:
+        return None
+    fh, nodeid, _ = _an_open_file(m, rng)
+    u = m.unique()
+    op = rng.choice([OPS["MTRESET"], OPS["MTRAS1"], OPS["MTRAS2"], OPS["MTRAS3"],
+                     OPS["MTTELL"], rng.randrange(36, 32768), -rng.randrange(1, 32769)])
+    raw = w.ioctl(u, fh, MTIOCTOP, data=struct.pack("<hxxi", op, rng.randrange(-5, 5)),
+                  nodeid=nodeid)
+    return Case(f"MTIOCTOP op {op}", raw, u, Expect(errno.ENOTTY))
+
+
 def ioctl_dir_flag(rng: random.Random, m: FuzzModel) -> Case | None:
     if not m.open_fh:
         return None
@@ -430,8 +444,8 @@ GENERATORS: list[Callable[[random.Random, FuzzModel], Case | None]] = [
     truncated_struct, file_op_on_unknown_handle, file_op_on_another_node,
     write_on_read_only, write_size_lies, oversized_transfer, ioctl_in_size_lies,
     ioctl_unknown_command, ioctl_wrong_size, ioctl_restricted_short, ioctl_unrestricted,
-    ioctl_dir_flag, write_continuation_without_record, second_open, open_not_a_node,
-    interrupt_nothing, forget, poll_junk, random_bytes,
+    ioctl_unknown_tape_op, ioctl_dir_flag, write_continuation_without_record, second_open,
+    open_not_a_node, interrupt_nothing, forget, poll_junk, random_bytes,
 ]
 
 
