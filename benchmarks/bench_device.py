@@ -25,9 +25,10 @@ from backerd.daemon.control import NotRunning, query
 
 
 def serve(
-    work: Path, mode: str, *extra: str
+    work: Path, mode: str, *extra: str, unit_keys: str = ""
 ) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    (work / "backerd.toml").write_text(f'transport = "fuse"\n[[unit]]\nmode = "{mode}"\n')
+    (work / "backerd.toml").write_text(
+        f'transport = "fuse"\n[[unit]]\nmode = "{mode}"\n{unit_keys}')
     env = dict(os.environ, BACKERD_STATE_DIR=str(work / "state"),
                BACKERD_RUNTIME_DIR=str(work / "run"))
     log = open(work / "backerd.log", "wb")  # noqa: SIM115 (lives as long as the daemon)

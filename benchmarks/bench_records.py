@@ -5,9 +5,12 @@ rounds, writes the same random data with dd as 10 KiB records (tar's default) an
 1 MiB records on the non-rewinding node, then reads each back with the same block size
 and compares. Each record size keeps its best round (the machine is shared: its speed
 swings with the neighbours' load), and the ratio of the two is what the device's
-per-request cost decides. Needs root, /dev/fuse and mt-st. Run:
+per-request cost decides. With ``--encrypt`` the unit seals every block (a fresh key,
+a labelled cassette): run it with and without to see what encryption costs. Needs root,
+/dev/fuse and mt-st. Run:
 
     .venv/bin/python benchmarks/bench_records.py [--megabytes 32] [--rounds 3] [--mode nhs]
+        [--encrypt]
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,12 +48,33 @@ def one_round(node: str, data: Path, back: Path, block: int) -> tuple[float, flo
     return t_write, t_read, back.read_bytes() == data.read_bytes()
 
 
+def backerd(work: Path, *args: str) -> None:
+    env = dict(os.environ, BACKERD_STATE_DIR=str(work / "state"),
+               BACKERD_RUNTIME_DIR=str(work / "run"))
+    subprocess.run([sys.executable, "-m", "backerd", *args], check=True, env=env,
+                   capture_output=True)
+
+
+def sealing(work: Path) -> str:
+    """A new key for the unit; its config keys."""
+    (work / "passphrase").write_text("benchmark\n")
+    backerd(work, "key", "new", str(work / "unit.key"), "--passphrase-file",
+            str(work / "passphrase"))
+    return f'encrypt = true\nkey_file = "{work / "unit.key"}"\n'
+
+
+def label(work: Path) -> None:
+    backerd(work, "label", "--config", str(work / "backerd.toml"), "BENCH")
+
+
 def main() -> None:
     tune_allocator()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mode", default="nhs")
+    parser.add_argument("--encrypt", action="store_true",
+                        help="the unit encrypts (docs/encryption.md)")
     args = parser.parse_args()
     if os.geteuid() != 0 or not os.path.exists("/dev/fuse") or not shutil.which("mt"):
         raise SystemExit("needs root, /dev/fuse and mt-st")
@@ -59,7 +84,9 @@ def main() -> None:
         # a whole number of records of either size
         data.write_bytes(random.Random(1).randbytes(args.megabytes << 20))
         size = data.stat().st_size
-        proc, nodes = serve(work, args.mode)
+        proc, nodes = serve(work, args.mode, unit_keys=sealing(work) if args.encrypt else "")
+        if args.encrypt:
+            label(work)
         best: dict[str, list[float]] = {name: [0.0, 0.0] for name in SIZES}
         try:
             for r in range(args.rounds):
@@ -77,7 +104,8 @@ def main() -> None:
             if os.path.ismount(work / "dev"):
                 subprocess.run(["umount", "-l", str(work / "dev")], check=False)
     small, large = best["10 KiB"], best["1 MiB"]
-    print(f"best of {args.rounds}, mode {args.mode}, {size / 1e6:.1f} MB:")
+    sealed = ", encrypted" if args.encrypt else ""
+    print(f"best of {args.rounds}, mode {args.mode}{sealed}, {size / 1e6:.1f} MB:")
     print(f"  10 KiB records: write {small[0]:7.2f} MB/s, read {small[1]:7.2f} MB/s")
     print(f"  1 MiB records:  write {large[0]:7.2f} MB/s, read {large[1]:7.2f} MB/s")
     print(f"  ratio 10 KiB / 1 MiB: write {small[0] / large[0]:.2f}x, "

@@ -73,5 +73,52 @@ class ControlError(BackerError):
     exit_status = 7
 
 
+class CryptError(BackerError):
+    """A key is missing, malformed or wrong, or encrypted data failed its check."""
+
+    errno = _errno.EACCES
+    exit_status = 13
+
+
 class ConfigError(UsageError):
     """The configuration file is invalid."""
+
+
+class PreflightFailed(BackerError):
+    """A backup cannot start: wrong cassette, write-protected, no room, worn out."""
+
+    errno = _errno.EAGAIN
+    exit_status = 8
+
+
+class ArchiverError(BackerError):
+    """The archiver (GNU tar) failed or could not be run."""
+
+    exit_status = 9
+
+
+class VerifyMismatch(MediumError):
+    """What was read back from tape differs from what was written."""
+
+    exit_status = 10
+
+
+class CassetteNeeded(BackerError):
+    """The operation needs a cassette that is not the one loaded."""
+
+    errno = _errno.ENOMEDIUM
+    exit_status = 11
+
+
+class InstallError(BackerError):
+    """Installing the service files failed, or systemd rejects them."""
+
+    errno = _errno.EIO
+    exit_status = 12
+
+
+class UnsafePermissions(ConfigError):
+    """A file or directory the daemon trusts can be changed by other users."""
+
+    errno = _errno.EPERM
+

@@ -134,3 +134,12 @@ def test_serve_logs_recordings_past_the_end_of_a_truncated_image(
     assert len(warnings) == 1
     assert "recording 1 lies past its end" in warnings[0].getMessage()
     assert str(image) in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize(("option", "transport"), [([], "auto"), (["--transport", "cuse"], "cuse"),
+                                                   (["--transport", "fuse"], "fuse")])
+def test_transport_option_overrides_the_configuration(
+    tmp_path: Path, served: list[cfg.Config], option: list[str], transport: str
+) -> None:
+    assert main(["serve", "--config", str(config_file(tmp_path)), *option]) == 0
+    assert served[0].transport == transport

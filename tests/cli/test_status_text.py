@@ -30,3 +30,21 @@ def test_unlabelled_cassette_is_reported_as_such() -> None:
             "counters": {}}
     assert "no label (blank, or written by the original driver)" in format_status(
         {"units": [unit]})
+
+
+def test_capacity_left_and_nearly_full_warning() -> None:
+    unit = {"number": 0, "mode": "nhs", "labelled": False, "cassette_label": None,
+            "wear": {}, "counters": {}, "loaded": True, "capacity_left_bytes": 1234567,
+            "nearly_full": False}
+    text = format_status({"units": [unit]})
+    assert "1,234,567 bytes of user data left in mode nhs" in text
+    assert "nearly full" not in text
+    text = format_status({"units": [{**unit, "nearly_full": True}]})
+    assert "WARNING: the cassette is nearly full" in text
+
+
+def test_no_cassette_says_how_to_insert_one() -> None:
+    unit = {"number": 2, "labelled": False, "loaded": False, "cassette_label": None}
+    text = format_status({"units": [unit]})
+    assert "no cassette (insert one: backerd deck insert --unit 2 IMAGE)" in text
+    assert "wear" not in text

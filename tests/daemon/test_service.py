@@ -430,7 +430,8 @@ def test_noisy_sim_unit_reads_back_exactly_and_counts_corrections(tmp_path: Path
     from backerd.daemon.service import open_sim_unit
 
     f = tmp_path / "noisy.toml"
-    f.write_text(f'[[unit]]\ncassette = "{tmp_path / "c.cassette"}"\nmode = "nls"\n'
+    f.write_text(f'state_dir = "{tmp_path}"\n'
+                 f'[[unit]]\ncassette = "{tmp_path / "c.cassette"}"\nmode = "nls"\n'
                  'noise = "seed=5,errors=3"\n')
     config = cfg.load_config(f, environ={}).units[0]
     assert config.noise == "seed=5,errors=3"

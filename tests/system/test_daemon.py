@@ -103,22 +103,31 @@ def test_offline_encoded_recording_reads_through_device(daemon: Daemon, tree: Pa
     assert same_tree(tree, out / "src") == []
 
 
-def test_systemd_notify_ready_and_stopping(daemon: Daemon) -> None:
-    """Type=notify: READY=1 once the nodes exist, STOPPING=1 on SIGTERM."""
+def test_systemd_notify_ready_watchdog_and_stopping(daemon: Daemon) -> None:
+    """Type=notify: READY=1 with a STATUS once the nodes exist, WATCHDOG=1 pings as
+    WATCHDOG_USEC asks while the unit is idle or working, STOPPING=1 on SIGTERM."""
     assert daemon.stop() == 0
     sock_path = daemon.tmp / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(sock_path))
         sock.settimeout(STOP_TIMEOUT)
-        daemon.env["NOTIFY_SOCKET"] = str(sock_path)
+        daemon.env.update(NOTIFY_SOCKET=str(sock_path), WATCHDOG_USEC="200000")
         try:
             daemon.start()
-            assert sock.recv(4096) == b"READY=1"
+            ready = sock.recv(4096).decode().splitlines()
+            assert ready[0] == "READY=1"
+            assert ready[1] == f"STATUS=serving 1 unit over {DEVICE_KIND.upper()}"
             assert os.path.exists(daemon.nrew)
+            assert sock.recv(4096) == b"WATCHDOG=1"
+            daemon.run("dd", "if=/dev/zero", f"of={daemon.nrew}", "bs=10k", "count=30")
+            assert sock.recv(4096) == b"WATCHDOG=1"
             assert daemon.stop() == 0
-            assert sock.recv(4096) == b"STOPPING=1"
+            messages = []
+            while not messages or messages[-1] == b"WATCHDOG=1":
+                messages.append(sock.recv(4096))
+            assert messages[-1].startswith(b"STOPPING=1\nSTATUS=stopping")
         finally:
-            del daemon.env["NOTIFY_SOCKET"]
+            del daemon.env["NOTIFY_SOCKET"], daemon.env["WATCHDOG_USEC"]
 
 
 def test_systemd_unit_and_udev_rules() -> None:

@@ -149,3 +149,29 @@ def test_damaged_images_and_misplaced_paths(
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert target.read_bytes() == b"precious" and link.is_symlink()
     assert not (tmp_path / "long").exists()
+
+
+def test_info_capacity_left_in_the_cassette_mode(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsysbinary: pytest.CaptureFixture[bytes]
+                                                 ) -> None:
+    from backerd.format.fields import fields_needed
+    from backerd.format.params import mode
+
+    image = str(tmp_path / "c.img")
+    run(monkeypatch, capsysbinary, "new", image, "--standard", "pal", "--length", "5")
+    raw = lzma.decompress((DATA / "3.102-phe-m1000.raw.xz").read_bytes())
+    assert run(monkeypatch, capsysbinary, "record", image, "--mode", "phe", stdin=raw)[0] == 0
+    status, out, _ = run(monkeypatch, capsysbinary, "info", image, "--json")
+    info = json.loads(out)
+    room = info["capacity_left"]
+    assert room["mode"] == "phe"  # the mode of the last recording
+    free = info["fields"] - info["eod"]
+    params = mode("phe")
+    # the most bytes that fit: one more needs a field more than is left
+    for fields, key in ((free, "bytes"), (free - 60 * 50, "before_early_warning")):
+        assert fields_needed(params, room[key]) <= fields < fields_needed(params, room[key] + 1)
+    status, out, _ = run(monkeypatch, capsysbinary, "info", image, "--mode", "pls")
+    assert status == 0 and b"left in mode pls" in out
+    status, _, err = run(monkeypatch, capsysbinary, "info", image, "--mode", "nhs")
+    assert status == 2 and "NTSC" in err

@@ -62,7 +62,72 @@ CREATE TABLE members (
 CREATE INDEX members_path ON members (path);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# backup jobs: every run, the tape pieces of its archive (a list, in volume order, so an
+# archive spanning cassettes is more rows, not a new shape) and its members' digests
+_V2 = """
+CREATE TABLE job_runs (
+    id INTEGER PRIMARY KEY,
+    job TEXT NOT NULL,
+    result TEXT NOT NULL CHECK (result IN ('written', 'skipped', 'failed')),
+    level INTEGER NOT NULL CHECK (level >= 0),
+    started TEXT NOT NULL,
+    finished TEXT NOT NULL DEFAULT '',
+    files INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    verified INTEGER CHECK (verified IN (0, 1)),
+    tree_digest TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE INDEX job_runs_job ON job_runs (job, started);
+CREATE TABLE job_pieces (
+    run_id INTEGER NOT NULL REFERENCES job_runs(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    cassette_uuid TEXT NOT NULL,
+    file_number INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) STRICT;
+CREATE INDEX job_pieces_cassette ON job_pieces (cassette_uuid, file_number);
+CREATE TABLE job_members (
+    run_id INTEGER NOT NULL REFERENCES job_runs(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) STRICT;
+"""
+
+# Archives larger than one cassette: a volume set is one archive (a tar -M archive, a
+# backup job) and its volumes, cassette k of n, each with the tar volume number it holds
+# and the first file of the set on that cassette. A backup record refers to the set by
+# its uuid.
+VOLUME_SET_STATES = ("open", "complete", "abandoned")
+
+_V3 = f"""
+CREATE TABLE volume_sets (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    archive TEXT NOT NULL DEFAULT '',
+    unit INTEGER NOT NULL DEFAULT 0,
+    created TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'open'
+        CHECK (state IN ({", ".join(map(repr, VOLUME_SET_STATES))}))
+) STRICT;
+CREATE TABLE volumes (
+    set_id INTEGER NOT NULL REFERENCES volume_sets(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL CHECK (seq >= 1),
+    tar_volume INTEGER,
+    cassette_uuid TEXT NOT NULL,
+    file_number INTEGER NOT NULL DEFAULT 0,
+    added TEXT NOT NULL,
+    PRIMARY KEY (set_id, seq)
+) STRICT;
+CREATE INDEX volumes_cassette ON volumes (cassette_uuid);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 VERSION = len(MIGRATIONS)
 
 

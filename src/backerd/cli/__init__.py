@@ -23,14 +23,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "decode": ("backerd.cli.decode", "decode a raw Backer stream (stdin) into user bytes (stdout)"),
     "serve": ("backerd.cli.serve", "run the tape device daemon in the foreground"),
     "status": ("backerd.cli.status", "show the state of a running daemon's units"),
-    "deck": ("backerd.cli.deck", "acknowledge (or cancel) the daemon's request to the operator"),
+    "deck": ("backerd.cli.deck", "insert or eject a cassette; answer the daemon's request to "
+             "the operator"),
+    "next-volume": ("backerd.cli.next_volume", "tar's new-volume script (-F): eject, insert "
+                    "and check the next cassette"),
     "cassette": ("backerd.cli.cassette", "create and inspect simulated cassette images"),
     "catalog": ("backerd.cli.catalog", "what is on every cassette: ls, show, find, set, rebuild"),
     "plot": ("backerd.cli.plot", "draw signal health along the tape as a PNG"),
     "label": ("backerd.cli.label", "label the cassette in a unit (a recording at BOT)"),
     "check": ("backerd.cli.check", "preflight: right cassette, writable, room, wear"),
+    "backup": ("backerd.cli.backup", "run a backup job: incremental tar, skip, verify"),
+    "restore": ("backerd.cli.restore", "restore a backup job's files from its tape chain"),
+    "jobs": ("backerd.cli.jobs", "backup jobs: last result, next cassette, retention"),
     "monitor": ("backerd.cli.monitor", "live view of the units: signal health, throughput"),
+    "key": ("backerd.cli.key", "encryption keys: new, export (with a paper form), import"),
     "demo": ("backerd.cli.demo", "a self-contained run of the main job on a simulated VCR"),
+    "install-system": ("backerd.cli.install_system",
+                       "install the systemd units, udev rule and modules-load.d entry"),
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import BinaryIO
 
 from backerd.errors import MediumError, UsageError
@@ -34,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("info", help="show the cassette and its recordings")
     p.add_argument("image")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--mode", help="mode to count the capacity left in (default: the mode "
+                   "of the last recording, else nhs or phs)")
     p = sub.add_parser("record", help="append a raw stream (stdin) as a recording at EOD")
     p.add_argument("image")
     p.add_argument("--mode", required=True, help="mode the stream was made in (nls, nhe, ...)")
@@ -43,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("image")
     p.add_argument("--file", type=int, required=True, metavar="N",
                    help="recording number, 0 = first")
+    p.add_argument("--key-file", type=Path, metavar="FILE",
+                   help="decode and decrypt the recording (an encrypted unit's cassette)")
     p = sub.add_parser("label", help="write a label at BOT (a blank cassette, or --force)")
     p.add_argument("image")
     p.add_argument("text")
@@ -65,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "info":
         with Cassette.open(args.image, readonly=True) as c:
             info = c.describe()
+        info["capacity_left"] = capacity_left(info, args.mode)
         if args.json:
             json.dump(info, sys.stdout, indent=2)
             sys.stdout.write("\n")
@@ -131,6 +137,9 @@ def _print_info(info: dict) -> None:
               f"{r['mode']:<4}  {r['fmt']:<6}  {size:>12}  {blocks:>8}  {end}")
     left = info["fields"] - info["eod"]
     print(f"EOD        {info['eod_time']} (field {info['eod']}), {_hms(left, fps)} of tape left")
+    room = info["capacity_left"]
+    print(f"capacity   {room['bytes']:,} bytes of user data left in mode {room['mode']} "
+          f"({room['before_early_warning']:,} before the early-warning point)")
     if info["past_end"]:
         print(f"DAMAGED    {info['past_end']}")
     lost = info.get("interrupted")
@@ -139,6 +148,24 @@ def _print_info(info: dict) -> None:
         print(f"signal     after EOD at {_hms(lost['start'], fps)} ({lost['fields']} "
               f"fields, {mode}): a recording in progress, or an interrupted one that "
               "the daemon recovers when it loads the cassette")
+
+
+def capacity_left(info: dict, mode: str | None) -> dict:
+    """User bytes that still fit after EOD in ``mode`` (default: the cassette's mode):
+    to the end of the tape, and before the early-warning point where writes stop."""
+    from backerd.format.params import Standard, check_standard
+    from backerd.format.params import mode as mode_params
+    from backerd.medium.backer import EARLY_WARNING_SECONDS
+    from backerd.observe.preflight import capacity_bytes
+
+    recs = info["recordings"]
+    name = mode or (recs[-1]["mode"] if recs else Standard.parse(info["standard"]).default_mode)
+    params = mode_params(name)
+    check_standard(params.name, info["standard"])
+    free = info["fields"] - info["eod"]
+    zone = int(EARLY_WARNING_SECONDS * info["fps"])
+    return {"mode": params.name, "bytes": capacity_bytes(params, free),
+            "before_early_warning": capacity_bytes(params, free - zone)}
 
 
 def _record(args: argparse.Namespace) -> int:
@@ -182,6 +209,11 @@ def _dump(args: argparse.Namespace) -> int:
     from backerd.vcr.sim import Cassette
 
     out = sys.stdout.buffer
+    if args.key_file is not None:
+        from backerd.cli.unseal import dump_plaintext
+
+        dump_plaintext(Path(args.image), args.file, args.key_file, out)
+        return 0
     with Cassette.open(args.image, readonly=True) as c:
         recs = c.recordings
         if not 0 <= args.file < len(recs):

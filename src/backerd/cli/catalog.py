@@ -111,8 +111,22 @@ def _ls(cat: Any, as_json: bool) -> int:
     return 0
 
 
+def _volume_sets(cat: Any, uuid: str) -> list[dict[str, Any]]:
+    """The multi-volume archives the cassette is part of: where it is in each."""
+    from backerd.catalog.volumes import VolumeLog
+
+    out = []
+    for vs in VolumeLog(cat).sets_on(uuid):
+        volumes = [asdict(v) for v in vs.volumes]
+        out.append({"set": vs.uuid, "archive": vs.archive, "state": vs.state,
+                    "created": vs.created, "count": vs.count, "volumes": volumes,
+                    "here": [v["seq"] for v in volumes if v["cassette_uuid"] == uuid]})
+    return out
+
+
 def _show(cat: Any, key: str, members: bool, as_json: bool) -> int:
     snap = cat.snapshot(cat.cassette(key).uuid)
+    snap["volume_sets"] = _volume_sets(cat, snap["cassette"]["uuid"])
     if as_json:
         if not members:
             for r in snap["recordings"]:
@@ -135,6 +149,11 @@ def _show(cat: Any, key: str, members: bool, as_json: bool) -> int:
         if members:
             for m in r["members"]:
                 print(f"      {m['type']:<8} {m['size']:>12,}  {_time(m['mtime'])}  {m['path']}")
+    for vs in snap["volume_sets"]:
+        here = ", ".join(str(k) for k in vs["here"])
+        order = ", ".join(v["label"] or v["cassette_uuid"][:8] for v in vs["volumes"])
+        print(f"volume    {here} of {vs['count']} of {vs['archive'] or 'an archive'} "
+              f"({vs['state']}, set {vs['set'][:8]}): {order}")
     return 0
 
 

@@ -2,7 +2,9 @@
 
 Asks the running daemon: is the right cassette loaded, is it writable, is there room,
 is it inside its wear limit? Prints the answers on one screen; exits 1 when the backup
-would fail.
+would fail. With ``--need`` it also says how many cassettes the backup takes in the
+unit's mode: what this one holds before its early-warning point, then blank cassettes
+of the same length (a multi-volume archive, ``tar -M``, docs/usage.md).
 """
 
 from __future__ import annotations
@@ -50,5 +52,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         for a in reply["answers"]:
             print(f"{'ok  ' if a['ok'] else 'FAIL'}  {a['question']:<24} {a['detail']}")
+        volumes = reply.get("volumes")
+        if volumes:
+            print(f"{'':4}  {'cassettes needed':<24} {volumes['detail']}")
         print("backup can start" if reply["ok"] else "backup would fail")
     return 0 if reply["ok"] else 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backerd.cli.progress import Progress, input_size
@@ -35,6 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop at the first byte that cannot be recovered")
     parser.add_argument("--json", action="store_true",
                         help="statistics on stderr as one JSON object")
+    parser.add_argument("--key-file", type=Path, metavar="FILE",
+                        help="decrypt the recording of an encrypted unit with this key")
+    parser.add_argument("--cassette-uuid", metavar="UUID",
+                        help="with --key-file: the UUID in the cassette's label")
+    parser.add_argument("--file", type=int, default=0, metavar="N",
+                        help="with --key-file: the recording's file number as st counts "
+                             "it (0 = the first after the label)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +51,16 @@ def run(args: argparse.Namespace) -> int:
 
     player = Player(args.mode, args.fmt, strict=args.strict, bkrenhanced=args.bkrenhanced)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    unsealing = None
+    if args.key_file is not None:
+        from backerd.cli.unseal import UnsealingOutput
+        from backerd.errors import UsageError
+
+        if args.cassette_uuid is None:
+            raise UsageError("--key-file needs --cassette-uuid (the label's, as backerd status "
+                             "shows it; cassette dump --key-file finds it by itself)")
+        stdout = unsealing = UnsealingOutput(stdout, args.key_file, args.cassette_uuid,
+                                             args.file)
     progress = Progress(f"decode {args.mode}", input_size(stdin))
     head = bytearray()
     lost: list[SectorLost] = []
@@ -74,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.done()
         stdout.flush()
+    if unsealing is not None:
+        error = error or unsealing.finish()
     if error is None and player.fmt != "raw":
         error = _stream_problem(player, ended, bytes(head), read, args)
     if error is None and lost:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -24,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--emulate", choices=("isa", "parport"),
                         help="record through an emulated Backer card (the real backend "
                              "against software hardware) instead of the plain simulated VCR")
+    parser.add_argument("--transport", choices=("auto", "cuse", "fuse"),
+                        help="how to serve the nodes (default: the configuration's, auto); "
+                             "cuse refuses to start without /dev/cuse instead of mounting FUSE")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
 
 
@@ -59,10 +64,15 @@ def cassette_standard(path: Path) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # before numpy is imported: OpenBLAS would start a thread per core that keeps the
+    # capabilities the daemon drops once it serves (daemon.privileges); the codecs' arrays
+    # are integers, which never use BLAS
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import trio
 
     from backerd.daemon.config import load_config, resolve_modes
     from backerd.daemon.service import run_until_signalled
+    from backerd.daemon.trust import check_config
 
     setup_logging(args.verbose)
     config = load_config(args.config).with_overrides(
@@ -71,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
         realtime=args.realtime,
         deck=f"emulated-{args.emulate}" if args.emulate else None,
     )
+    if args.transport:
+        config = dataclasses.replace(config, transport=args.transport)
+    # before anything is opened: nothing another user could change is trusted
+    check_config(config.source, [unit.cassette for unit in config.units])
     # the mode follows the cassette unless configured (a PAL image needs a PAL mode)
     config = resolve_modes(config, cassette_standard)
     try:

@@ -30,12 +30,22 @@ def _cassette_lines(unit: dict[str, Any]) -> list[str]:
 
     if "labelled" not in unit:
         return []
+    if unit.get("loaded") is False:
+        return [f"  no cassette (insert one: backerd deck insert --unit {unit.get('number')} "
+                "IMAGE)"]
     label = unit.get("cassette_label")
     wear = unit.get("wear") or {}
     name = (f"label {label['text']!r} ({label['uuid']})" if label
             else "no label (blank, or written by the original driver)")
     out = [f"  {name}, wear {wear.get('passes')}/{wear.get('limit')} passes"
            + (" (WORN)" if wear.get("worn") else "")]
+    left = unit.get("capacity_left_bytes")
+    if isinstance(left, int):
+        out.append(f"  {left:,} bytes of user data left in mode {unit.get('mode')} before "
+                   "the early-warning point")
+        if unit.get("nearly_full"):
+            out.append("  WARNING: the cassette is nearly full; a larger archive needs tar -M "
+                       "with backerd next-volume (docs/usage.md)")
     counters = unit.get("counters") or {}
     for which in ("current", "last"):
         c = counters.get(which) or {}

@@ -31,10 +31,15 @@ Example (every key is optional; this is the built-in default)::
                                          # "seed=3,errors=2,dropout=0.01,slip=0.001,gap=0.0005"
     late_service = ""                    # emulated cards: one late service tick, e.g.
                                          # "transmit:800:700" (800 ms in, 700 ms late)
+    encrypt = false                      # seal every tape block (docs/encryption.md);
+    key_file = ""                        # needs key_file (from backerd key new) and a
+                                         # labelled cassette; sim decks only for now
 
     [unit.vcr]                           # who presses the VCR's buttons (vcr.settings)
     control = "sim"                      # sim | manual | lirc; a real card: manual
                                          # (the default there) or lirc
+
+``[[job]]`` tables are backup jobs, validated by ``backerd.jobs.config`` (docs/backups.md).
 
 A top-level ``user = "backerd"`` names the user a daemon with real cards switches to
 once ports, DMA memory and nodes are open (``hw.host.drop_privileges``).
@@ -61,6 +66,7 @@ from backerd.errors import ConfigError, UsageError
 from backerd.format.params import MODES, Standard, standard_mismatch
 from backerd.format.params import mode as mode_params
 from backerd.hw.settings import CARD_DECKS, RULES, CardSettings, card_keys_misused, parse_card
+from backerd.jobs.config import JobConfig, parse_jobs
 from backerd.vcr.image import parse_length
 from backerd.vcr.settings import VcrSettings, parse_vcr
 
@@ -92,6 +98,8 @@ class UnitConfig:
     mode_follows_cassette: bool = False
     late_service: str = ""  # emulated card fault (hw.service.LateService.parse syntax)
     card: CardSettings | None = None  # where a real card is (deck isa or parport)
+    encrypt: bool = False  # seal tape blocks with the key in key_file (medium.encrypted)
+    key_file: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -126,6 +134,7 @@ class Config:
     fuse_access: NodeAccess = dataclasses.field(default_factory=lambda: node_access({}))
     source: Path | None = None  # the file it came from, None for built-in defaults
     user: str | None = None  # who the daemon becomes once real hardware is open
+    jobs: tuple[JobConfig, ...] = ()  # [[job]] tables: backup jobs (backerd.jobs.config)
 
     @property
     def control_socket(self) -> Path:
@@ -159,10 +168,10 @@ class Config:
 
 _TOP_KEYS = {
     "state_dir", "runtime_dir", "fuse_root", "transport", "fuse_max_pages",
-    "unrestricted_ioctl", "unit", "catalog", "metrics_file", "user",
+    "unrestricted_ioctl", "unit", "catalog", "metrics_file", "user", "job",
 }
 _UNIT_KEYS = {"number", "name", "deck", "cassette", "mode", "length", "realtime", "noise",
-              "vcr", "late_service", *RULES}
+              "vcr", "late_service", "encrypt", "key_file", *RULES}
 
 
 def _get(table: Mapping[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
@@ -237,9 +246,28 @@ def _unit(table: Any, index: int, state_dir: Path, taken: set[int]) -> UnitConfi
             LateService.parse(late_service)
         except UsageError as exc:
             raise ConfigError(f"{where}late_service: {exc.message}") from None
+    encrypt, key_file = _encryption(table, where, deck, state_dir)
     return UnitConfig(number, cassette, deck, mode, length, realtime, name, noise, vcr,
                       mode_follows_cassette="mode" not in table, late_service=late_service,
-                      card=card)
+                      card=card, encrypt=encrypt, key_file=key_file)
+
+
+def _encryption(table: Mapping[str, Any], where: str, deck: str,
+                state_dir: Path) -> tuple[bool, Path | None]:
+    """``encrypt`` and ``key_file``: both or neither; the key file may appear later."""
+    encrypt = _get(table, "encrypt", bool, where, False)
+    key_file = _get(table, "key_file", str, where, "")
+    if encrypt and not key_file:
+        raise ConfigError(f"{where}encrypt: needs key_file (make one with backerd key new)")
+    if key_file and not encrypt:
+        raise ConfigError(f"{where}key_file: set encrypt = true to use it")
+    if encrypt and deck != "sim":
+        raise ConfigError(f"{where}encrypt: supported on deck = \"sim\" only so far "
+                          "(the card decks keep no label to bind the blocks to)")
+    if not key_file:
+        return False, None
+    path = Path(key_file)
+    return True, path if path.is_absolute() else state_dir / path
 
 
 def _real_vcr(table: Mapping[str, Any], vcr: VcrSettings, where: str) -> VcrSettings:
@@ -369,6 +397,7 @@ def parse_config(
     for path in (state_dir, runtime_dir, fuse_root, *(Path(p) for p in (catalog, metrics) if p)):
         if not path.is_absolute():
             raise ConfigError(f"directories must be absolute paths, got {str(path)!r}")
+    jobs = parse_jobs(table.get("job", []), {u.number for u in units})
     return Config(
         state_dir=state_dir,
         runtime_dir=runtime_dir,
@@ -381,6 +410,7 @@ def parse_config(
         fuse_access=node_access(table),
         source=source,
         user=user,
+        jobs=jobs,
     )
 
 

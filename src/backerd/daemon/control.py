@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import socket
 import struct
@@ -23,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backerd.errors import BackerError, HardwareUnavailable
+from backerd.errors import BackerError, HardwareUnavailable, UsageError
 
 if TYPE_CHECKING:
     import trio
@@ -114,9 +115,15 @@ async def _handle(stream: trio.SocketStream, status: Callable[[], dict[str, Any]
                 if not chunk:
                     break
                 request += chunk
-        command = request.split(b"\n", 1)[0].strip().decode("utf-8", "replace")
-        reply = await _answer(command, status, requests,
-                              lambda: _peer_may_act(stream.socket))
+        line, newline, _ = request.partition(b"\n")
+        if len(line) > REQUEST_LIMIT or (not newline and len(request) >= REQUEST_LIMIT):
+            reply: dict[str, Any] = {  # never cut to a shorter, different request
+                "error": f"request longer than {REQUEST_LIMIT} bytes: refused",
+                "exit_status": UsageError.exit_status}
+        else:
+            command = line.strip().decode("utf-8", "replace")
+            reply = await _answer(command, status, requests,
+                                  lambda: _peer_may_act(stream.socket))
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.send_all(json.dumps(reply, default=str).encode() + b"\n")
 
@@ -139,9 +146,11 @@ async def serve_control(
     status: Callable[[], dict[str, Any]],
     requests: Requests | None = None,
     *,
+    group: int | None = None,
     task_status: trio.TaskStatus[None] | None = None,
 ) -> None:
-    """Answer requests on ``path`` until cancelled; remove the socket on exit."""
+    """Answer requests on ``path`` until cancelled; remove the socket on exit. With
+    ``group``, only root and that group may connect (0660), as to the tape nodes."""
     import trio
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +160,16 @@ async def serve_control(
     sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         await sock.bind(str(path))
-        os.chmod(path, 0o666)  # status is read-only information: anyone may ask
+        if group is None:
+            os.chmod(path, 0o666)  # status is read-only information: anyone may ask
+        else:
+            os.chmod(path, 0o660)
+            try:
+                os.chown(path, -1, group)
+            except PermissionError:  # no CAP_CHOWN and not a member: root only, then
+                logging.getLogger("backerd").warning(
+                    "control socket %s: cannot give it group %d; only root may connect",
+                    path, group)
         sock.listen(16)
     except OSError as exc:
         sock.close()

@@ -16,15 +16,18 @@ from __future__ import annotations
 import errno
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import trio
 
 from backerd.daemon.config import UnitConfig
 from backerd.daemon.dispatch import caller_uid
+from backerd.daemon.liveness import WorkerSample
 from backerd.errors import BackerError, TapeError
 
 if TYPE_CHECKING:
+    from backerd.daemon.changer import CassetteChanger
     from backerd.daemon.unittools import UnitTools
 
 log = logging.getLogger("backerd")
@@ -55,6 +58,14 @@ class BufferedDrive(Protocol):
     def would_wait(self, writing: bool, size: int) -> bool: ...
 
 
+@dataclass(frozen=True)
+class WorkProbe:
+    """What a unit shows of the work done beside its Drive calls (the watchdog's view)."""
+
+    position: Callable[[], int]  # the deck's tape position: moves while it plays or records
+    lane_busy: Callable[[], bool]  # the codec lane has a job in flight
+
+
 class Unit:
     """One served unit: its Drive, the lock that serialises it, and its nodes."""
 
@@ -65,8 +76,14 @@ class Unit:
         *,
         on_shutdown: Callable[[], None] | None = None,
         tools: UnitTools | None = None,
+        changer: CassetteChanger | None = None,
+        probe: WorkProbe | None = None,
     ) -> None:
         self.config = config
+        self.changer = changer  # eject and insert at run time
+        self.probe = probe
+        self.calls_started = 0  # Drive calls, counted in the worker thread (liveness)
+        self.calls_finished = 0
         self.drive = drive
         # asked once: isinstance on a Protocol costs as much as a buffered write
         self._buffered = drive if isinstance(drive, BufferedDrive) else None
@@ -101,7 +118,21 @@ class Unit:
             self._stale = False
         return self._snapshot
 
+    def worker_sample(self) -> WorkerSample:
+        """The unit's worker as the watchdog sees it (values only: no lock, no I/O)."""
+        probe = self.probe
+        started, finished = self.calls_started, self.calls_finished
+        lane_busy = probe is not None and probe.lane_busy()
+        position = probe.position() if probe is not None else None
+        return WorkerSample(f"unit {self.config.number}", started != finished or lane_busy,
+                            (finished, position), waiting=self.waiting_by_design())
+
+    def waiting_by_design(self) -> bool:
+        """Whether the worker waits for a person or an outside daemon (not stuck)."""
+        return False
+
     def _call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        self.calls_started += 1
         try:
             return fn(*args)
         except BackerError:
@@ -112,6 +143,7 @@ class Unit:
             raise TapeError(f"internal error: {exc}", errno=errno.EIO) from exc
         finally:
             self._stale = True
+            self.calls_finished += 1
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` in a worker thread, one call per unit at a time."""

@@ -5,7 +5,10 @@ medium, st Drive), chooses the transport once for all units — CUSE char device
 /dev/cuse exists (after one ``modprobe cuse``), else the FUSE fallback, one mount
 holding a file per node — and starts one trio task per CUSE node (or one for the FUSE
 mount) plus the status socket. Readiness is reported through ``task_status`` and, under
-systemd, ``sd_notify(READY=1)``. Cancellation is how it stops: the transports unmount
+systemd, ``sd_notify(READY=1)`` with a STATUS line; under ``WatchdogSec=`` a task pings
+only while every unit's worker progresses (``daemon.liveness``). The daemon process
+(``run_until_signalled``) then keeps only the capabilities it still needs
+(``daemon.privileges``). Cancellation is how it stops: the transports unmount
 or close their fds, then every unit closes a recording that is still open (a filemark,
 so the recording gets its EOR) and releases its cassette.
 
@@ -34,10 +37,11 @@ import trio
 from backerd import __version__
 from backerd.daemon.config import Config, UnitConfig
 from backerd.daemon.control import ensure_not_running, serve_control
-from backerd.daemon.node import TapeNode, Unit
-from backerd.errors import ConfigError, HardwareUnavailable, UsageError
+from backerd.daemon.node import TapeNode, Unit, WorkProbe
+from backerd.errors import BackerError, ConfigError, HardwareUnavailable, UsageError
 
 if TYPE_CHECKING:
+    from backerd.daemon.changer import CassetteChanger
     from backerd.daemon.unittools import UnitTools
     from backerd.vcr.manual import ManualControl
 
@@ -98,7 +102,9 @@ def open_sim_unit(config: UnitConfig) -> Unit:
     """Open (creating if needed) the unit's cassette on the simulated VCR."""
     from backerd.catalog.live import LiveCatalog
     from backerd.catalog.store import Catalog
+    from backerd.daemon.changer import SimChanger
     from backerd.daemon.unittools import UnitTools
+    from backerd.medium.encrypted import EncryptingMedium
     from backerd.medium.labelled import CataloguedMedium, LabelledDeck
     from backerd.tape.drive import Drive
     from backerd.vcr.sim import Cassette, SimDeck
@@ -132,30 +138,64 @@ def open_sim_unit(config: UnitConfig) -> Unit:
     def note(message: str) -> None:
         log.info("unit %d: %s", number, message)
 
-    deck = LabelledDeck(
-        SimDeck(cassette, realtime=1.0 if config.realtime else None, noise=noise), log=note)
+    sim = SimDeck(cassette, realtime=1.0 if config.realtime else None, noise=noise)
+    deck = LabelledDeck(sim, log=note)
     live = None
     if config.catalog is not None:
         live = LiveCatalog(Catalog(config.catalog), fps=cassette.fps, log=note,
                            written_by=f"backerd {__version__} unit {number}")
         deck.sink = live
+    sim = deck.deck
+    assert isinstance(sim, SimDeck)
     medium = CataloguedMedium(deck, mode=config.mode, log=note)
-    tools = UnitTools(config, cassette, deck, medium, live)
+    sealing = EncryptingMedium(medium, label_of=lambda: deck.label, log=note,
+                               **unit_key(config, note))
+    tools = UnitTools(config, sim, deck, medium, live, sealing=sealing)
+    drive = Drive(sealing)
+    changer = SimChanger(number, sim, deck, medium, drive,
+                         catalog=lambda: tools.store, default_standard=config.standard,
+                         default_length=config.length, log=note)
 
     def release() -> None:
         # the medium flushes its write buffer and the catalog before the image closes
         try:
-            medium.close()
+            sealing.close()
         finally:
-            cassette.close()
+            if sim.cassette is not None:  # the one in the deck now (cassettes change)
+                sim.cassette.close()
             tools.close()
             if live is not None:
                 live.store.close()
 
-    return Unit(config, Drive(medium), on_shutdown=release, tools=tools)
+    return Unit(config, drive, on_shutdown=release, tools=tools, changer=changer,
+                probe=WorkProbe(sim.position, lambda: medium.lane.busy))
 
 
 UnitOpener = Callable[[UnitConfig], Unit]
+
+
+def unit_key(config: UnitConfig, note: Callable[[str], None]) -> dict[str, Any]:
+    """The EncryptingMedium key arguments of a unit: its key, or why it is missing.
+
+    A missing key file is no reason to refuse to start (reads of plaintext cassettes
+    still work); every write refuses until the file is there (it is looked for again).
+    """
+    if not config.encrypt or config.key_file is None:
+        return {}
+    from backerd.crypt.keys import load_key_file
+
+    path = config.key_file
+
+    def reload() -> Any:
+        return load_key_file(path)
+
+    try:
+        key = reload()
+    except BackerError as exc:
+        note(f"encryption configured, but no key: {exc.message}; writes are refused")
+        return {"missing": exc.message, "reload": reload}
+    note(f"encryption on: key {key.fingerprint_hex} from {path}")
+    return {"key": key, "reload": reload}
 
 def open_emulated_unit(config: UnitConfig) -> Unit:
     from backerd.hw.unit import open_emulated_unit as opener
@@ -238,20 +278,71 @@ class Service:
         unit, tools = self._tools(body)
         return await unit.run(tools.rebuild)
 
+    def _changer(self, body: dict[str, Any]) -> tuple[Unit, CassetteChanger]:
+        number = body.get("unit", 0)
+        for unit in self.units:
+            if unit.config.number == number:
+                if unit.changer is None:
+                    raise UsageError(f"unit {number} cannot change cassettes")
+                return unit, unit.changer
+        raise UsageError(f"no unit {number!r} here")
+
+    async def _eject(self, body: dict[str, Any]) -> dict[str, Any]:
+        from backerd.daemon.changer import refuse_while_open
+
+        unit, changer = self._changer(body)
+
+        def eject() -> dict[str, Any]:
+            refuse_while_open(unit.config.number, unit.open_node,
+                              bool(unit.drive.status().get("open")), "eject")
+            return changer.eject()
+
+        return await unit.run(eject)
+
+    async def _insert(self, body: dict[str, Any]) -> dict[str, Any]:
+        from backerd.daemon.changer import refuse_while_open
+
+        unit, changer = self._changer(body)
+        image = body.get("image")
+        options = {k: body[k] if isinstance(body.get(k), str) else None
+                   for k in ("standard", "length")}
+
+        def insert() -> dict[str, Any]:
+            refuse_while_open(unit.config.number, unit.open_node,
+                              bool(unit.drive.status().get("open")), "insert")
+            return changer.insert(Path(image) if isinstance(image, str) else None,
+                                  new=bool(body.get("new")), prompt=bool(body.get("prompt")),
+                                  **options)
+
+        return await unit.run(insert)
+
+    async def _volume(self, body: dict[str, Any]) -> dict[str, Any]:
+        from backerd.daemon.changer import facts_reply
+
+        unit, changer = self._changer(body)
+        reply = facts_reply(await unit.run(changer.facts), "")
+        sequence = body.get("sequence")
+        if isinstance(sequence, dict) and unit.tools is not None and reply["loaded"]:
+            reply["sequence"] = await unit.run(
+                partial(unit.tools.record_volume, sequence, reply["identity"]))
+        return reply
+
     def manual_controls(self) -> dict[int, ManualControl]:
         """The units whose VCR an operator presses, by number."""
         from backerd.hw.unit import HardwareUnit
         from backerd.vcr.manual import ManualControl
 
-        return {u.config.number: u.operator for u in self.units
-                if isinstance(u, HardwareUnit) and isinstance(u.operator, ManualControl)}
+        controls = {u.config.number: u.prompter() for u in self.units
+                    if isinstance(u, HardwareUnit)}
+        return {n: c for n, c in controls.items() if isinstance(c, ManualControl)}
 
     def requests(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
         from backerd.daemon.control import word_request
         from backerd.vcr.manual import deck_request
 
         return {"label": self._label, "check": self._check, "trace": self._trace,
-                "rebuild": self._rebuild,
+                "rebuild": self._rebuild, "eject": self._eject, "insert": self._insert,
+                "volume": self._volume,
                 "deck": word_request(partial(deck_request, controls=self.manual_controls()))}
 
     def metrics_text(self) -> str:
@@ -330,6 +421,23 @@ def sd_notify(state: str) -> None:
         s.sendto(state.encode(), address)
 
 
+def ready_status(units: list[Unit], transport: TransportChoice) -> str:
+    count = f"{len(units)} unit" + ("s" if len(units) != 1 else "")
+    return f"serving {count} over {transport.kind.upper()}"
+
+
+def start_watchdog(nursery: trio.Nursery, units: list[Unit], ready: str) -> None:
+    """Under WatchdogSec=: ping while every unit's worker progresses (daemon.liveness)."""
+    from backerd.daemon.liveness import keep_watchdog, watchdog_interval
+
+    interval = watchdog_interval(os.environ, os.getpid())
+    if interval is None:
+        return
+    log.info("watchdog: a ping every %g s while every unit's worker progresses", interval)
+    nursery.start_soon(partial(keep_watchdog, lambda: [u.worker_sample() for u in units],
+                               sd_notify, interval, ready_status=ready))
+
+
 async def _serve_nodes(
     nursery: trio.Nursery, config: Config, kind: str, nodes: dict[str, TapeNode]
 ) -> None:
@@ -354,9 +462,11 @@ async def serve(
     config: Config,
     *,
     opener: UnitOpener = open_unit,
+    least_privilege: bool = False,
     task_status: trio.TaskStatus[Service] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve every unit of ``config`` until cancelled."""
+    """Serve every unit of ``config`` until cancelled; with ``least_privilege`` (the
+    daemon process, never a test's), keep only the capabilities still needed once up."""
     await ensure_not_running(config.control_socket)
     units: list[Unit] = []
     try:
@@ -368,8 +478,8 @@ async def serve(
         async with trio.open_nursery() as nursery:
             await _start_services(nursery, units)
             await _serve_nodes(nursery, config, transport.kind, nodes)
-            await nursery.start(serve_control, config.control_socket, service.status,
-                                service.requests())
+            await nursery.start(partial(serve_control, config.control_socket, service.status,
+                                        service.requests(), group=config.fuse_access.gid))
             if config.metrics_file is not None:
                 nursery.start_soon(write_metrics, service, config.metrics_file)
             for unit in units:
@@ -384,11 +494,17 @@ async def serve(
                 log.info("unit %d: cassette %s, mode %s%s", uc.number, uc.cassette, uc.mode,
                          ", realtime" if uc.realtime else "")
             await trio.to_thread.run_sync(drop_unneeded_privileges, config)
+            if least_privilege:
+                from backerd.daemon.privileges import drop_after_start
+
+                await drop_after_start(transport.kind)
             log.info("ready (status socket %s)", config.control_socket)
-            sd_notify("READY=1")
+            ready = ready_status(units, transport)
+            sd_notify(f"READY=1\nSTATUS={ready}")
+            start_watchdog(nursery, units, ready)
             task_status.started(service)
     finally:
-        sd_notify("STOPPING=1")
+        sd_notify("STOPPING=1\nSTATUS=stopping: closing recordings and releasing cassettes")
         for unit in units:
             await unit.shutdown()
 
@@ -420,7 +536,7 @@ async def run_until_signalled(config: Config, *, opener: UnitOpener = open_unit)
     """
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(partial(serve, config, opener=opener))
+            await nursery.start(partial(serve, config, opener=opener, least_privilege=True))
             async for signum in signals:
                 log.info("%s received: stopping", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()

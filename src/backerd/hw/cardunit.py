@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from backerd.daemon.config import UnitConfig
-from backerd.daemon.node import Unit
+from backerd.daemon.node import Unit, WorkProbe
 from backerd.errors import ConfigError
 from backerd.format.params import mode as mode_params
 from backerd.hw.bus import DmaBuffer, PortBus, ServiceClock, WallClock
@@ -127,7 +127,8 @@ def _modem(config: UnitConfig, card: CardSettings, host: CardHost,
 def open_card_unit(config: UnitConfig, *, notify: Notify = lambda text: None,
                    host: CardHost | None = None) -> Unit:
     """The unit of ``config`` on its real card; a refusal is a ``HardwareUnavailable``."""
-    from backerd.hw.unit import HardwareUnit
+    from backerd.hw.changer import CardChanger, SidecarSlot
+    from backerd.hw.unit import HardwareUnit, prompter_for
     from backerd.medium import BackerMedium
     from backerd.tape.drive import Drive
 
@@ -162,15 +163,22 @@ def open_card_unit(config: UnitConfig, *, notify: Notify = lambda text: None,
     number = config.number
     log.info("unit %d: %s, VCR control %s, catalog %s", number, modem.name, control.name,
              card.sidecar)
-    medium = BackerMedium(deck, mode=config.mode,
-                          log=lambda message: log.info("unit %d: %s", number, message))
+    def note(message: str) -> None:
+        log.info("unit %d: %s", number, message)
+
+    medium = BackerMedium(deck, mode=config.mode, log=note)
+    drive = Drive(medium)
+    changer = CardChanger(number, deck, medium, drive,
+                          SidecarSlot(card.sidecar.parent, card.label, info),
+                          prompter=prompter_for(number, config, control, notify), log=note)
 
     def release_hardware() -> None:  # after the unit closed the modem
         for close in opened[1:]:
             with contextlib.suppress(Exception):
                 close()
 
-    return HardwareUnit(config, Drive(medium), deck=deck, modem=modem, clock=host.clock,
+    return HardwareUnit(config, drive, deck=deck, modem=modem, clock=host.clock,
                         on_shutdown=medium.close, on_closed=release_hardware,
-                        operator=control)
+                        operator=control, changer=changer,
+                        probe=WorkProbe(deck.position, lambda: medium.lane.busy))
 

@@ -55,7 +55,10 @@ class SidecarCatalog:
         return None if o is None else Interrupted(int(o["start"]), 0, o["mode"], o["fmt"])
 
     def flush(self) -> None:
-        """Every change is saved as it is made: nothing is pending."""
+        """Every change is saved as it is made; only a new cassette's empty catalog is
+        written here, so that its name is known from now on."""
+        if not self.path.exists():
+            self._save()
 
     def _save(self) -> None:
         data = {"version": VERSION, "recordings": [r.to_json() for r in self._recordings],

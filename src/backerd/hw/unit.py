@@ -18,17 +18,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import trio
 
 from backerd.daemon.config import UnitConfig
-from backerd.daemon.node import Unit
+from backerd.daemon.node import Unit, WorkProbe
 from backerd.hw.bus import ServiceClock
+from backerd.hw.changer import CardChanger, ImageSlot
 from backerd.hw.deck import CardDeck
 from backerd.hw.modem import Modem
 from backerd.hw.service import LateService, run_service
 from backerd.vcr.control import VcrControl
+
+if TYPE_CHECKING:
+    from backerd.vcr.manual import ManualControl
 
 log = logging.getLogger("backerd")
 
@@ -46,8 +50,12 @@ class HardwareUnit(Unit):
     def __init__(self, config: UnitConfig, drive: Any, *, deck: CardDeck, modem: Modem,
                  clock: ServiceClock, on_shutdown: Callable[[], None] | None = None,
                  late: LateService | None = None, operator: VcrControl | None = None,
-                 on_closed: Callable[[], None] | None = None) -> None:
-        super().__init__(config, drive, on_shutdown=on_shutdown)
+                 on_closed: Callable[[], None] | None = None,
+                 changer: CardChanger | None = None,
+                 probe: WorkProbe | None = None) -> None:
+        super().__init__(config, drive, on_shutdown=on_shutdown, changer=changer,
+                         probe=probe)
+        self.card_changer = changer
         self.deck = deck
         self.modem = modem
         self.clock = clock
@@ -58,6 +66,13 @@ class HardwareUnit(Unit):
     async def run_service(self) -> None:
         await run_service(self.modem, self.clock, late=self.late)
 
+    def waiting_by_design(self) -> bool:
+        """An operator asked to press a button may take all night: that is not stuck."""
+        from backerd.vcr.manual import ManualControl
+
+        operator = self.operator
+        return isinstance(operator, ManualControl) and operator.status()["waiting"] is not None
+
     def stop_waiting(self) -> None:
         """The daemon is stopping: end a wait for the operator or lircd in progress."""
         from backerd.vcr.manual import ManualControl
@@ -67,6 +82,16 @@ class HardwareUnit(Unit):
             operator.stopping()
         elif operator is not None:
             operator.abort()
+        if self.card_changer is not None:
+            self.card_changer.stop_waiting()
+
+    def prompter(self) -> ManualControl | None:
+        """The manual control that prompts this unit's operator (deck ready|cancel)."""
+        from backerd.vcr.manual import ManualControl
+
+        if isinstance(self.operator, ManualControl):
+            return self.operator
+        return self.card_changer.prompter if self.card_changer is not None else None
 
     async def shutdown(self) -> None:
         operator = self.operator
@@ -92,7 +117,11 @@ class HardwareUnit(Unit):
     def vcr_status(self) -> dict[str, Any]:
         """What the VCR's control is doing or waiting for (``backerd status``)."""
         control = self.operator if self.operator is not None else self.deck.control
-        return control.status()
+        status = control.status()
+        prompter = self.prompter()
+        if prompter is not None and prompter is not control:  # LIRC: a person inserts
+            status["waiting"] = prompter.status()["waiting"]
+        return status
 
 
 @runtime_checkable
@@ -140,20 +169,40 @@ def open_emulated_unit(config: UnitConfig, *,
     number = config.number
     log.info("unit %d: %s on an emulated %s card, VCR control %s", number, emu.modem.name,
              kind, emu.deck.control.name)
-    medium = BackerMedium(emu.deck, mode=config.mode,
-                          log=lambda message: log.info("unit %d: %s", number, message))
+
+    def note(message: str) -> None:
+        log.info("unit %d: %s", number, message)
+
+    medium = BackerMedium(emu.deck, mode=config.mode, log=note)
+    drive = Drive(medium)
+    changer = CardChanger(number, emu.deck, medium, drive, ImageSlot(emu.vcr, emu.machine.lock),
+                          prompter=prompter_for(number, config, operator, notify), log=note)
 
     def release() -> None:
         try:
             medium.close()
         finally:
             with emu.machine.lock:
-                cassette.close()
+                emu.vcr.cassette.close()  # the one in the VCR now (cassettes change)
 
     late = LateService.parse(config.late_service) if config.late_service else None
     if late is not None:
         log.info("unit %d: fault injection: one service tick %d ms late", number,
                  late.late_ns // 1_000_000)
-    return HardwareUnit(config, Drive(medium), deck=emu.deck, modem=emu.modem,
+    return HardwareUnit(config, drive, deck=emu.deck, modem=emu.modem,
                         clock=emu.clock, on_shutdown=release, late=late,
-                        operator=operator)
+                        operator=operator, changer=changer,
+                        probe=WorkProbe(emu.deck.position, lambda: medium.lane.busy))
+
+
+def prompter_for(number: int, config: UnitConfig, operator: VcrControl | None,
+                 notify: Callable[[str], None]) -> ManualControl | None:
+    """Who asks a person to insert cassettes: the manual control itself, a manual control
+    beside LIRC (an IR remote inserts nothing), none for a VCR that presses itself."""
+    from backerd.vcr.manual import ManualControl
+
+    if operator is None:
+        return None
+    if isinstance(operator, ManualControl):
+        return operator
+    return ManualControl(number, config.vcr, mode=config.mode, notify=notify)

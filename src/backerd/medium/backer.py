@@ -49,6 +49,9 @@ from backerd.tape.density import DEFAULT_DENSITY, is_valid_density, mode_for_den
 from backerd.tape.medium import END_OF_DATA, FILEMARK, DamagedBlock, Mark, TapePosition
 from backerd.vcr.base import Deck, Recording, RecordingCatalog
 
+# Writes stop with ENOSPC (st's early warning) this long before the end of the tape.
+EARLY_WARNING_SECONDS = 60.0
+
 # Write failures that are the user's business, not the operator's: not logged.
 _QUIET_ERRNOS = frozenset({errno.EACCES, errno.ENOMEDIUM})
 
@@ -62,7 +65,7 @@ class BackerMedium:
         mode: str = "nhs",
         *,
         stream_block: int = 10240,
-        early_warning_seconds: float = 60.0,
+        early_warning_seconds: float = EARLY_WARNING_SECONDS,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.deck = deck

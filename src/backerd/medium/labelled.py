@@ -358,12 +358,17 @@ class CataloguedMedium(BackerMedium):
         super().__init__(deck, mode, **kwargs)
 
     def write_block(self, data: bytes) -> None:
+        self.write_sealed(data, data)
+
+    def write_sealed(self, sealed: bytes, plain: bytes) -> None:
+        """Record ``sealed`` (an encrypted block), telling the catalog its ``plain`` bytes
+        (``medium.encrypted.SealedWriter``): the catalog indexes what tar wrote."""
         began = time.monotonic()
-        super().write_block(data)
-        self.totals.note_write(len(data), time.monotonic() - began)
+        super().write_block(sealed)
+        self.totals.note_write(len(sealed), time.monotonic() - began)
         sink = self.labelled.sink
         if sink is not None:
-            sink.data(data)
+            sink.data(plain)
 
     def read_block(self, max_size: int) -> bytes | Mark:
         began = time.monotonic()

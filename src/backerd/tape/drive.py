@@ -89,17 +89,18 @@ class Drive:
 
     def _check_media(self) -> None:
         """Notice a cassette inserted or removed behind our back (st's UNIT ATTENTION)."""
-        loaded = self.medium.loaded
-        if loaded != self._was_loaded:
-            self._readahead.clear()
-            self.rw = Rw.IDLE
-            self.eof = Eof.NOEOF
-            self.fileno = self.blkno = 0
-            self.position_lost_flag = False
-            self.locked = False
-            self._was_loaded = loaded
-            if loaded:  # a new session starts in the default block size (MT_ST_DEF_BLKSIZE)
-                self.block_size = self.default_block_size
+        if self.medium.loaded != self._was_loaded:
+            self.media_changed()
+
+    def media_changed(self) -> None:
+        """A cassette was ejected or inserted between calls: a new session, at BOT."""
+        self._readahead.clear()
+        self.rw, self.eof = Rw.IDLE, Eof.NOEOF
+        self.fileno = self.blkno = 0
+        self.position_lost_flag = self.locked = False
+        self._was_loaded = loaded = self.medium.loaded
+        if loaded:  # a new session starts in the default block size (MT_ST_DEF_BLKSIZE)
+            self.block_size = self.default_block_size
 
     def _require_tape(self, code: int = errno.ENOMEDIUM) -> None:
         if not self.medium.loaded:
@@ -364,7 +365,7 @@ class Drive:
         if refusal is not None:
             self.eof = refusal[1]
             raise _fail(getattr(errno, refusal[0]), "end of tape (early warning)")
-        self.rw = Rw.WRITING
+        was, self.rw = self.rw, Rw.WRITING
         written = 0
         for chunk in chunks:
             try:
@@ -374,6 +375,8 @@ class Drive:
                     self.eof = Eof.EOM_OK
                 if written:
                     return written
+                if exc.errno == errno.EACCES:  # refused before the tape moved, as st's
+                    self.rw = was  # write-protect check: close writes no filemark
                 raise
             written += len(chunk)
             self._add_block(1)

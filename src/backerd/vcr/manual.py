@@ -56,7 +56,7 @@ class Prompt:
     """One request to the operator."""
 
     number: int  # increases with every prompt of the unit
-    action: str  # "press" | "wind"
+    action: str  # "press" | "wind" | "do"
     text: str
     motion: str | None = None
     counter: str | None = None
@@ -243,6 +243,16 @@ class ManualControl:
             if playing and how == "acknowledged":
                 self._await_signal(prompt)
                 how = "acknowledged, signal found"
+        except ControlError as exc:
+            self._done(prompt, f"failed: {exc.message}")
+            raise
+        self._done(prompt, how)
+
+    def request(self, text: str) -> None:
+        """Ask the operator to do ``text`` (e.g. insert a cassette); wait for ``ready``."""
+        prompt = self._ask("do", text)
+        try:
+            how = self._wait(prompt, until_signal=False)
         except ControlError as exc:
             self._done(prompt, f"failed: {exc.message}")
             raise

@@ -575,6 +575,14 @@ class SimDeck:
         self._loaded = False
         self._pos = 0
 
+    def remove(self) -> Cassette | None:
+        """Eject and take the cassette out; the caller closes it (its lock is released)."""
+        cassette = self._cassette
+        if cassette is not None:
+            self.eject()
+        self._cassette = None
+        return cassette
+
     def _require(self) -> Cassette:
         if not self._loaded or self._cassette is None:
             raise MediumError("no cassette loaded", errno=errno.ENOMEDIUM)

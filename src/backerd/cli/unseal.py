@@ -1,0 +1,89 @@
+"""Offline decryption for ``backerd decode`` and ``backerd cassette dump --key-file``.
+
+A recording's user bytes are its sealed blocks back to back; ``crypt.blocks.
+StreamOpener`` splits them at the lengths in their headers and opens each one. Blocks
+are bound to the cassette UUID and the recording (file) number as st counts it (the
+label hidden), so both are needed: ``cassette dump`` reads them from the image, ``decode``
+takes them as options. Plaintext goes out as it opens; what did not open is counted and
+the first reason becomes the command's one-line error (exit status 4, MediumError).
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from pathlib import Path
+from typing import BinaryIO
+
+from backerd.errors import MediumError, UsageError
+
+CHUNK = 1 << 20
+
+
+class UnsealingOutput:
+    """A binary output that takes sealed bytes and writes their plaintext to ``out``."""
+
+    def __init__(self, out: BinaryIO, key_file: Path, cassette_uuid: str, file: int) -> None:
+        from backerd.crypt.blocks import StreamOpener
+        from backerd.crypt.keys import load_key_file
+
+        try:
+            cassette = uuidlib.UUID(cassette_uuid).bytes
+        except ValueError:
+            raise UsageError(f"--cassette-uuid: not a UUID: {cassette_uuid!r}") from None
+        self.out = out
+        self.stream = StreamOpener(load_key_file(key_file), cassette, file)
+        self.written = 0
+
+    def _emit(self, data: bytes) -> None:
+        self.out.write(data)
+        self.written += len(data)
+
+    def write(self, data: bytes) -> int:
+        self.stream.feed(data, self._emit)
+        return len(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def finish(self) -> MediumError | None:
+        """The one-line error when any block did not open (None: all did)."""
+        self.stream.finish()
+        self.out.flush()
+        problems = self.stream.problems
+        if not problems:
+            return None
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return MediumError(f"decrypting: {problems[0]}{more}")
+
+
+def dump_plaintext(image: Path, recording: int, key_file: Path, out: BinaryIO) -> None:
+    """Decode recording ``recording`` (0 = first, label included) and decrypt it."""
+    from backerd.medium.encrypted import label_crypt
+    from backerd.medium.labelled import read_label
+    from backerd.medium.reader import RecordingReader
+    from backerd.vcr.sim import Cassette, SimDeck
+
+    with Cassette.open(image, readonly=True) as c:
+        deck = SimDeck(c)
+        label, label_rec = read_label(deck)
+        if label is None or label_crypt(label) is None:
+            raise UsageError(f"{image}: not the labelled cassette of an encrypted unit")
+        recs = c.recordings
+        if not 1 <= recording < len(recs):
+            raise UsageError(f"no encrypted recording {recording}: recording 0 is the label, "
+                             f"the cassette has 1..{len(recs) - 1}")
+        sink = UnsealingOutput(out, key_file, label.uuid, recording - 1)
+        reader = RecordingReader(deck, recs[recording])
+        offset, lost = 0, False
+        while True:
+            data, hole = reader.read(offset, CHUNK)
+            if not data:
+                break
+            lost |= hole
+            sink.write(data)
+            offset += len(data)
+        error = sink.finish()
+    if error is not None:
+        raise error
+    if lost:
+        raise MediumError(f"{image}: recording {recording}: some bytes could not be recovered")
