@@ -79,6 +79,11 @@ def required_arguments(parser: argparse.ArgumentParser, missing: Path) -> list[s
         else:
             value = "x"
         argv += [value] if positional else [action.option_strings[-1], value]
+    for group in parser._mutually_exclusive_groups:
+        if group.required:  # one of them is needed: the first, with a placeholder
+            action = group._group_actions[0]
+            argv += [action.option_strings[-1],
+                     str(missing) if action.type is Path else "x"]
     return argv
 
 
@@ -145,6 +150,8 @@ def _path_cases() -> Iterator[tuple[str, str, str]]:
                 if kind == "missing" and ((command, action.dest) in CREATED_PATHS
                                           or action.dest == "catalog"):
                     continue
+                if action.metavar == "DIR" and kind != "under-a-file":
+                    continue  # a directory is what it wants (and a missing one is made)
                 if command == "serve" and action.dest == "fuse_root":
                     continue  # a usable mountpoint: serve would serve
                 yield command, action.dest, kind
