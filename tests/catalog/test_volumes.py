@@ -82,6 +82,22 @@ def test_holds_unexpired(state: str | None, statuses: list[str] | None, on_tape:
     assert holds_unexpired(state, statuses, on_tape) is held
 
 
+@pytest.mark.parametrize(("state", "others", "on_tape", "jobs_kept", "held"), [
+    ("active", [], 2, True, True),  # the jobs rule keeps a backup on it
+    ("active", [], 2, False, False),  # every job backup on it has expired
+    ("full", [], 1, False, False),
+    ("active", ["ok"], 3, False, True),  # expired job backups, but an archive by hand
+    ("active", ["expired"], 3, False, False),
+    ("expired", [], 1, True, False),  # the operator said so: the catalog state wins
+    ("retired", ["ok"], 2, True, False),
+    (None, None, 2, False, True),  # no catalog: the tape alone
+])
+def test_holds_unexpired_with_the_jobs_rule(state: str | None, others: list[str] | None,
+                                            on_tape: int, jobs_kept: bool,
+                                            held: bool) -> None:
+    assert holds_unexpired(state, others, on_tape, jobs_kept) is held
+
+
 # -- how many cassettes -------------------------------------------------------------------
 
 

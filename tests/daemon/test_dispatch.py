@@ -585,3 +585,91 @@ def test_handler_bugs_become_eio_and_serving_goes_on() -> None:
         assert handler.records == [b"still fine"]
 
     run(body, nodes={0: handler})
+
+
+# ---- served at once ----
+
+class ImmediateRecordingHandler(RecordingHandler):
+    """Serves reads and writes at once while ``ready``; says it would wait otherwise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready = True
+
+    def write_now(self, data: bytes) -> int | None:
+        if not self.ready:
+            return None
+        self.calls.append(("write_now", len(data)))
+        if self.write_error is not None:
+            err, self.write_error = self.write_error, None
+            raise TapeError("write refused", errno=err)
+        self.records.append(data)
+        self.pos = len(self.records)
+        return len(data)
+
+    def read_now(self, size: int, exact: bool) -> bytes | None:
+        if not self.ready:
+            return None
+        self.calls.append(("read_now", size, exact))
+        if self.pos >= len(self.records):
+            return b""
+        record = self.records[self.pos]
+        if len(record) > size:
+            raise TapeError("block larger than the read buffer", errno=errno.ENOMEM)
+        self.pos += 1
+        return record
+
+
+def test_whole_small_syscalls_are_served_at_once_and_others_as_before() -> None:
+    handler = ImmediateRecordingHandler()
+    big = bytes(range(256)) * (CHUNK // 256)
+
+    async def body(k: FakeKernel) -> None:
+        fh = await k.open(O_RDWR)
+        assert await k.call(lambda u: w.write(u, fh, 0, b"a" * 10240)) == (
+            0, struct.pack("<II", 10240, 0))
+        handler.ready = False  # the handler would wait: the async write, same answer
+        assert (await k.call(lambda u: w.write(u, fh, 0, b"b" * 300)))[0] == 0
+        handler.ready = True
+        for off, piece in chunks(big + b"c"):  # a full chunk may continue: framed
+            assert (await k.call(lambda u, o=off, p=piece: w.write(u, fh, o, p)))[0] == 0
+        handler.write_error = errno.ENOSPC  # an error served at once keeps its errno
+        assert (await k.call(lambda u: w.write(u, fh, 0, b"d")))[0] == -errno.ENOSPC
+        await k.call(lambda u: w.ioctl(u, fh, MTIOCTOP, data=mtop("MTREW")))
+        assert await k.call(lambda u: w.read(u, fh, 0, 10240)) == (0, b"a" * 10240)
+        handler.ready = False
+        assert await k.call(lambda u: w.read(u, fh, 0, 400)) == (0, b"b" * 300)
+        handler.ready = True
+        assert (await k.call(lambda u: w.read(u, fh, 0, 100)))[0] == -errno.ENOMEM
+        await k.call(lambda u: w.release(u, fh))
+
+    run(body, nodes={0: handler})
+    assert handler.records == [b"a" * 10240, b"b" * 300, big + b"c"]
+    assert [c[0] for c in handler.calls] == [
+        "open", "write_now", "write", "write", "write_now", "ioctl", "read_now", "read",
+        "read_now", "release"]
+
+
+def test_nothing_is_served_at_once_past_a_request_of_the_file_still_queued() -> None:
+    handler = ImmediateRecordingHandler()
+    handler.records = [b"first", b"second"]
+
+    async def body(k: FakeKernel) -> None:
+        fh = await k.open(0)
+        handler.ready, handler.gate = False, trio.Event()
+        first = k.unique()
+        k.push(w.read(first, fh, 0, 100))  # waits in the handler
+        await trio.testing.wait_all_tasks_blocked()
+        handler.ready = True
+        second = k.unique()
+        k.push(w.read(second, fh, 0, 100))  # could be served at once, but comes second
+        await trio.testing.wait_all_tasks_blocked()
+        assert first not in k.replies and second not in k.replies
+        handler.gate.set()
+        assert await k.reply(first) == (0, b"first")
+        assert await k.reply(second) == (0, b"second")
+        # with the queue empty again, the next read is served at once
+        assert (await k.call(lambda u: w.read(u, fh, 0, 100)))[1] == b""
+        assert [c[0] for c in handler.calls] == ["open", "read", "read", "read_now"]
+
+    run(body, nodes={0: handler})

@@ -73,3 +73,27 @@ def test_calls_that_do_not_wait_run_on_the_loop() -> None:
     assert [name for name, _ in drive.threads] == [
         "open", "write", "write", "read", "write", "close"]
     assert drive.asked == [(True, 4), (True, 4), (False, 3), (True, 4)]
+
+
+def test_calls_at_once_do_nothing_when_they_may_wait_or_the_drive_is_busy() -> None:
+    drive = BufferingDrive()
+    unit = Unit(cfg.UnitConfig(number=0, cassette=Path("/nonexistent/0.img")), drive)
+    node = unit.nodes["nbacker0"]
+
+    async def main() -> None:
+        await node.open(0)
+        assert node.write_now(b"slow") is None  # the drive says it may wait
+        drive.waits = False
+        assert node.write_now(b"fast") == 4
+        assert node.read_now(2, True) == b"rr"
+        with pytest.raises(TapeError) as e:
+            node.write_now(b"fail")
+        assert e.value.errno == errno.ENOSPC
+        async with unit.lock:  # another call holds the drive: not even asked
+            assert node.write_now(b"held") is None
+            assert node.read_now(2, True) is None
+        assert not unit.lock.locked()
+
+    trio.run(main)
+    assert [name for name, _ in drive.threads] == ["open", "write", "read", "write"]
+    assert drive.asked == [(True, 4), (True, 4), (False, 2), (True, 4)]

@@ -18,9 +18,10 @@ def test_defaults() -> None:
 
 def test_every_key() -> None:
     [job] = parse_jobs([{**GOOD, "unit": 1, "exclude": ["*.cache"], "full_every": "3 runs",
-                         "verify": False, "keep": 2}], {0, 1})
+                         "verify": False, "keep": 2, "next_cassette": "/t/v$TAR_VOLUME.img",
+                         "change_timeout": 60}], {0, 1})
     assert job == JobConfig("home", ("/home",), 1, ("*.cache",), FullEvery(3, "runs"),
-                            False, 2)
+                            False, 2, "/t/v$TAR_VOLUME.img", 60)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -53,6 +54,11 @@ BAD = [
     ({**GOOD, "keep": 0}, "job[0].keep: must keep at least 1"),
     ({**GOOD, "keep": 2.0}, "job[0].keep: expected int"),
     ({**GOOD, "when": "nightly"}, "job[0].when: unknown key"),
+    ({**GOOD, "next_cassette": "/srv/tapes/next.img"}, "job[0].next_cassette: must hold"),
+    ({**GOOD, "next_cassette": "/t/$TAR_VOLUME\n"}, "job[0].next_cassette: must not hold"),
+    ({**GOOD, "next_cassette": 2}, "job[0].next_cassette: expected str"),
+    ({**GOOD, "change_timeout": 0}, "job[0].change_timeout: must be at least 1"),
+    ({**GOOD, "change_timeout": "1h"}, "job[0].change_timeout: expected int"),
 ]
 
 

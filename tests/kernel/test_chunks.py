@@ -236,3 +236,36 @@ def test_never_raises_on_any_request_sequence(max_chunk: int, sequence: list) ->
             assert len(framer.fetched(step, args[1])) <= step.size
         else:
             framer.abandon()
+
+
+@settings(max_examples=300)
+@given(st.integers(1, 2**20), st.lists(requests, max_size=30),
+       st.sampled_from([Op.READ, Op.WRITE]), st.sampled_from([0, 0, 0, 1, PAGE, -1]),
+       st.integers(-2, 2**17))
+def test_a_whole_syscall_is_one_exact_block_and_leaves_nothing(
+        max_chunk: int, sequence: list, op: Op, offset: int, size: int) -> None:
+    """What ``whole`` promises is what the framer then does (the dispatcher serves such
+    a request without it, from one block)."""
+    framer = SyscallFramer(max_chunk)
+    for action, *args in sequence:
+        if action == "fetched":
+            framer.fetched(FetchBlock(max(args[0], 0), exact=args[0] % 2 == 0), args[1])
+        else:
+            getattr(framer, action)(*args)
+    if not framer.whole(op, offset, size):
+        # refused: not a lone first chunk, a record still buffered, or a full chunk
+        assert offset != 0 or framer.writing or not 0 < size < framer.full_chunk
+        return
+    assert framer.begin(op, offset) is None
+    if op is Op.WRITE:
+        data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        step = framer.write(offset, data)
+        assert step == WriteRecord(data, size)
+        assert step.covered(size) == size
+    else:
+        step = framer.read(offset, size)
+        assert step == FetchBlock(size, exact=True)
+        assert framer.fetched(step, b"b" * size) == b"b" * size
+    assert not framer.writing  # nothing left for a continuation
+    assert framer.read(1, 10) == ServePiece(b"")
+    assert not framer.whole(op, 1, size)

@@ -72,7 +72,8 @@ def test_full_skip_incremental_restore(job_daemon: Daemon, tmp_path: Path) -> No
     src = tmp_path / "home"
     first = backup(d)
     assert first == {"job": "home", "result": "written", "cassette": "MONDAY-01", "file": 0,
-                     "level": "full", "files": 5, "bytes": first["bytes"], "verified": True}
+                     "level": "full", "files": 5, "bytes": first["bytes"], "verified": True,
+                     "cassettes": ["MONDAY-01"]}
     assert first["bytes"] > 50_000
     # nothing changed: the second run writes nothing
     second = backup(d)

@@ -10,10 +10,11 @@ values the daemon reports (``VolumeFacts``):
   must be loaded, must not be the cassette just ejected, and, when an archive is being
   written, must hold no backups still inside their retention (``holds_unexpired``),
   unless forced. Each refusal is one line that says what to do.
-* ``holds_unexpired``: today's retention rule, from what the catalog knows: a cassette
-  whose catalog has recordings not marked expired holds unexpired backups; a cassette
-  the catalog marks expired or retired holds none. Without a catalog, any recording on
-  the tape counts (nothing says it expired). A retention policy replaces this function.
+* ``holds_unexpired``: the retention rule, from what the catalog knows: a cassette the
+  catalog marks expired or retired holds none; one holding backup jobs' runs holds
+  unexpired backups while the jobs retention rule (``jobs.retention``) keeps one of
+  them; any other recording counts while the catalog does not mark it expired.
+  Without a catalog, any recording on the tape counts (nothing says it expired).
 * ``cassettes_needed``: how many cassettes N bytes take, given what the current cassette
   still holds and what a blank one of the same length holds.
 
@@ -70,16 +71,21 @@ class VolumeFacts:
 
 
 def holds_unexpired(state: str | None, statuses: Sequence[str] | None,
-                    recordings_on_tape: int) -> bool:
-    """Whether a cassette holds backups still inside retention (today's rule).
+                    recordings_on_tape: int, jobs_kept: bool | None = None) -> bool:
+    """Whether a cassette holds backups still inside retention.
 
     ``state``/``statuses``: the catalog's cassette state and the status of each of its
     recordings (None: the catalog does not know the cassette, or there is no catalog).
+    ``jobs_kept``: when job runs have tape files on the cassette, whether the jobs
+    retention rule keeps one of them (``statuses`` are then those of its other
+    recordings); None when no job ran on it.
     """
     if statuses is None:
         return recordings_on_tape > 0
     if state in NO_RETENTION_STATES:
         return False
+    if jobs_kept:
+        return True
     return any(status != EXPIRED_STATUS for status in statuses)
 
 

@@ -34,8 +34,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{outcome.job}: skipped (nothing changed since the last run)")
     else:
         verified = {True: "verified", False: "VERIFY FAILED", None: "not verified"}
+        more = outcome.cassettes[1:]
+        onward = f" and on {', '.join(more)}" if more else ""
         print(f"{outcome.job}: {outcome.level} written to {outcome.cassette} file "
-              f"{outcome.file}: {outcome.files} files, {outcome.bytes:,} bytes, "
+              f"{outcome.file}{onward}: {outcome.files} files, {outcome.bytes:,} bytes, "
               f"{verified[outcome.verified]}")
     if error is not None:
         raise error

@@ -37,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"{job['job']} (unit {job['unit']}: {' '.join(job['paths'])})")
         print(f"  last run:      {said}")
         print(f"  next run:      {job['next_level']} on {job['next_cassette']}")
+        if job["next_bytes"] is not None:
+            count = job["next_cassettes"]
+            takes = "unknown" if count is None else f"{count} cassette{'s' * (count != 1)}"
+            print(f"  takes:         {takes} (about {job['next_bytes']:,} bytes, as the "
+                  "last run at this level)")
         expiring = ", ".join(f"#{r['id']} {r['level']} {r['started']} ({r['cassette']} file "
                              f"{r['file']})" for r in job["would_expire"]) or "nothing"
         print(f"  would expire:  {expiring}")

@@ -20,7 +20,7 @@ it and releases its lock. Real decks have their own changer (``hw.changer``).
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -29,6 +29,7 @@ from backerd.catalog.store import Catalog, unlabelled_uuid
 from backerd.catalog.volumes import VolumeFacts, holds_unexpired
 from backerd.errors import BackerError, TapeError, UsageError
 from backerd.format.params import standard_mismatch
+from backerd.jobs import history
 from backerd.medium.labelled import CataloguedMedium, LabelledDeck
 from backerd.vcr.sim import Cassette, SimDeck
 
@@ -95,6 +96,9 @@ class SimChanger:
         self.default_length = default_length
         self.log = log
         self.ejected: Ejected | None = None
+        # job -> full cycles kept, for the jobs retention rule (the service sets it from
+        # the configuration's [[job]] tables)
+        self.job_keep: Mapping[str, int] = {}
 
     def _identity(self, cassette: Cassette) -> str:
         label = self.deck.label
@@ -108,7 +112,7 @@ class SimChanger:
         catalog = self.deck.catalog
         recordings = len(catalog.recordings) if catalog is not None else 0
         identity = self._identity(cassette)
-        state, statuses = None, None
+        state, statuses, jobs_kept = None, None, None
         store = self._catalog()
         if store is not None:
             try:
@@ -117,11 +121,16 @@ class SimChanger:
                 statuses = [r.status for r in store.recordings(identity, members=False)]
             except UsageError:  # not in the catalog: judged by the tape alone
                 pass
+            else:
+                judged = history.retention_on(store, identity, self.job_keep)
+                if judged is not None:
+                    jobs_kept, statuses = judged
         label = self.deck.label
         return VolumeFacts(loaded=True, identity=identity,
                            label=label.text if label is not None else None,
                            recordings=recordings,
-                           holds_unexpired=holds_unexpired(state, statuses, recordings),
+                           holds_unexpired=holds_unexpired(state, statuses, recordings,
+                                                           jobs_kept),
                            write_protected=self.deck.write_protected)
 
     def eject(self) -> dict[str, Any]:

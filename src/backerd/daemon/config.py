@@ -28,7 +28,8 @@ Example (every key is optional; this is the built-in default)::
     length = "E-180"                     # for a cassette created on first start
     realtime = false
     noise = ""                           # playback noise of the simulated VCR, e.g.
-                                         # "seed=3,errors=2,dropout=0.01,slip=0.001,gap=0.0005"
+    #   "seed=3,errors=2,dropout=0.01,dropout_length=8,slip=0.001"
+    #   (every mode survives it; docs/usage.md)
     late_service = ""                    # emulated cards: one late service tick, e.g.
                                          # "transmit:800:700" (800 ms in, 700 ms late)
     encrypt = false                      # seal every tape block (docs/encryption.md);

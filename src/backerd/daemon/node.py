@@ -150,19 +150,25 @@ class Unit:
         async with self.lock:
             return await trio.to_thread.run_sync(self._call, fn, args)
 
+    def transfer_now(self, writing: bool, fn: Callable[..., T], *args: Any) -> T | None:
+        """A read or write run at once on the loop when the Drive says it will not wait;
+        None (nothing done) when it may wait or another call holds the Drive."""
+        drive = self._buffered
+        if drive is None or self.lock.locked():
+            return None
+        # The lock is free and stays free: nothing else runs on the loop until this call
+        # returns, and threads use the Drive only under the lock; so it is not taken
+        # (acquiring and releasing a trio lock costs microseconds on every request).
+        if self._would_wait(drive, writing, args):
+            return None
+        return self._call(fn, args)
+
     async def transfer(self, writing: bool, fn: Callable[..., T], *args: Any) -> T:
         """A read or write: on the loop when the Drive says it will not wait, else as
         ``run``."""
-        drive = self._buffered
-        if drive is not None and not self.lock.locked():
-            # taken without a checkpoint: a call on the loop is over before anyone could
-            # ask for the lock, and a scheduler round trip costs as much as the call
-            self.lock.acquire_nowait()
-            try:
-                if not self._would_wait(drive, writing, args):
-                    return self._call(fn, args)
-            finally:
-                self.lock.release()
+        result = self.transfer_now(writing, fn, *args)
+        if result is not None:
+            return result
         return await self.run(fn, *args)
 
     def _would_wait(self, drive: BufferedDrive, writing: bool, args: tuple[Any, ...]) -> bool:
@@ -213,6 +219,12 @@ class TapeNode:
 
     async def write(self, data: bytes) -> int:
         return await self.unit.transfer(True, self.unit.drive.write, data)
+
+    def read_now(self, size: int, exact: bool) -> bytes | None:
+        return self.unit.transfer_now(False, self.unit.drive.read, size, exact)
+
+    def write_now(self, data: bytes) -> int | None:
+        return self.unit.transfer_now(True, self.unit.drive.write, data)
 
     async def ioctl(self, cmd: int, arg: bytes, out_size: int) -> bytes:
         # st allows MTSETDRVBUFFER to CAP_SYS_ADMIN only; root stands for it here

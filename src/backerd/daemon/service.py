@@ -223,9 +223,15 @@ class Service:
     """The running daemon as the status socket reports it."""
 
     def __init__(self, config: Config, units: list[Unit], transport: TransportChoice) -> None:
+        from backerd.daemon.changer import SimChanger
+
         self.config = config
         self.units = units
         self.transport = transport
+        keep = {job.name: job.keep for job in config.jobs}
+        for unit in units:  # next-volume's retention check follows the jobs' rule
+            if isinstance(unit.changer, SimChanger):
+                unit.changer.job_keep = keep
 
     def unit_status(self, unit: Unit) -> dict[str, Any]:
         uc = unit.config

@@ -72,13 +72,17 @@ def _positions(lost: np.ndarray) -> np.ndarray:
     return np.concatenate([lost[GROUP_DATA_SECTORS:], lost[:GROUP_DATA_SECTORS]])
 
 
-def decode_group(sectors: np.ndarray, lost: np.ndarray) -> GroupResult:
+def decode_group(sectors: np.ndarray, lost: np.ndarray, *,
+                 index_positions: bool = False) -> GroupResult:
     """Recover one group from its 255 sectors (C bytes each; lost rows may hold anything).
 
     Positions that one codeword reveals as wrong (a sector the inner code passed but that
     was in error) are suspect in every codeword, so they are added as erasures and the
     codewords that failed are decoded again, while that helps. Received bytes of sectors
     the inner code passed are kept where their codeword fails.
+
+    `index_positions` reproduces the original decoders' mistake (spec 17.3) for
+    comparisons: lost sector j is erased at codeword position j instead of its own.
     """
     sectors = np.asarray(sectors, dtype=np.uint8)
     lost = np.asarray(lost, dtype=bool)
@@ -86,9 +90,10 @@ def decode_group(sectors: np.ndarray, lost: np.ndarray) -> GroupResult:
         raise ValueError("decode_group expects sectors (255, C) and lost (255,)")
     capacity = sectors.shape[1]
     code = rs_code(*_CODE)
-    known_bad = _positions(lost)
+    known_bad = lost.copy() if index_positions else _positions(lost)
     n_lost = int(lost.sum())
-    if 0 < n_lost <= GROUP_PARITY_SECTORS:
+    direct = 0 < n_lost <= GROUP_PARITY_SECTORS and not index_positions
+    if direct:
         dirty = np.arange(capacity)  # the erasure solver below also spots clean columns
     else:
         # Codewords whose recomputed parity matches are clean: no decode needed. The
@@ -101,7 +106,7 @@ def decode_group(sectors: np.ndarray, lost: np.ndarray) -> GroupResult:
     if dirty.size:
         data_sectors = data_sectors.copy()  # corrections go here
     changed_total = 0
-    if 0 < n_lost <= GROUP_PARITY_SECTORS:
+    if direct:
         # Erasures only: solve for the lost symbols directly; what does not check out
         # (further errors) goes to the general decoder below.
         erased = np.flatnonzero(lost)

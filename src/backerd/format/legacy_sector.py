@@ -185,17 +185,17 @@ class LegacySectorCodec:
 
     # ------------------------------------------------------------------ decode
     def decode_sectors(
-        self, sectors: np.ndarray, erasures: np.ndarray | None = None
+        self, sectors: np.ndarray, erasures: np.ndarray | None = None, *, spare: int = 0
     ) -> DecodedSectors:
         """RS-correct and parse sectors (N, S) in tape order (after GCR demodulation).
 
         `ok` is false where a codeword failed or the header is impossible for this
         format (3.101: stream id not 0 or bad length; 3.3: type > 2 or bad length).
         """
-        return self.decode_with_evidence(sectors, erasures)[0]
+        return self.decode_with_evidence(sectors, erasures, spare=spare)[0]
 
     def decode_with_evidence(
-        self, sectors: np.ndarray, erasures: np.ndarray | None = None
+        self, sectors: np.ndarray, erasures: np.ndarray | None = None, *, spare: int = 0
     ) -> tuple[DecodedSectors, np.ndarray, np.ndarray]:
         """decode_sectors plus, per sector, (consistent, contradictory) evidence.
 
@@ -213,6 +213,13 @@ class LegacySectorCodec:
         if erasures is not None:
             er = self._codewords(self.tape_to_buffer(np.asarray(erasures, dtype=bool)))
         res = self.rs.decode(cw, er)
+        if spare and er is not None:
+            # Guessed erasures: keep `spare` parity symbols as a check (rs.reserve_spare).
+            spent = 2 * (res.changed & ~er).sum(axis=1) + er.sum(axis=1)
+            over = res.ok & (spent > self.nsym - spare)
+            res.ok[over] = False
+            res.corrected[over] = cw[over]
+            res.n_corrected[over] = 0
         per_cw = res.n_corrected.reshape(n_sec, self.interleave)
         rs_ok = res.ok.reshape(n_sec, self.interleave).all(axis=1)
         area = res.corrected[:, self.nsym :].reshape(n_sec, self.data_size)
@@ -220,14 +227,27 @@ class LegacySectorCodec:
         parse = self._parse_3101 if self.format is Format.V3101 else self._parse_33
         number, length, kind, valid, data, consistent, plausible = parse(area, word)
         ok = rs_ok & valid
+        # Header and high length byte are the last symbols of the last codeword; user
+        # bytes fill the codewords in order (byte j is in codeword j // k), so with
+        # the last codeword decoded the sector can be delivered in part.
+        cw_ok = res.ok.reshape(n_sec, self.interleave)
+        readable = valid & cw_ok[:, -1]
+        length = np.where(readable, length, 0)
+        partial = readable & ~ok
+        damaged = None  # (N, C) only when some sector is partial
+        if partial.any():
+            damaged = (~cw_ok[:, np.arange(cap) // self.rs_k] & partial[:, None]
+                       & (np.arange(cap)[None, :] < length[:, None]))
         decoded = DecodedSectors(
             ok=ok,
-            number=np.where(ok, number, 0),
-            length=np.where(ok, length, 0),
-            kind=np.where(ok, kind, int(SectorKind.DATA)),
+            number=np.where(readable, number, 0),
+            length=length,
+            kind=np.where(readable, kind, int(SectorKind.DATA)),
             data=data,
-            corrected=np.where(ok, per_cw.sum(axis=1), 0),
-            worst=np.where(ok, per_cw.max(axis=1), 0),
+            corrected=np.where(readable, per_cw.sum(axis=1), 0),
+            worst=np.where(readable, per_cw.max(axis=1), 0),
+            readable=readable,
+            damaged=damaged,
         )
         return decoded, ok & consistent, rs_ok & ~plausible
 

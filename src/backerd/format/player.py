@@ -25,6 +25,8 @@ import numpy as np
 
 from backerd.errors import MediumError, UsageError
 from backerd.format import legacy
+from backerd.format.decode_options import DEFAULT, DecoderOptions
+from backerd.format.inner_decode import decode_fields, demodulate, payload_to_sector_mask
 from backerd.format.params import (
     FORMATTED_MODES,
     LEGACY_FORMATS,
@@ -39,9 +41,6 @@ from backerd.format.record_decoder import (
     EndOfRecord,
     RecordDecoder,
     SectorLost,
-    decode_fields,
-    demodulate,
-    payload_to_sector_mask,
 )
 from backerd.format.sector_codecs import codec_for
 from backerd.format.stats import Statistics
@@ -85,9 +84,10 @@ class Player:
 
     def __init__(
         self, mode_name: str, fmt: str = "auto", *, strict: bool = False,
-        bkrenhanced: bool = False,
+        bkrenhanced: bool = False, options: DecoderOptions = DEFAULT,
     ) -> None:
         forced = parse_format_choice(fmt)
+        self.options = options
         base = mode(mode_name)  # validates the name
         self.mode = mode_name
         self.strict = strict
@@ -104,7 +104,7 @@ class Player:
         if self._raw:
             self.fmt = "raw"
         elif forced is None:
-            self._detector = _Detector(mode_name)
+            self._detector = _Detector(mode_name, options)
         else:
             self._start(forced, origin=0)
 
@@ -149,7 +149,8 @@ class Player:
         self.fmt = fmt
         self.stats.start_stream(params.parity_per_codeword, params.key_length,
                                 params.geometry.frame_size)
-        self._decoder = RecordDecoder(params, bkrenhanced=self.bkrenhanced, origin=origin)
+        self._decoder = RecordDecoder(params, bkrenhanced=self.bkrenhanced, origin=origin,
+                                      options=self.options)
 
     def _step(
         self, raw: memoryview, out: PlayerOutput, pieces: list[bytes], *, final: bool
@@ -196,11 +197,11 @@ class Player:
 class _Detector:
     """Tells 3.102 from 3.101/3.3 by which sector codec decodes the stream's fields."""
 
-    def __init__(self, mode_name: str) -> None:
+    def __init__(self, mode_name: str, options: DecoderOptions = DEFAULT) -> None:
         self.mode = mode_name
         # The two key layouts: 3.102 (key byte first), 3.101/3.3 (key byte last).
         new, old = mode(mode_name, Format.V3102), mode(mode_name, Format.V3101)
-        self._new = _Probe(new)
+        self._new = _Probe(new, options)
         self._old = _Probe(old)
         self._held: list[bytes] = []
         self._held_len = 0
@@ -245,8 +246,9 @@ class _Probe:
 
     _KEEP = 24  # sectors kept for the 3.101/3.3 vote
 
-    def __init__(self, params: ModeParams) -> None:
+    def __init__(self, params: ModeParams, options: DecoderOptions = DEFAULT) -> None:
         self.params = params
+        self.options = options
         self.sync = FieldSync(params)
         self.decoded = 0
         self.fields = 0  # fields found by this layout's key search
@@ -265,7 +267,7 @@ class _Probe:
         if len(fields) == 0:
             return self.decoded
         if self._codec is not None:
-            dec, _ = decode_fields(self._codec, self.sync, fields)
+            dec, _ = decode_fields(self._codec, self.sync, fields, self.options)
             self.decoded += int(dec.ok.sum())
         else:
             # Both legacy codecs are tried on the widest erasures (the vote needs no

@@ -3,10 +3,11 @@
 Theory of operation (the stages after field synchronisation; the Player drives them):
 
 1. EP: 8/9 GCR demodulation; invalid 9-bit words become erasures.
-2. Sector decode (`sector` / `legacy` codec): inner RS with the known erasures; sectors
-   that fail are retried with more erasures around unmatched key bytes (three tiers),
-   then, for an unpinned line slip, with each candidate line of the slip, and last
-   with an erasure window slid over a dropout too long for the tiers.
+2. Sector decode (`inner_decode`): inner RS with the known erasures; sectors that fail
+   are retried with constant-level dropout runs erased, with more erasures around
+   unmatched key bytes (three tiers), then, for an unpinned line slip, with each
+   candidate line of the slip, and last with an erasure window slid over a dropout too
+   long for the tiers. An SP sector whose header decoded is delivered in part.
 3. Sequencing (spec 9.2): BOR sectors reset the statistics, duplicates (number not
    above the last one) are dropped, a jump in numbers reports the skipped sectors as
    lost, the first EOR sector ends the record. Rules of our own (spec 17.8): EOR
@@ -20,18 +21,19 @@ Theory of operation (the stages after field synchronisation; the Player drives t
 
 Lost user bytes are never skipped: the output keeps their place (filled with zeros or
 with what was received) and a `SectorLost(sector, offset, length)` event names the
-range, so every later byte stays at its true offset. Memory is bounded: the EP outer
-code holds one group.
+range, so every later byte stays at its true offset (a partial SP sector names only the
+bytes of its failed codewords). Memory is bounded: the EP outer code holds one group.
+`DecoderOptions` switches the decoder's strengths off for comparisons.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from backerd.format.decode_options import DEFAULT, DecoderOptions
+from backerd.format.inner_decode import decode_fields
 from backerd.format.params import (
     FILL,
     GROUP_DATA_SECTORS,
@@ -67,172 +69,6 @@ class EndOfRecord:
     inferred: bool = False  # the first EOR sector was not seen: the end was deduced
 
 
-def decode_fields(codec, sync: FieldSync, fields: FieldBatch):
-    """Sector decode of the fields' payloads with erasures, in up to four tiers.
-
-    First the known erasures (re-aligned line slips, invalid GCR words); sectors that
-    fail are retried with the bytes near unmatched key bytes erased too, then also the
-    intervals between two unmatched keys (a dropout that took both), then the whole
-    key intervals around every unmatched key (a dropout that took one). Each tier
-    spends more of the code on erasures, so it only runs where the one before failed;
-    then slip-line candidates and dropout windows (see below) for what still fails.
-    Returns the DecodedSectors and the erasures used per sector.
-    """
-    params = sync.params
-    sectors, erasures = demodulate(params, fields)
-    size = sectors.shape[1]
-    marked = erasures.any(axis=1)
-    dec = codec.decode_sectors(sectors, erasures if marked.any() else None)
-    used = np.zeros(len(fields), np.int64)
-    if marked.any():
-        used[marked] = erasures[marked].sum(axis=1)
-
-    def to_sector(mask: np.ndarray) -> np.ndarray:
-        return payload_to_sector_mask(mask, size) if params.codec is Codec.EP else mask
-
-    tiers = (
-        lambda rows: fields.suspect[rows],
-        lambda rows: fields.suspect[rows] | sync.segments_between(fields.missing[rows]),
-        lambda rows: sync.segments_around(fields.missing[rows]),
-    )
-    for tier in tiers:
-        retry = np.flatnonzero(~dec.ok & fields.missing.any(axis=1))
-        if retry.size == 0:
-            break
-        wider = erasures[retry] | to_sector(tier(retry))
-        again = codec.decode_sectors(sectors[retry], wider)
-        if again.ok.any():
-            dec = _merge(dec, again, retry)
-            used[retry[again.ok]] = wider[again.ok].sum(axis=1)
-    if fields.alternatives and not dec.ok.all():
-        dec = _try_slip_lines(codec, params, fields, dec, used)
-    if not dec.ok.all():
-        dec = _try_dropout_windows(codec, sync, fields, sectors, erasures, dec, used)
-    return dec, used
-
-
-# Placements tried for the erasure window over a dropout, per key interval.
-_WINDOW_STEPS = 5
-
-
-def _try_dropout_windows(codec, sync: FieldSync, fields: FieldBatch, sectors, erasures,
-                         dec, used):
-    """Sectors that lost key bytes to a dropout too long for the tiers: slide a window
-    one key interval wider than the unmatched keys over them.
-
-    The dropout covers the unmatched keys and reaches at most about one interval
-    beyond; erasing the two intervals around them is then more than the code holds,
-    but one placement of a narrower window covers nearly all of it, and the rest are
-    errors the code still corrects. Runs of unmatched keys are tried one at a time,
-    the others erased whole.
-    """
-    params = sync.params
-    rows = np.flatnonzero(~dec.ok & fields.missing.any(axis=1))
-    if rows.size == 0:
-        return dec
-    ki = params.key_interval
-    pos = sync.payload_pos
-    key_pos = sync.key_pos
-    owners, masks = [], []
-    for i in rows.tolist():
-        missing = fields.missing[i]
-        runs = _runs(np.flatnonzero(missing))
-        if len(runs) > 2:
-            continue  # a field that damaged is beyond windows
-        for r, (j1, j2) in enumerate(runs):
-            others = np.zeros_like(missing)
-            for o, (a, b) in enumerate(runs):
-                if o != r:
-                    others[a : b + 1] = True
-            rest = sync.segments_around(others[None, :])[0] | fields.suspect[i]
-            for k in range(_WINDOW_STEPS):
-                lo = key_pos[j1] - ki + (k * ki) // (_WINDOW_STEPS - 1)
-                hi = key_pos[j2] + (k * ki) // (_WINDOW_STEPS - 1)
-                masks.append(rest | ((pos >= lo) & (pos <= hi)))
-                owners.append(i)
-    if not owners:
-        return dec
-    mask = np.array(masks)
-    if params.codec is Codec.EP:
-        mask = payload_to_sector_mask(mask, sectors.shape[1])
-    owner = np.asarray(owners)
-    wider = erasures[owner] | mask
-    again = codec.decode_sectors(sectors[owner], wider)
-    pick = _best_retries(again, owners)
-    if pick is None:
-        return dec
-    chosen = _rows(again, pick)
-    used[owner[pick]] = wider[pick].sum(axis=1)
-    return _merge(dec, chosen, owner[pick])
-
-
-def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
-    """Runs of consecutive integers as (first, last)."""
-    if indices.size == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(indices) > 1)
-    firsts = np.concatenate([[indices[0]], indices[breaks + 1]])
-    lasts = np.concatenate([indices[breaks], [indices[-1]]])
-    return list(zip(firsts.tolist(), lasts.tolist(), strict=True))
-
-
-def _try_slip_lines(codec, params: ModeParams, fields: FieldBatch, dec, used):
-    """Sectors with a slip the keys could not pin down: try each line it may be at.
-
-    A wrong line misaligns the bytes between it and the true one, far beyond what the
-    code corrects, so the candidate that decodes (with the fewest corrections) is it.
-    """
-    rows, payloads, erasures = [], [], []
-    for i in np.flatnonzero(~dec.ok).tolist():
-        alt = fields.alternatives.get(int(fields.start[i]))
-        if alt is not None:
-            rows += [i] * alt[0].shape[0]
-            payloads.append(alt[0])
-            erasures.append(alt[1])
-    if not rows:
-        return dec
-    cand = FieldBatch.empty(params.payload)
-    cand.payload = np.concatenate(payloads)
-    cand.erasures = np.concatenate(erasures)
-    sectors, marks = demodulate(params, cand)
-    again = codec.decode_sectors(sectors, marks)
-    owner = np.asarray(rows)
-    pick = _best_retries(again, rows)
-    if pick is None:
-        return dec
-    chosen = _rows(again, pick)
-    target = owner[pick]
-    used[target] = marks[pick].sum(axis=1)
-    return _merge(dec, chosen, target)
-
-
-def demodulate(params: ModeParams, fields: FieldBatch) -> tuple[np.ndarray, np.ndarray]:
-    """Sectors (N, S) and their erasures from field payloads (GCR for EP)."""
-    if params.codec is not Codec.EP:
-        return fields.payload, fields.erasures.copy()
-    from backerd.format import gcr
-
-    sectors, invalid = gcr.demodulate(fields.payload)
-    slipped = np.flatnonzero(fields.erasures.any(axis=1))
-    if slipped.size:
-        invalid[slipped] |= payload_to_sector_mask(fields.erasures[slipped], sectors.shape[1])
-    return sectors, invalid
-
-
-def payload_to_sector_mask(mask: np.ndarray, sector_size: int) -> np.ndarray:
-    """Sector bytes touched by marked payload bytes through the 8/9 code.
-
-    Sector byte w is the 9-bit word at payload bits [9w, 9w + 9): payload bytes
-    9w // 8 and the next. A damaged word also inverts the word after it.
-    """
-    if not mask.any():
-        return np.zeros((mask.shape[0], sector_size), bool)
-    lo = (9 * np.arange(sector_size)) // 8
-    words = mask[:, lo] | mask[:, lo + 1]
-    words[:, 1:] |= words[:, :-1].copy()
-    return words
-
-
 # ---------------------------------------------------------------------------- decoding
 @dataclass
 class DecodeResult:
@@ -247,8 +83,10 @@ class DecodeResult:
 class RecordDecoder:
     """Sync, sector decode, sequencing and output for one known format."""
 
-    def __init__(self, params: ModeParams, *, bkrenhanced: bool, origin: int) -> None:
+    def __init__(self, params: ModeParams, *, bkrenhanced: bool, origin: int,
+                 options: DecoderOptions = DEFAULT) -> None:
         self.params = params
+        self.options = options
         self.sync = FieldSync(params)
         if origin:
             self.sync.rebase(origin)
@@ -271,7 +109,7 @@ class RecordDecoder:
         self.groups: _Groups | None = None
         self.outer = None
         if params.codec is Codec.EP and fmt is Format.V3102:
-            self.groups = _Groups(params.capacity)
+            self.groups = _Groups(params.capacity, index_positions=not options.outer_placement)
         elif params.codec is Codec.EP and bkrenhanced:
             from backerd.format.bkrenhanced import BkrEnhancedDecoder
 
@@ -296,7 +134,7 @@ class RecordDecoder:
         return res
 
     def _sectors(self, fields: FieldBatch, pieces: list[bytes], res: DecodeResult) -> None:
-        dec, used = decode_fields(self.codec, self.sync, fields)
+        dec, used = decode_fields(self.codec, self.sync, fields, self.options)
         self._sequence(dec, used, fields, pieces, res)
 
     def _sequence(
@@ -313,7 +151,7 @@ class RecordDecoder:
             st.fields += ok.size
             st.note_key_search(fields.start, fields.matches, fields.slips, 0)
             self._count(st, dec, used, 0, ok.size)
-            self._deliver(dec.data, range(ok.size), dec.length, dec.number, pieces, res)
+            self._deliver(dec, range(ok.size), dec.length, dec.number, pieces, res)
             self.last, self.last_short = int(dec.number[-1]), bool(dec.length[-1] < self.capacity)
             st.sector_number = self.last
             self.started, self.in_duplicates = True, False
@@ -330,7 +168,7 @@ class RecordDecoder:
 
         def flush() -> None:
             if run:
-                self._deliver(dec.data, run, lengths, numbers, pieces, res)
+                self._deliver(dec, run, lengths, numbers, pieces, res)
                 run.clear()
 
         for i, good in enumerate(ok.tolist()):
@@ -445,7 +283,8 @@ class RecordDecoder:
         return int(fields.end[i]) + p.trailer
 
     # ------------------------------------------------------------------ output
-    def _deliver(self, data, rows, lengths, numbers, pieces, res) -> None:
+    def _deliver(self, dec, rows, lengths, numbers, pieces, res) -> None:
+        data = dec.data
         cap = self.capacity
         rows_a = np.asarray(rows, np.int64)
         lens = np.asarray(lengths)[rows_a]
@@ -464,8 +303,32 @@ class RecordDecoder:
             out = block.tobytes()
         else:
             out = block[np.arange(cap)[None, :] < lens[:, None]].tobytes()
+        if dec.damaged is not None:
+            damaged = dec.damaged[rows_a]
+            if damaged.any():
+                out = self._partial(out, damaged, lens, np.asarray(numbers)[rows_a], res)
         pieces.append(out)
         self.user_bytes += len(out)
+
+    def _partial(self, out: bytes, damaged, lens, numbers, res) -> bytes:
+        """Sectors delivered in part: their failed codewords' bytes are zeroed (as a
+        lost sector's) and reported, one range per run of them."""
+        arr = np.frombuffer(out, np.uint8).copy()
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        st = res.stats
+        for r in np.flatnonzero(damaged.any(axis=1)).tolist():
+            flags = damaged[r, : int(lens[r])].view(np.int8)
+            edges = np.diff(np.concatenate([[0], flags, [0]]))
+            base = int(starts[r])
+            for a, b in zip(np.flatnonzero(edges == 1).tolist(),
+                            np.flatnonzero(edges == -1).tolist(), strict=True):
+                ev = SectorLost(int(numbers[r]), self.user_bytes + base + a, b - a)
+                res.events.append(ev)
+                res.lost.append(ev)
+                arr[base + a : base + b] = 0
+                st.unrecovered_bytes += b - a
+            st.bad_sectors += 1
+        return arr.tobytes()
 
     def _lost(self, first: int, stop: int, pieces, res) -> None:
         """Sectors [first, stop) were never received."""
@@ -540,21 +403,6 @@ class RecordDecoder:
                 self._outer_out(out, pieces, res)
 
 
-_DECODED_FIELDS = ("ok", "number", "length", "kind", "data", "corrected", "worst")
-
-
-def _merge(dec, again, rows: np.ndarray):
-    """dec with the rows that decoded on retry replaced by their retry results."""
-    good = again.ok
-    idx = rows[good]
-    changes = {}
-    for name in _DECODED_FIELDS:
-        arr = getattr(dec, name).copy()
-        arr[idx] = getattr(again, name)[good]
-        changes[name] = arr
-    return dataclasses.replace(dec, **changes)
-
-
 # ---------------------------------------------------------------------------- ecc2 groups
 @dataclass
 class _GroupOut:
@@ -572,8 +420,9 @@ class _Groups:
     last group, which matters only when its length field was lost).
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, *, index_positions: bool = False) -> None:
         self.capacity = capacity
+        self.index_positions = index_positions  # the original's erasure placement
         self.group = 0  # index of the group being collected
         self.sectors = np.zeros((GROUP_SECTORS, capacity), np.uint8)
         self.have = np.zeros(GROUP_SECTORS, bool)
@@ -622,7 +471,8 @@ class _Groups:
     def _decode(self, *, last: bool) -> _GroupOut:
         from backerd.format.ecc2 import decode_group
 
-        result = decode_group(self.sectors, ~self.have)
+        result = decode_group(self.sectors, ~self.have,
+                              index_positions=self.index_positions)
         data, ranges = result.data, result.lost
         length = self._length(result, last)
         if length < len(data):
@@ -674,19 +524,3 @@ class _Groups:
             row = np.flatnonzero(data[top] != FILL)
             end = top * cap + int(row[-1]) + 1
         return min(end, cg)
-
-
-def _best_retries(again: Any, owners: list[int]) -> np.ndarray | None:
-    """For each sector retried in several ways, the decoded retry that fixed fewest symbols."""
-    best: dict[int, int] = {}
-    for c in np.flatnonzero(again.ok).tolist():
-        i = owners[c]
-        if i not in best or again.corrected[c] < again.corrected[best[i]]:
-            best[i] = c
-    return np.asarray(list(best.values())) if best else None
-
-
-def _rows(decoded: Any, pick: np.ndarray) -> Any:
-    """The chosen rows of a DecodedSectors batch."""
-    return dataclasses.replace(
-        decoded, **{name: getattr(decoded, name)[pick] for name in _DECODED_FIELDS})

@@ -81,6 +81,25 @@ class RSFixes:
         return np.bincount(self.rows, minlength=count).astype(np.int64)
 
 
+def reserve_spare(fixes: RSFixes, erasures: np.ndarray, nsym: int, spare: int) -> RSFixes:
+    """`fixes` with the rows that spent more than nsym - spare parity symbols (two per
+    error, one per erasure) failed and their triples dropped.
+
+    A decode led by guessed erasures (dropout hints, windows, slip candidates) that uses
+    every parity symbol is no check at all: e = 2t erasures always "decode". Keeping
+    `spare` syndromes unused makes a wrong guess fail instead of miscorrecting.
+    """
+    erasures = np.asarray(erasures, dtype=bool)
+    rows = erasures.shape[0]
+    errs = ~erasures[fixes.rows, fixes.cols]
+    spent = 2 * np.bincount(fixes.rows[errs], minlength=rows) + erasures.sum(axis=1)
+    over = fixes.ok & (spent > nsym - spare)
+    if not over.any():
+        return fixes
+    keep = ~over[fixes.rows]
+    return RSFixes(fixes.ok & ~over, fixes.rows[keep], fixes.cols[keep], fixes.values[keep])
+
+
 def _poly_degree(poly: np.ndarray) -> np.ndarray:
     """Degree of each row polynomial (coefficients low to high); -1 for zero."""
     nz = poly != 0

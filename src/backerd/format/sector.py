@@ -14,7 +14,7 @@ import numpy as np
 
 from backerd.format import randomiser
 from backerd.format.params import FILL, ModeParams
-from backerd.format.rs import rs_code
+from backerd.format.rs import reserve_spare, rs_code
 from backerd.format.rsenc import column_encoder
 from backerd.format.sector_types import (
     DecodedSectors,
@@ -90,11 +90,13 @@ class Sector3102Codec:
 
     # ---------------------------------------------------------------- decoding
     def decode_sectors(
-        self, sectors: np.ndarray, erasures: np.ndarray | None = None
+        self, sectors: np.ndarray, erasures: np.ndarray | None = None, *, spare: int = 0
     ) -> DecodedSectors:
         """RS-correct and parse sectors (N, S) in tape order (after GCR demodulation).
 
-        ``ok`` is false where a codeword failed or the header is impossible.
+        ``ok`` is false where a codeword failed or the header is impossible. With
+        guessed erasures, ``spare`` parity symbols per codeword stay unused as a check
+        (`rs.reserve_spare`).
         """
         p = self.params
         cap, inter, k = p.capacity, p.interleave, p.rs_k
@@ -123,6 +125,8 @@ class Sector3102Codec:
                 grid = np.asarray(erasures, dtype=bool).reshape(rows, p.rs_n, inter)[row, :, b]
                 er = np.concatenate([grid[:, p.rs_k :], grid[:, : p.rs_k]], axis=1)
             fixes = self.rs.decode_syndromes(self.rs.parity_syndromes(diff[:, dirty].T), er)
+            if spare and er is not None:
+                fixes = reserve_spare(fixes, er, nsym, spare)
             cw_ok[dirty] = fixes.ok
             cw_fixed[dirty] = fixes.per_row(dirty.size)
             # Data symbol j of codeword (row, b) is tape byte j*I + b of that row; fixes
@@ -133,7 +137,8 @@ class Sector3102Codec:
                 at = row * p.data_size + (fixes.cols[data_fix] - nsym) * inter + b
                 area = area.copy()
                 area.reshape(-1)[at] ^= fixes.values[data_fix]
-        ok = cw_ok.reshape(rows, inter).all(axis=1)
+        cw_ok = cw_ok.reshape(rows, inter)
+        ok = cw_ok.all(axis=1)
         per_cw = cw_fixed.reshape(rows, inter)
         header = area[:, cap : cap + 4].copy().view("<u4")[:, 0].astype(np.int64)
         number = sign_extend(header, NUMBER_BITS)
@@ -143,23 +148,35 @@ class Sector3102Codec:
         e = encode_length(np.clip(length, 0, cap))
         valid = (low == 0) | ((length < cap) & (length >= 0) & ((e & 0xF) == low))
         ok &= valid
-        length = np.where(ok, length, 0)
+        # The header is the last data symbol of codewords I-4..I-1, the high length
+        # byte (offset C-1) one of codeword I-5: with those decoded the sector can be
+        # delivered in part (the codewords are strided: byte j is in codeword j % I).
+        readable = valid & cw_ok[:, inter - 4 :].all(axis=1) & (
+            (low == 0) | cw_ok[:, (cap - 1) % inter])
+        length = np.where(readable, length, 0)
         if rows and (length == cap).all():  # copy and de-randomise in one pass
             data = np.bitwise_xor(area[:, :cap], randomiser.mask(number, cap))
         else:
             data = area[:, :cap].copy()
             randomise_rows(data, length, number)
+        partial = readable & ~ok
+        damaged = None  # (N, C) only when some sector is partial: clean batches pay nothing
+        if partial.any():
+            damaged = (~cw_ok[:, np.arange(cap) % inter] & partial[:, None]
+                       & (np.arange(cap)[None, :] < length[:, None]))
         kind = np.where(
             number < 0, int(SectorKind.BOR),
             np.where(length == 0, int(SectorKind.EOR), int(SectorKind.DATA)),
         )
         return DecodedSectors(
             ok=ok,
-            number=np.where(ok, number, 0),
+            number=np.where(readable, number, 0),
             length=length,
-            kind=np.where(ok, kind, int(SectorKind.DATA)),
+            kind=np.where(readable, kind, int(SectorKind.DATA)),
             data=data,
-            corrected=np.where(ok, per_cw.sum(axis=1), 0),
-            worst=np.where(ok, per_cw.max(axis=1, initial=0), 0),
+            corrected=np.where(readable, per_cw.sum(axis=1), 0),
+            worst=np.where(readable, per_cw.max(axis=1, initial=0), 0),
+            readable=readable,
+            damaged=damaged,
         )
 

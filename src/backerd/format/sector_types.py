@@ -37,6 +37,12 @@ class DecodedSectors:
     data: np.ndarray  # (N, C) uint8, de-randomised, valid for [0, length)
     corrected: np.ndarray  # (N,) int64, symbols fixed
     worst: np.ndarray  # (N,) int64, most symbols fixed in one codeword
+    # Partial sectors: the header (number, length) decoded though maybe not every data
+    # codeword, and which user bytes (N, C) of the sectors with readable & ~ok lie in
+    # codewords that failed (None: no such sector in the batch, or the codec does not
+    # say).
+    readable: np.ndarray | None = None  # (N,) bool
+    damaged: np.ndarray | None = None  # (N, C) bool
 
 
 @runtime_checkable
@@ -50,7 +56,7 @@ class SectorCodec(Protocol):
     ) -> np.ndarray: ...
 
     def decode_sectors(
-        self, sectors: np.ndarray, erasures: np.ndarray | None = None
+        self, sectors: np.ndarray, erasures: np.ndarray | None = None, *, spare: int = 0
     ) -> DecodedSectors: ...
 
 

@@ -7,5 +7,7 @@ snapshot files it uses), ``plan`` (which tape files a restore needs, in order),
 ``retention`` (which backups expire, which cassettes may be reused) and ``tardigest``
 (SHA-256 of every member of a tar stream, sans-IO). Thin edges: ``history`` (the
 catalog's job tables), ``device`` (st ioctls on a node), ``archiver`` (GNU tar as a
-subprocess), ``run`` (the backup and restore flows that tie them together).
+subprocess), ``spanning`` (the next cassette when an archive fills one; its names and
+estimates are pure), ``backup_run`` and ``restore_run`` (the flows that tie them
+together).
 """

@@ -10,6 +10,9 @@ Example::
     full_every = 7         # days between full dumps; or "7 days" / "7 runs"
     verify = true          # read back and compare SHA-256 of every member
     keep = 4               # full cycles kept before a cassette's backups expire
+    next_cassette = "/srv/tapes/home-$TAR_VOLUME.img"  # optional: the cassette to load
+                           # when one is full (simulated VCR: an image, created if missing)
+    change_timeout = 3600  # seconds to wait for an operator's ``backerd deck insert``
 
 Theory of operation: ``KEYS`` is the table of every key: its TOML type, its default
 (``REQUIRED`` when there is none) and a check returning a problem or None. ``parse_jobs``
@@ -48,6 +51,9 @@ class JobConfig:
     full_every: FullEvery = FullEvery(7, "days")
     verify: bool = True
     keep: int = 4
+    next_cassette: str = ""  # "": wait for an operator to insert the next cassette
+    change_timeout: int = 3600
+
 
 
 def parse_full_every(value: Any) -> FullEvery | None:
@@ -99,6 +105,19 @@ def _keep(value: Any) -> str | None:
     return None if value >= 1 else f"must keep at least 1 full cycle, got {value}"
 
 
+def _next_cassette(value: Any) -> str | None:
+    if value and "$TAR_VOLUME" not in value:
+        return ("must hold $TAR_VOLUME (the volume number, from 2), e.g. "
+                f'"/srv/tapes/home-$TAR_VOLUME.img", got {value!r}')
+    if "\n" in value or "\0" in value:
+        return f"must not hold a newline or NUL, got {value!r}"
+    return None
+
+
+def _change_timeout(value: Any) -> str | None:
+    return None if value >= 1 else f"must be at least 1 second, got {value}"
+
+
 REQUIRED = object()
 Check = Callable[[Any], str | None]
 
@@ -111,6 +130,8 @@ KEYS: dict[str, tuple[tuple[type, ...], Any, Check | None]] = {
     "full_every": ((int, str), 7, _full_every),
     "verify": ((bool,), True, None),
     "keep": ((int,), 4, _keep),
+    "next_cassette": ((str,), "", _next_cassette),
+    "change_timeout": ((int,), 3600, _change_timeout),
 }
 
 
@@ -146,7 +167,9 @@ def parse_job(table: Any, index: int) -> JobConfig:
     assert full_every is not None  # checked by the table
     return JobConfig(name=values["name"], paths=tuple(values["paths"]), unit=values["unit"],
                      exclude=tuple(values["exclude"]), full_every=full_every,
-                     verify=values["verify"], keep=values["keep"])
+                     verify=values["verify"], keep=values["keep"],
+                     next_cassette=values["next_cassette"],
+                     change_timeout=values["change_timeout"])
 
 
 def parse_jobs(raw: Any, units: Collection[int]) -> tuple[JobConfig, ...]:

@@ -63,3 +63,13 @@ def open_node(path: str, *, write: bool, wait: float = OPEN_WAIT) -> TapeNode:
             if exc.errno != errno.EBUSY or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def room_for(socket: Path, number: int, need: int) -> tuple[int | None, int | None]:
+    """(bytes left on the loaded cassette before its early-warning point, bytes a blank
+    one like it holds), as the daemon's ``check --need`` reports them."""
+    reply = ask(socket, {"request": "check", "unit": number, "need": need, "label": None})
+    volumes = reply.get("volumes")
+    if not isinstance(volumes, dict):
+        return None, None
+    return volumes.get("capacity_left_bytes"), volumes.get("blank_capacity_bytes")

@@ -8,11 +8,12 @@ cassette shows up as lost backups without touching the run history.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from backerd.catalog.store import Catalog
 from backerd.jobs.records import BackupRecord, MemberDigest, Piece, order_key
+from backerd.jobs.retention import retention
 
 
 def _time(text: str) -> datetime:
@@ -105,3 +106,20 @@ def label_of(catalog: Catalog, uuid: str) -> str:
     """A cassette's label, else its UUID (for messages and --json output)."""
     row = catalog.db.execute("SELECT label FROM cassettes WHERE uuid = ?", (uuid,)).fetchone()
     return row["label"] if row is not None and row["label"] else uuid
+
+
+def retention_on(catalog: Catalog, cassette_uuid: str, keep: Mapping[str, int]
+                 ) -> tuple[bool, list[str]] | None:
+    """For ``catalog.volumes.holds_unexpired``: when job runs have tape files on the
+    cassette, whether the jobs retention rule (``keep``: job -> full cycles) still keeps
+    one of them, and the statuses of the cassette's recordings that are no run's tape
+    file; None when no job ran on it."""
+    records = runs(catalog)
+    files = {p.file_number for r in records for p in r.pieces
+             if p.cassette_uuid == cassette_uuid}
+    if not files:
+        return None
+    kept = retention(records, keep)
+    others = [r.status for r in catalog.recordings(cassette_uuid, members=False)
+              if r.file_number not in files]
+    return bool(kept.holding.get(cassette_uuid)), others

@@ -1,9 +1,9 @@
 """What a job run leaves behind: a run record and the tape pieces that hold its archive.
 
 Theory of operation: a backup's archive is a list of ``Piece`` values, each one tape
-file on one cassette, in volume order (``seq``). Today a backup has exactly one piece;
-an archive spanning cassettes later adds more pieces without changing the record's
-shape. A piece is ``present`` while the catalog still has a recording at that place
+file on one cassette, in volume order (``seq``). A backup has one piece per cassette
+its archive spans (``jobs.spanning``); read in order they are the archive. A piece is
+``present`` while the catalog still has a recording at that place
 with the bytes the run wrote; a relabelled or overwritten cassette makes it absent, and
 the backup is then ``lost``. ``good`` is the single definition of a backup that counts:
 written, not lost, and not failed by verify.

@@ -1,7 +1,9 @@
 """``backerd jobs``: every job's last result, next level and cassette, and what expires.
 
 Reads the catalog (runs, pieces, recordings) and, when the daemon answers, the loaded
-cassette and its preflight. ``next_cassette`` is the pure rule for what to load next.
+cassette and its preflight. ``next_cassette`` is the pure rule for what to load next;
+how many cassettes the next run takes comes from ``spanning`` (its size as the last
+run at the same level, against what the loaded cassette and blank ones hold).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from backerd.errors import BackerError, PreflightFailed
 from backerd.jobs import history
 from backerd.jobs.backup_run import job_dir
 from backerd.jobs.config import JobConfig
-from backerd.jobs.daemonlink import preflight, unit_view
+from backerd.jobs.daemonlink import preflight, room_for, unit_view
 from backerd.jobs.levels import next_level, snapshot_levels
 from backerd.jobs.plan import chain
 from backerd.jobs.records import BackupRecord
 from backerd.jobs.retention import Retention, retention
+from backerd.jobs.spanning import run_cassettes, size_estimate
 
 
 def next_cassette(loaded: str | None, loaded_ok: bool | None,
@@ -75,6 +78,8 @@ def _job(config: Config, catalog: Catalog, job: JobConfig, records: list[BackupR
         else set()
     level = next_level(links, job.full_every, now, snaps)
     loaded, loaded_ok = None, None
+    estimate = size_estimate(mine, job.name, level)
+    left, blank = None, None
     try:
         view = unit_view(config.control_socket, job.unit)
         loaded = view.cassette
@@ -85,6 +90,8 @@ def _job(config: Config, catalog: Catalog, job: JobConfig, records: list[BackupR
             loaded_ok = False
         except BackerError:  # not allowed to ask (not root, not the daemon's group)
             loaded_ok = None
+        if estimate is not None and loaded_ok is not None:
+            left, blank = room_for(config.control_socket, job.unit, estimate)
     except BackerError:
         pass
     return {
@@ -92,6 +99,8 @@ def _job(config: Config, catalog: Catalog, job: JobConfig, records: list[BackupR
         "last": _run_json(catalog, mine[-1]) if mine else None,
         "next_level": "full" if level == 0 else "incremental",
         "next_cassette": next_cassette(loaded, loaded_ok, reusable),
+        "next_bytes": estimate,  # the last run at that level; None: none yet
+        "next_cassettes": run_cassettes(estimate, left, blank),  # None: not known
         "chain": [r.id for r in links],
         "would_expire": [_run_json(catalog, r) for r in mine if r.id in kept.expired],
         "kept": [dict(_run_json(catalog, r), why=kept.kept[r.id]) for r in mine

@@ -3,7 +3,10 @@
 Theory of operation: the plan (``plan.chain`` and ``plan.steps``) comes from the catalog
 alone, so ``--dry-run`` works without the daemon. A real restore asks the daemon which
 cassette is loaded; when a backup needs another one it stops before extracting it and
-names the cassette to insert and the step to resume from. Each backup's tape files
+names the cassette to insert and the step to resume from. A backup that spans cassettes
+needs only its first in the deck: for each further volume the restore ejects the one it
+read, asks for the next by name and waits (the job's ``change_timeout``) until it is
+inserted, while tar waits for its input. Each backup's tape files
 (pieces, in volume order) are read in turn and piped as one stream through a
 ``TarDigester`` into one ``tar --extract --listed-incremental=/dev/null``, so every
 member is checked against the digest recorded when it was written while GNU
@@ -28,6 +31,7 @@ from backerd.jobs.config import JobConfig
 from backerd.jobs.daemonlink import open_node, unit_view
 from backerd.jobs.plan import Step, by_backup, cassettes_needed, chain, first_missing, steps
 from backerd.jobs.records import MemberDigest
+from backerd.jobs.spanning import ControlChanger
 from backerd.jobs.tardigest import Broken, TarDigester
 
 
@@ -65,11 +69,14 @@ def restore_plan(catalog: Catalog, job: JobConfig, as_of: datetime | None
 
 
 def _feeder(node: str, pieces: Sequence[Step], found: list[MemberDigest],
-            problems: list[str]) -> Callable[[Callable[[bytes], None]], None]:
-    """Feed one backup's pieces, in volume order, to tar as one archive stream."""
+            problems: list[str], ask_for: Callable[[Step], None]
+            ) -> Callable[[Callable[[bytes], None]], None]:
+    """Feed one backup's pieces, in volume order, to tar as one archive stream; before
+    each piece ``ask_for`` makes sure its cassette is loaded (tar waits meanwhile)."""
     def feed(write: Callable[[bytes], Any]) -> None:
         digester = TarDigester()
         for step in pieces:
+            ask_for(step)
             with open_node(node, write=False) as tape:
                 tape.seek_file(step.piece.file_number)
                 for block in tape.blocks():
@@ -80,6 +87,23 @@ def _feeder(node: str, pieces: Sequence[Step], found: list[MemberDigest],
                             problems.append(f"file {step.piece.file_number}: {event.reason}")
                     write(block)
     return feed
+
+
+def _asker(catalog: Catalog, config: Config, job: JobConfig) -> Callable[[Step], None]:
+    """Ask the operator for a step's cassette when another is loaded: the next volume of
+    a backup that spans cassettes (the restore goes on once it is in)."""
+    changer = ControlChanger(config.control_socket, job.unit, "", job.change_timeout)
+
+    def ask_for(step: Step) -> None:
+        wanted = step.piece.cassette_uuid
+        while unit_view(config.control_socket, job.unit).cassette_uuid != wanted:
+            changer.eject()
+            changer.wait_loaded(
+                f"backerd restore: insert cassette "
+                f"{history.label_of(catalog, wanted)} (uuid {wanted}) in unit {job.unit}: "
+                f"it holds file {step.piece.file_number}, volume {step.piece.seq + 1} of "
+                f"backup {step.backup.id}; then: backerd deck insert --unit {job.unit} IMAGE")
+    return ask_for
 
 
 def _insert(catalog: Catalog, job: JobConfig, step: Step, loaded: str | None,
@@ -111,7 +135,8 @@ def run_restore(config: Config, job: JobConfig, *, to: Path, as_of: datetime | N
         problems: list[str] = []
         tar = tar_binary()
         for number, pieces in groups:
-            missing = first_missing(pieces, view.cassette_uuid)
+            # the first volume must be in already; later ones are asked for on the way
+            missing = first_missing(pieces[:1], view.cassette_uuid)
             if missing is not None:
                 # the backups before this one are on disk; the rest continue from it
                 raise _insert(catalog, job, missing, view.cassette, number)
@@ -120,7 +145,9 @@ def run_restore(config: Config, job: JobConfig, *, to: Path, as_of: datetime | N
             where = ", ".join(f"file {s.piece.file_number}" for s in pieces)
             try:
                 run_extract(extract_argv(to, patterns, tar),
-                            _feeder(view.node, pieces, found, problems))
+                            _feeder(view.node, pieces, found, problems,
+                                    _asker(catalog, config, job)))
+                view = unit_view(config.control_socket, job.unit)
             except TapeError as exc:
                 problems.append(f"{where}: {exc.message}")
                 continue

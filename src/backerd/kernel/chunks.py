@@ -121,6 +121,14 @@ class SyscallFramer:
             return offset > 0 and self._record is not None and offset == len(self._record)
         return op is Op.READ and offset > 0
 
+    def whole(self, op: Op, offset: int, size: int) -> bool:
+        """Whether a READ or WRITE of ``size`` bytes at ``offset`` is a whole syscall by
+        itself, with no record of an earlier one buffered: after ``begin`` it needs one
+        block written or fetched exactly (``WriteRecord`` of the chunk alone, or
+        ``FetchBlock`` with ``exact``) and leaves nothing behind for continuations."""
+        return (op is Op.WRITE or op is Op.READ) and offset == 0 and (
+            self._record is None and 0 < size < self.full_chunk)
+
     def begin(self, op: Op, offset: int = 0) -> bytes | None:
         """Start serving a request: the buffered record it completes (write it first;
         its error answers this request), or None."""
