@@ -12,6 +12,7 @@ catalog holds exactly the files whose filemarks were written, or fewer, never mo
 from __future__ import annotations
 
 import sqlite3
+import stat
 import uuid as uuidlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -122,21 +123,24 @@ def _reason(exc: OSError | sqlite3.Error) -> str:
     return str(exc)
 
 
-SQLITE_MAGIC = b"SQLite format 3\0"
+# The smallest SQLite database that is not empty: one page of the smallest page size.
+SQLITE_MIN_SIZE = 512
 
 
 def _refuse_foreign_file(path: Path) -> None:
     """SQLite takes a file shorter than its header for an empty database and overwrites
-    it: a catalog path that names some other file must not destroy it."""
+    it: a catalog path that names some other small file must not destroy it. (Only
+    stat: opening and closing another fd of a database this process has open would drop
+    SQLite's POSIX locks on it.)"""
     try:
-        with path.open("rb") as f:
-            head = f.read(len(SQLITE_MAGIC))
+        info = path.stat()
     except FileNotFoundError:
         return
-    except IsADirectoryError:
-        raise UsageError(f"the catalog {path} is a directory") from None
-    if head and head != SQLITE_MAGIC:
-        raise UsageError(f"{path} is not a catalog (not an SQLite database); not touching it")
+    if stat.S_ISDIR(info.st_mode):
+        raise UsageError(f"the catalog {path} is a directory")
+    if 0 < info.st_size < SQLITE_MIN_SIZE:
+        raise UsageError(f"{path} is not a catalog (too short for an SQLite database); "
+                         "not touching it")
 
 
 class Catalog:
@@ -159,7 +163,7 @@ class Catalog:
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = FULL")
             migrate(self.db)
-        except sqlite3.Error as exc:
+        except sqlite3.DatabaseError as exc:  # not a database (or a damaged one)
             self.db.close()
             raise UsageError(f"cannot open the catalog {path}: {_reason(exc)}") from None
 
