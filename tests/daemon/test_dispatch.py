@@ -578,7 +578,7 @@ def test_handler_bugs_become_eio_and_serving_goes_on() -> None:
     handler = BrokenHandler()
 
     async def body(k: FakeKernel) -> None:
-        fh = await k.open(0)
+        fh = await k.open(O_RDWR)
         assert (await k.call(lambda u: w.read(u, fh, 0, 100)))[0] == -errno.EIO
         assert (await k.call(lambda u: w.ioctl(u, fh, MTIOCGET, out_size=48)))[0] == -errno.EIO
         assert (await k.call(lambda u: w.write(u, fh, 0, b"still fine")))[0] == 0

@@ -234,7 +234,7 @@ def test_unrestricted_ioctl_retry_iovecs() -> None:
 
 def test_restricted_ioctl_may_not_be_retried() -> None:
     conn = ready_cuse()
-    event = conn.receive(w.ioctl(60, 1, MTIOCGET))
+    event = conn.receive(w.ioctl(60, 1, MTIOCGET, out_size=48))
     with pytest.raises(ProtocolError):
         conn.reply_ioctl_retry(event, [], [(0, 48)])
 

@@ -12,6 +12,7 @@ catalog holds exactly the files whose filemarks were written, or fewer, never mo
 from __future__ import annotations
 
 import sqlite3
+import stat
 import uuid as uuidlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -114,21 +115,57 @@ class PendingRecording:
         self.closed = True
 
 
+def _reason(exc: OSError | sqlite3.Error) -> str:
+    """Why a catalog could not be opened, in words (sqlite3 says "unable to open database
+    file" for a directory or a missing parent alike)."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
+
+
+# The smallest SQLite database that is not empty: one page of the smallest page size.
+SQLITE_MIN_SIZE = 512
+
+
+def _refuse_foreign_file(path: Path) -> None:
+    """SQLite takes a file shorter than its header for an empty database and overwrites
+    it: a catalog path that names some other small file must not destroy it. (Only
+    stat: opening and closing another fd of a database this process has open would drop
+    SQLite's POSIX locks on it.)"""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        raise UsageError(f"the catalog {path} is a directory")
+    if 0 < info.st_size < SQLITE_MIN_SIZE:
+        raise UsageError(f"{path} is not a catalog (too short for an SQLite database); "
+                         "not touching it")
+
+
 class Catalog:
     """One catalog database. Use as a context manager or call ``close``."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        # one unit's calls run in worker threads, one at a time (the unit lock)
-        self.db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, isolation_level=None,
-                                  check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = FULL")
-        migrate(self.db)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                _refuse_foreign_file(self.path)
+            # one unit's calls run in worker threads, one at a time (the unit lock)
+            self.db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, isolation_level=None,
+                                      check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise UsageError(f"cannot open the catalog {path}: {_reason(exc)}") from None
+        try:
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = FULL")
+            migrate(self.db)
+        except sqlite3.DatabaseError as exc:  # not a database (or a damaged one)
+            self.db.close()
+            raise UsageError(f"cannot open the catalog {path}: {_reason(exc)}") from None
 
     def close(self) -> None:
         self.db.close()

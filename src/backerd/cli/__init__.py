@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from typing import NoReturn
 
 from backerd import __version__
 from backerd.allocator import tune_allocator
@@ -41,8 +43,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit status 2).
+
+    argparse prints the whole usage block before the error; scripts and the journal then
+    see several lines for one mistake. The usage is one ``--help`` away.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="backerd", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="backerd", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"backerd {__version__}")
     parser.set_defaults(_missing=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -77,3 +90,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 141
+    except OSError as exc:
+        # the environment refused (disk full on stdout, a file vanished): one line, not
+        # a traceback; the commands name their own paths where they know them
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"backerd {args.command}: {exc.strerror or exc}{where}", file=sys.stderr)
+        _drop_stdout()
+        return 1
+
+
+def _drop_stdout() -> None:
+    """Unflushed output that cannot be written must not fail again at exit."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

@@ -436,6 +436,9 @@ def load_config(path: Path | None = None, *, environ: Mapping[str, str] | None =
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 text ({exc.reason} at byte "
+                          f"{exc.start})") from None
     try:
         return parse_config(table, environ=env, source=path)
     except ConfigError as exc:

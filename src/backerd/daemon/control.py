@@ -195,6 +195,8 @@ def query(path: Path, request: str = "status", *, timeout: float = CLIENT_TIMEOU
             raise NotRunning(f"no daemon is running (nothing answers on {path})") from None
         except PermissionError:
             raise NotRunning(f"not allowed to connect to {path}") from None
+        except OSError as exc:  # a directory, a path under a file, not a socket
+            raise NotRunning(f"no daemon answers on {path}: {exc.strerror}") from None
         try:
             s.sendall(request.encode() + b"\n")
             chunks = []

@@ -60,6 +60,8 @@ class DeviceChannel:
                 if exc.errno != _errno.ENODEV:
                     log.error("reading %s failed: %s", self.name, exc)
                 return None
+            if not buf:  # end of file: nothing more will come (the kernel never sends 0 bytes)
+                return None
             self._unyielded += 1
             if self._unyielded >= CHECKPOINT_EVERY:
                 # Let other tasks run, without dropping the request just read.

@@ -48,6 +48,7 @@ log = logging.getLogger("backerd.dispatch")
 T = TypeVar("T")
 
 POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM = 0x1, 0x4, 0x40, 0x100
+O_ACCMODE, O_RDONLY = 0o3, 0o0
 # Seconds granted at shutdown to finish buffered records and release open files.
 RELEASE_GRACE = 30.0
 
@@ -123,6 +124,7 @@ class _OpenFile:
     framer: chunks.SyscallFramer
     immediate: ImmediateHandler | None  # the handler, when it can serve at once
     pending: int = 0  # requests queued for the file's task and not answered yet
+    read_only: bool = False  # opened O_RDONLY: no WRITE may reach the framer or the tape
 
 
 class Dispatcher:
@@ -214,7 +216,7 @@ class Dispatcher:
             # Always ready: handlers wait inside read/write themselves, never the loop.
             ready = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM
             self._send(conn.reply_poll(request, request.events & ready))
-        else:
+        elif request.needs_reply:  # e.g. a namespace request on CUSE, which has none
             self._send(conn.reply_error(request, _errno.ENOSYS))
 
     # ---- replying ----
@@ -275,7 +277,8 @@ class Dispatcher:
         send, receive = trio.open_memory_channel[ev.Request](math.inf)
         immediate = node.handler if isinstance(node.handler, ImmediateHandler) else None
         file = _OpenFile(fh, request.nodeid, node, send, receive,
-                         chunks.SyscallFramer(self.conn.max_chunk), immediate)
+                         chunks.SyscallFramer(self.conn.max_chunk), immediate,
+                         read_only=request.flags & O_ACCMODE == O_RDONLY)
         self._files[fh] = self._unreleased[fh] = file
         assert self._nursery is not None
         self._nursery.start_soon(self._serve_file, file)
@@ -386,6 +389,11 @@ class Dispatcher:
         return 0
 
     async def _write(self, file: _OpenFile, request: ev.Write) -> None:
+        if file.read_only:
+            # st: EACCES for a write on an O_RDONLY fd. Refused here, before the framer
+            # would buffer a full chunk and report the error on some later request.
+            self._fail(request, _errno.EACCES)
+            return
         step = file.framer.write(request.offset, request.data)
         if isinstance(step, chunks.Refuse):
             log.warning("WRITE continuation at %d with no record open", request.offset)

@@ -117,7 +117,11 @@ def open_sim_unit(config: UnitConfig) -> Unit:
             "own: use deck = \"emulated-isa\" (or serve --emulate isa), or control = \"sim\"")
     path = config.cassette
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"unit {config.number}: cannot create the directory of the "
+                              f"cassette {path}: {exc.strerror}") from None
         Cassette.create(path, standard=config.standard, length=config.length).close()
         log.info("unit %d: created cassette %s (%s %s)", config.number, path,
                  config.standard.upper(), config.length)

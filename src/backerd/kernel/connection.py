@@ -5,7 +5,10 @@ Theory of operation: the kernel hands over one whole request per read(2) of
 (``kernel.events``) and never raises: a request it cannot parse becomes
 ``BadRequest`` (EINVAL for short/inconsistent structs, EPROTO for a request that
 makes no sense in the current state) and an opcode it does not implement becomes
-``Unsupported`` (ENOSYS). The ``reply_*`` builders turn an answer into the bytes to
+``Unsupported`` (ENOSYS). Requests the kernel cannot send are malformed too: a READ or
+WRITE larger than the negotiated chunk, a restricted ioctl whose sizes are not its
+``_IOC_SIZE``, an unrestricted ioctl on a connection that did not negotiate them
+(EPROTO). The ``reply_*`` builders turn an answer into the bytes to
 write back; each request is answered exactly once (answering an unknown or already
 answered request is our bug and raises ``ProtocolError``).
 
@@ -371,6 +374,8 @@ def _parse_opendir(conn: Connection, head: tuple, body: memoryview) -> ev.Reques
 
 def _parse_read(conn: Connection, head: tuple, body: memoryview) -> ev.Request:
     fh, offset, size, _, _, flags, _ = _unpack(abi.RW_IN, body, "READ")
+    if size > conn.max_chunk:
+        raise _Malformed(f"READ of {size} bytes, more than the {conn.max_chunk} negotiated")
     return ev.Read(*head, fh=fh, offset=offset, size=size, flags=flags)
 
 
@@ -384,6 +389,8 @@ def _parse_write(conn: Connection, head: tuple, body: memoryview) -> ev.Request:
     data = body[abi.RW_IN.size:]
     if len(data) != size:
         raise _Malformed(f"WRITE says {size} bytes but carries {len(data)}")
+    if size > conn.max_chunk:
+        raise _Malformed(f"WRITE of {size} bytes, more than the {conn.max_chunk} negotiated")
     return ev.Write(*head, fh=fh, offset=offset, data=bytes(data), write_flags=write_flags,
                     flags=flags)
 
@@ -431,6 +438,18 @@ def _parse_ioctl(conn: Connection, head: tuple, body: memoryview) -> ev.Request:
     data = body[abi.IOCTL_IN.size:]
     if len(data) != in_size:
         raise _Malformed(f"IOCTL says in_size {in_size} but carries {len(data)} bytes")
+    command = abi.decode_ioctl(cmd)
+    if flags & abi.FUSE_IOCTL_UNRESTRICTED:
+        if not (conn.kind == "cuse" and conn.unrestricted_ioctl):
+            # only a CUSE device that asked for them gets unrestricted ioctls; answering
+            # one with RETRY elsewhere would make the kernel fail the call with EIO
+            raise _Malformed("unrestricted ioctl on a connection that did not negotiate "
+                             "them", _errno.EPROTO)
+    elif (command.copies_in and len(data) != command.size) or (
+            command.copies_out and out_size != command.size):
+        # a restricted ioctl carries exactly what _IOC_SIZE says, in and out
+        raise _Malformed(f"restricted ioctl {cmd:#x} with {len(data)} bytes in and "
+                         f"{out_size} out; _IOC_SIZE is {command.size}")
     return ev.Ioctl(*head, fh=fh, flags=flags, cmd=cmd, arg=arg, data=bytes(data),
                     out_size=out_size)
 
