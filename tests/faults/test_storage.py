@@ -31,7 +31,8 @@ from testkit.systemtest import MODE, START_TIMEOUT, Daemon, new_daemon, stop_che
 @contextlib.contextmanager
 def tmpfs(where: Path, size: str) -> Iterator[Path]:
     where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
+                           str(where)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
@@ -103,22 +104,22 @@ def test_full_host_disk_fails_the_write_and_keeps_the_closed_archive(tmp_path: P
             stop_checked(d)
 
 
-@pytest.mark.xfail(strict=True, reason="the filemark is written at RELEASE, whose error "
-                   "close(2) cannot report: a tar whose EOR does not fit exits 0")
 def test_full_host_disk_at_the_filemark_fails_tar(tmp_path: Path) -> None:
     disk = tmp_path / "disk"
     with tmpfs(disk, "6m"):
         d = new_daemon(tmp_path, f'[[unit]]\nmode = "{MODE}"\ncassette = "{disk}/t.cassette"\n',
                        cassette_option=False)
         make_tree(tmp_path / "first", 1, 200_000)
-        make_tree(tmp_path / "second", 2, 2_500_000)  # its fields fit, not its EOR
+        make_tree(tmp_path / "second", 2, 2_700_000)  # its fields fit, not its EOR
         d.start()
         try:
             d.run("tar", *TAR_OPTIONS, "-cf", d.nrew, "-C", tmp_path, "first")
             done = d.run("tar", *TAR_OPTIONS, "-cf", d.nrew, "-C", tmp_path, "second", ok=False)
             wait_closed(d)
+            assert "writing a filemark failed" in d.log.read_text()
             assert "No space left on device" in d.log.read_text()
             assert done.returncode != 0, "tar exited 0 though its archive was not committed"
+            assert b"Cannot close: No space left on device" in done.stderr
         finally:
             stop_checked(d)
 

@@ -98,6 +98,26 @@ def test_through_the_drive_with_positions_counting_the_held_block() -> None:
     drive.close()
 
 
+def test_flush_at_close_seals_the_held_block_as_the_last() -> None:
+    # close(2)'s FLUSH writes the filemark: the held block is sealed there with the
+    # last-block flag (a recording without it reads as cut short: EIO at its end)
+    inner = MemoryMedium()
+    m = sealing(inner)
+    drive = Drive(m)
+    drive.open(False, os.O_WRONLY)
+    for b in BLOCKS[:3]:
+        drive.write(b)
+    assert inner.position().block == 2
+    drive.flush()
+    assert inner.filemarks_written == 1 and [len(f) for f in inner.files()] == [3]
+    drive.write(BLOCKS[3])  # a write after the flush: a new recording
+    drive.flush()
+    drive.close()  # nothing left for the release
+    assert inner.filemarks_written == 2
+    m.rewind()
+    assert read_all(m) == [*BLOCKS[:3], "FM", BLOCKS[3], "FM"]
+
+
 def _rewind() -> tuple[int, bytes, int]:
     from testkit.stwire import MTIOCTOP, mtop
 

@@ -235,15 +235,18 @@ def test_close_flush_records_the_buffer_and_reports_its_failure(
     cassette: Cassette, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # close(2) reaches the daemon as FLUSH before the (asynchronous) RELEASE: buffered
-    # blocks are recorded there, so a failure reaches close instead of only the log.
-    drive = Drive(BackerMedium(SimDeck(cassette), "nhs"))
+    # blocks and the filemark are recorded there, so a failure reaches close instead of
+    # only the log.
+    medium = BackerMedium(SimDeck(cassette), "nhs")
+    drive = Drive(medium)
     drive.open(False, os.O_WRONLY)
     drive.write(blocks(1)[0])
     assert cassette.signal_end() == 0  # still in the write buffer
-    drive.flush_buffers()
-    assert cassette.signal_end() > 0  # recorded, without a filemark yet
+    drive.flush()
+    assert cassette.signal_end() > 0  # recorded, with its filemark
+    assert medium.position() == (1, 0)
     drive.write(blocks(1, seed=2)[0])
     monkeypatch.setattr(Cassette, "write_fields", disk_full)
     with pytest.raises(TapeError) as e:
-        drive.flush_buffers()
+        drive.flush()
     assert e.value.errno == errno.ENOSPC

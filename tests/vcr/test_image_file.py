@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -315,3 +316,40 @@ def test_fuzz_superblock_json(data: st.DataObject) -> None:
         if data.draw(st.booleans()):
             os.truncate(path, data.draw(st.integers(0, image.DATA_OFFSET + 20 * 3072)))
         _use(path, readonly=True)
+
+
+def _short_pwrite(monkeypatch: pytest.MonkeyPatch, then_full: bool) -> list[int]:
+    """A nearly full host disk: the first field write stores half and returns the count;
+    the next ones fail with ENOSPC (``then_full``) or are stored whole."""
+    real, calls = os.pwrite, []
+
+    def pwrite(fd: int, data: Any, offset: int) -> int:
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real(fd, bytes(data)[: len(data) // 2], offset)
+        if then_full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    return calls
+
+
+def test_short_field_write_is_finished(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fields = [field(i, 2000) for i in range(4)]
+    with Cassette.create(tmp_path / "c.img", "ntsc", "T-15", sync=False) as c:
+        calls = _short_pwrite(monkeypatch, then_full=False)
+        c.write_fields(10, fields)
+        monkeypatch.undo()
+        assert len(calls) == 2 and calls[1] == calls[0] - calls[0] // 2
+        assert c.read_fields(10, 4) == fields
+
+
+def test_short_field_write_then_full_disk_raises_enospc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Cassette.create(tmp_path / "c.img", "ntsc", "T-15", sync=False) as c:
+        _short_pwrite(monkeypatch, then_full=True)
+        with pytest.raises(OSError) as e:
+            c.write_fields(10, [field(i, 2000) for i in range(4)])
+        assert e.value.errno == errno.ENOSPC

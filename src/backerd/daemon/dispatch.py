@@ -88,7 +88,7 @@ class ImmediateHandler(Protocol):
 
 @runtime_checkable
 class FlushingHandler(Protocol):
-    """A node that buffers writes: FLUSH (close(2), before RELEASE) records them."""
+    """A node that records at close(2): FLUSH (before RELEASE) is st_flush, its error close's."""
 
     async def flush(self) -> None: ...
 
@@ -365,7 +365,7 @@ class Dispatcher:
                 await self._read(file, request)
             elif isinstance(request, ev.Ioctl):
                 await self._ioctl(file, request)
-            else:  # FLUSH, FSYNC: buffered blocks are recorded; the filemark at RELEASE
+            else:  # FLUSH: buffered blocks and, after a write, the filemark (FSYNC: nothing)
                 await self._flush(file, request)
         except Exception:
             log.exception("internal error serving %s", type(request).__name__)

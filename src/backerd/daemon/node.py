@@ -238,7 +238,7 @@ class TapeNode:
         return await self.unit.run(ioctl_privileged, cmd, arg, out_size)
 
     async def flush(self) -> None:
-        await self.unit.run(self.unit.drive.flush_buffers)
+        await self.unit.run(self.unit.drive.flush)
 
     async def release(self) -> None:
         # on cancellation the drive stays marked open, so shutdown() still closes it

@@ -1,21 +1,20 @@
 """The st state machine: Linux st semantics over a Medium.
 
-Theory of operation: a Drive holds what st.c holds per drive (open state, direction,
-end-of-file state, file and block counters, block size, options) and turns each
-open/read/write/ioctl/close into Medium calls, following st.c's order of work: an
-ioctl first flushes (backs the tape over fixed-mode read-ahead, or just drops it for
-ops that move the head anyway), writes the pending filemark before rewind/BSF/seek/
-offline after a write, then performs the op and updates the counters. The file and
-block counters are st's own, not the Medium's: they become -1 where st loses track
-(after MTBSF, MTSEEK, a blank check), because mt and tar see exactly those values.
-The transition rules live in ``state``, the ioctl wire (which ioctl, struct layouts,
-the gstat/dsreg words) in ``ioctlwire``; errors are ``TapeError(errno)``.
+Theory of operation: a Drive holds what st.c holds per drive (open state, direction, end-of-file
+state, file and block counters, block size, options) and turns each open/read/write/ioctl/close
+into Medium calls, following st.c's order of work: an ioctl first flushes (backs the tape over
+fixed-mode read-ahead, or just drops it for ops that move the head anyway), writes the pending
+filemark before rewind/BSF/seek/offline after a write, then performs the op and updates the
+counters. The file and block counters are st's own, not the Medium's: they become -1 where st
+loses track (after MTBSF, MTSEEK, a blank check), because mt and tar see exactly those values. The
+transition rules live in ``state``, the ioctl wire (which ioctl, struct layouts, the gstat/dsreg
+words) in ``ioctlwire``; errors are ``TapeError(errno)``.
 
-Deliberate differences from st, each harmless to the tools: rejected ops (ENOSYS,
-EINVAL, EPERM) change no state; MTFSF/MTBSF/MTFSR/MTBSR with count 0 move nothing;
-MTBSR stopped by BOT reports block 0; MTIOCGET works while the position is lost; MTUNLOAD writes
-the pending filemark like MTOFFL; MTERASE erases from the head and then rewinds (st
-reports file 0 block 0 after an erase, so the head is put there).
+Deliberate differences from st, each harmless to the tools: rejected ops (ENOSYS, EINVAL, EPERM)
+change no state; MTFSF/MTBSF/MTFSR/MTBSR with count 0 move nothing; MTBSR stopped by BOT reports
+block 0; MTIOCGET works while the position is lost; MTUNLOAD writes the pending filemark like
+MTOFFL; MTERASE erases from the head and then rewinds (st reports file 0 block 0 after an erase).
+One that FUSE forces (``flush``): the first close of any duplicate after a write ends the file.
 """
 
 from __future__ import annotations
@@ -166,9 +165,8 @@ class Drive:
         if not self.medium.loaded and not nonblocking:
             raise _fail(errno.ENOMEDIUM, "no cassette in the drive")
         wants_write = access in (os.O_WRONLY, os.O_RDWR)
-        if self.medium.loaded and self.medium.write_protected and wants_write and (
-            not nonblocking
-        ):
+        if (self.medium.loaded and self.medium.write_protected and wants_write
+                and not nonblocking):
             raise _fail(errno.EROFS, "cassette is write-protected")
         self.is_open = True
         self.rewind_on_close = self._node_rewinds = rewind_on_close
@@ -176,21 +174,37 @@ class Drive:
         self.nonblocking = nonblocking
         self.rw = Rw.IDLE
 
+    def flush(self) -> None:
+        """st_flush: after a write, close(2) records the buffered blocks and the filemark,
+        and reports their errors (ENOSPC, EIO). st does so at the last close of the open
+        file only (it returns early while ``file_count(filp) > 1``); FUSE sends FLUSH at
+        every close(2) of a duplicate without saying whether others remain, so here the
+        first close after a write ends the file and a later write starts a new one."""
+        if self.is_open:
+            self._check_media()  # a changed cassette: nothing of this session to end
+        if not (self.is_open and self.rw is Rw.WRITING and self.medium.loaded) or (
+                self.position_lost_flag):
+            return
+        self.rw = Rw.IDLE  # failed or not, st does not write it again at release
+        two = bool(self.options & mtio.MT_ST_TWO_FM)
+        self.medium.write_filemarks(2 if two else 1)
+        if two:
+            self.medium.space_filemarks(-1)
+        self._add_file(1)
+        self._at(self.fileno, 0, Eof.FM)
+
     def close(self) -> None:
-        """st_flush + st_release: the filemark after a write, then rewind if asked."""
+        """st_release, after st_flush if no FLUSH came (CUSE, a killed client): rewind if asked."""
         if not self.is_open:
             return
         error: TapeError | None = None
         try:
-            self._check_media()
-            if self.medium.loaded and not self.position_lost_flag:
-                if self.rw is Rw.WRITING:
-                    try:
-                        self._close_recording()
-                    except TapeError as exc:
-                        error = exc
-                else:
-                    self._flush(seek_next=False)
+            try:
+                self.flush()
+            except TapeError as exc:
+                error = exc
+            if not self.position_lost_flag:  # after a read: back over fixed-mode read-ahead
+                self._flush(seek_next=False)
             if self.medium.loaded and self.rewind_on_close:
                 self.medium.rewind()  # also after a lost position: BOT is known again
                 self._at(0, 0, Eof.NOEOF)
@@ -201,15 +215,6 @@ class Drive:
             self._readahead.clear()
         if error is not None:
             raise error
-
-    def _close_recording(self) -> None:
-        two = bool(self.options & mtio.MT_ST_TWO_FM)
-        self.medium.write_filemarks(2 if two else 1)
-        if two:
-            self.medium.space_filemarks(-1)
-        self._add_file(1)
-        self.blkno = 0
-        self.eof = Eof.FM
 
     def position_lost(self) -> None:
         """The head moved without us (manual deck, reset): I/O fails until repositioned."""
@@ -228,11 +233,6 @@ class Drive:
         self._require_tape()
         if self.position_lost_flag:
             raise _fail(errno.EIO, "tape position lost; rewind or seek first")
-
-    def flush_buffers(self) -> None:
-        """close(2)'s flush: buffered writes reach the tape, and their errors the caller."""
-        if self._buffering is not None and self.is_open and self.rw is Rw.WRITING:
-            self._buffering.flush_buffers()
 
     def would_wait(self, writing: bool, size: int) -> bool:
         """Whether ``write`` (``writing``) or ``read`` of ``size`` bytes may wait for the

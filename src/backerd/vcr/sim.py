@@ -421,7 +421,10 @@ class Cassette:
             base = i * SLOT_SIZE
             SLOT_HEADER.pack_into(buf, base, n, 0)
             buf[base + 4 : base + 4 + n] = f
-        os.pwrite(self._fd, buf, DATA_OFFSET + start * SLOT_SIZE)
+        view, offset = memoryview(buf), DATA_OFFSET + start * SLOT_SIZE
+        while view:  # a nearly full disk writes part: go on, so its ENOSPC is raised
+            done = os.pwrite(self._fd, view, offset)
+            view, offset = view[done:], offset + done
         self._signal_end = max(self._signal_end, start + len(fields))
 
     def _slot_blank(self, slot: int) -> bool:
