@@ -220,3 +220,34 @@ def test_undamaged_recordings_do_not_infer_the_end() -> None:
     out, events = play("nhs", "3.102", record(params, data))
     assert out == data
     assert [e.inferred for e in events if isinstance(e, EndOfRecord)] == [False]
+
+
+# ---------------------------------------------------------------------------- stray EOR
+def swap_fields(raw: bytes, params: ModeParams, a: int, b: int) -> bytes:
+    """Fields a and b (same parity: same length) exchanged, as a damaged capture does."""
+    assert a % 2 == b % 2
+    (off_a, n), (off_b, _) = field_span(params, a, 1), field_span(params, b, 1)
+    out = bytearray(raw)
+    out[off_a : off_a + n], out[off_b : off_b + n] = raw[off_b : off_b + n], raw[off_a : off_a + n]
+    return bytes(out)
+
+
+@pytest.mark.parametrize("where", ["data", "bor"])
+def test_an_eor_sector_out_of_place_does_not_end_the_record(where: str) -> None:
+    """An EOR sector swapped into the data (or the BOR run) is followed by sectors that
+    continue the recording: decoding goes on, and only the sector it displaced is lost."""
+    params = mode("nls")
+    cap, n = params.capacity, 20
+    data = user_bytes(n * cap - cap // 3)
+    eor_field = params.n_bor + n + 10  # the EOR sector numbered n + 10
+    moved = params.n_bor + 4 if where == "data" else params.n_bor - 6  # same parity
+    raw = swap_fields(record(params, data), params, moved, eor_field)
+    out, events = play("nls", "3.102", raw)
+    lost = [e for e in events if isinstance(e, SectorLost)]
+    assert len(out) == len(data)
+    if where == "data":  # data sector 4 came after sector 5..: dropped, reported
+        assert lost == [SectorLost(4, 4 * cap, cap)]
+        assert out[: 4 * cap] == data[: 4 * cap] and out[5 * cap :] == data[5 * cap :]
+    else:  # a BOR sector displaced: no user byte lost
+        assert lost == [] and out == data
+    assert [e.inferred for e in events if isinstance(e, EndOfRecord)] == [False]

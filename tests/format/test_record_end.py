@@ -7,6 +7,7 @@ surviving sector) and against simulated recording ends whose truth is known.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -133,3 +134,42 @@ def test_legacy_full_last_sector_allows_bkrencode_extra_empty_sector():
     # 3.102 has no such sector: the same evidence means sector 10 was data.
     end = open_end("3.102", groups=False, after=9, seen=11, last_short=False)
     assert end.follow(starts, dec, 0) and end.first_eor() == 11
+
+
+def rows(sectors: list[tuple[SectorKind, int]]) -> tuple[np.ndarray, DecodedSectors]:
+    """Fields 1, 2, ... after the `seen` one: each a decoded sector (kind, number)."""
+    starts, dec = eor_rows([number for _, number in sectors])
+    dec.kind[:] = [int(kind) for kind, _ in sectors]
+    return starts, dec
+
+
+D, B, E = SectorKind.DATA, SectorKind.BOR, SectorKind.EOR
+
+
+def test_a_later_sector_of_the_recording_proves_the_eor_sector_out_of_place():
+    end = open_end("3.102", groups=False, after=9, seen=80, last_short=False)
+    assert end.follow(*rows([(E, 81), (D, 11), (D, 12)]), 0)
+    assert end.resume == 1  # data sector 11 continues the recording after sector 9
+
+
+@pytest.mark.parametrize(("sector", "last_short"), [
+    ((D, 12), False),  # numbered like the EOR run: not this recording's data
+    ((D, 5), False),  # at or below the last delivered sector
+    ((D, 10), True),  # the last data sector was short: nothing follows it
+    ((B, -300), False),  # a later recording's BOR after data
+])
+def test_sectors_that_do_not_continue_the_recording_end_the_run(sector, last_short):
+    end = open_end("3.102", groups=False, after=9, seen=12, last_short=last_short)
+    assert end.follow(*rows([sector]), 0)
+    assert end.resume is None and end.first_eor() == 10
+
+
+def test_a_bor_sector_continues_only_the_bor_run_it_follows():
+    params = mode("nls")
+    def stray(last_bor: int) -> OpenEnd:
+        return OpenEnd(params, groups=False, after=-1, seen=92, last_short=False, at=0,
+                       consumed=0, last_bor=last_bor)
+    end = stray(-280)
+    assert end.follow(*rows([(B, -278)]), 0) and end.resume == 0
+    end = stray(-280)  # a new recording starts its BOR run from its lowest number
+    assert end.follow(*rows([(B, -300)]), 0) and end.resume is None

@@ -100,6 +100,7 @@ class RecordDecoder:
         self.last = self.first_data - 1  # last data sector delivered
         self.last_short = False  # it held fewer than C bytes: no data sector can follow
         self.open_end: OpenEnd | None = None  # an EOR seen after a gap, its run followed
+        self.last_bor: int | None = None  # number of the last BOR sector seen
         self.in_duplicates = False
         self.started = False  # a BOR or data sector of this recording was seen
         self.last_start: int | None = None  # stream offset of the last accepted sector
@@ -144,9 +145,12 @@ class RecordDecoder:
         ok = dec.ok
         st = res.stats
         if self.open_end is not None:  # the record's sectors ended in an earlier batch
-            if self.open_end.follow(fields.start, dec, 0):  # its fields are not counted
-                self._close_open_end(pieces, res)
-            return
+            final = self.open_end.follow(fields.start, dec, 0)
+            if self.open_end.resume is None:
+                if final:  # its fields are not counted
+                    self._close_open_end(pieces, res)
+                return
+            self.open_end = None  # out of place: this batch continues the recording
         if self._plain_run(dec, ok):
             st.fields += ok.size
             st.note_key_search(fields.start, fields.matches, fields.slips, 0)
@@ -184,6 +188,7 @@ class RecordDecoder:
                     stop = i
                     break
                 reset_at = i
+                self.last_bor = s
                 st.begin_restart()
                 self.in_duplicates = False
                 self.started = True
@@ -204,12 +209,17 @@ class RecordDecoder:
                     continue
                 flush()
                 if kind == self.kind_eor:  # lost data or lost EOR sectors in between?
-                    self.open_end = OpenEnd(
+                    end = OpenEnd(
                         self.params, groups=self.groups is not None, after=self.last, seen=s,
                         last_short=self.last_short, at=starts[i],
-                        consumed=self._field_end(fields, i))
-                    self.last_start, stop = starts[i], i + 1
-                    if self.open_end.follow(fields.start, dec, stop):
+                        consumed=self._field_end(fields, i),
+                        last_bor=self.last_bor if self.last < self.first_data else None)
+                    final = end.follow(fields.start, dec, i + 1)
+                    if end.resume is not None:  # a later sector continues the recording
+                        implausible += 1
+                        continue
+                    self.open_end, stop = end, i + 1
+                    if final:
                         self._close_open_end(pieces, res)
                     break
                 self._lost(self.last + 1, s, pieces, res)

@@ -26,8 +26,17 @@ one). Sectors below E are lost data and reported as such; those from E on are EO
 
 The run is over, and the answer final, once one number is left, or once run_max fields
 have passed the first EOR field (one sector per field: no later sector can belong to
-the run), or at a non-EOR sector, or at the end of the stream. Everything here is pure:
-numbers in, a number out.
+the run), or at a non-EOR sector, or at the end of the stream.
+
+An EOR sector can also be out of place: a span of the end of the stream copied or
+swapped into the middle (a damaged capture). Within the run's fields, a real end is
+followed only by EOR sectors, or by a later recording, which starts with its BOR run
+from its lowest number. A sector that continues this recording instead (a data sector
+numbered in [after + 1, seen), or a BOR sector numbered above the last BOR sector when
+no data sector came yet) proves the EOR sector was not the end: `resume` names its row
+and the decoder goes on from there, dropping the stray EOR sector. Ending at it would
+lose every sector of the recording that follows without reporting them. Everything
+here is pure: numbers in, a number out.
 """
 
 from __future__ import annotations
@@ -71,11 +80,13 @@ def end_rule(params: ModeParams, *, outer_groups: bool) -> EndRule:
 class OpenEnd:
     """An EOR sector numbered `seen` arrived after data sector `after` (seen > after + 1).
 
-    Collects the EOR sectors that follow (`see`) and tells the first EOR number.
+    Collects the EOR sectors that follow (`see`) and tells the first EOR number, or
+    finds the sector that proves it out of place (`resume`).
     """
 
     def __init__(self, params: ModeParams, *, groups: bool, after: int, seen: int,
-                 last_short: bool, at: int, consumed: int) -> None:
+                 last_short: bool, at: int, consumed: int,
+                 last_bor: int | None = None) -> None:
         self.rule = rule = end_rule(params, outer_groups=groups)
         self.at, self.field_size = at, params.geometry.field_size  # the `seen` sector's field
         self.consumed = consumed  # stream offset where the record ends
@@ -85,6 +96,8 @@ class OpenEnd:
         self.repeated = False
         self.last_short = last_short  # only the last data sector is short: E = after + 1
         self.run_max = rule.eor_sectors + (1 if rule.extra_empty and not last_short else 0)
+        self.last_bor = last_bor  # the BOR sector before `seen` when no data sector came
+        self.resume: int | None = None  # row of a sector that continues the recording
 
     def follow(self, starts: np.ndarray, dec: DecodedSectors, first: int) -> bool:
         """The decoded fields from row `first` on (`starts`: their stream offsets), all
@@ -92,19 +105,30 @@ class OpenEnd:
         if self.settled(0):
             return True
         rows = slice(first, None)
-        eor = dec.kind[rows] == int(SectorKind.EOR)
-        for start, number, good, is_eor in zip(starts[rows].tolist(), dec.number[rows].tolist(),
-                                               dec.ok[rows].tolist(), eor.tolist(), strict=True):
+        eor = int(SectorKind.EOR)
+        for row, (start, number, good, kind) in enumerate(
+                zip(starts[rows].tolist(), dec.number[rows].tolist(), dec.ok[rows].tolist(),
+                    dec.kind[rows].tolist(), strict=True), first):
             since = (start - self.at) // self.field_size
             if since >= self.run_max:
                 return True  # past any sector of the run
             if not good:
                 continue
-            if not is_eor:
+            if kind != eor:
+                if self.continues(kind, number):
+                    self.resume = row  # the EOR sector was out of place
                 return True  # the run is over
             self.see(number)
             if self.settled(since):
                 return True
+        return False
+
+    def continues(self, kind: int, number: int) -> bool:
+        """A non-EOR sector that belongs to this recording before its end."""
+        if kind == int(SectorKind.DATA):
+            return not self.last_short and self.lowest <= number < self.seen
+        if kind == int(SectorKind.BOR):
+            return self.last_bor is not None and number > self.last_bor
         return False
 
     def see(self, number: int) -> None:
