@@ -24,9 +24,10 @@ sector belongs where it is and the fewest sectors are assumed lost or truncated
 (writers may drop EOR sectors, spec 17.4, so a short run is weaker evidence than a long
 one). Sectors below E are lost data and reported as such; those from E on are EOR.
 
-The run is over, and the answer final, once one number is left, or once run_max fields
-have passed the first EOR field (one sector per field: no later sector can belong to
-the run), or at a non-EOR sector, or at the end of the stream.
+The run is over, and the answer final, once one number is left that no later EOR
+sector can move (`final`), or once run_max fields have passed the first EOR field (one
+sector per field: no later sector can belong to the run), or at a non-EOR sector, or at
+the end of the stream.
 
 An EOR sector can also be out of place: a span of the end of the stream copied or
 swapped into the middle (a damaged capture). Within the run's fields, a real end is
@@ -154,6 +155,13 @@ class OpenEnd:
     def first_eor(self) -> int:
         return self.candidates()[0]
 
+    def final(self) -> bool:
+        """One number is left and no later EOR sector can move it: a later sector can
+        only raise the lower bound, which excludes any candidate below `seen` (one the
+        group rule alone left would give way to the unaligned reading)."""
+        left = self.candidates()
+        return len(left) <= 1 and (self.last_short or self.repeated or left[0] == self.seen)
+
     def settled(self, fields_since: int) -> bool:
         """No later sector can change the answer (`fields_since` the `seen` field)."""
-        return len(self.candidates()) <= 1 or fields_since >= self.run_max
+        return self.final() or fields_since >= self.run_max
