@@ -145,10 +145,10 @@ def open_sim_unit(config: UnitConfig) -> Unit:
     if config.catalog is not None:
         try:
             store = Catalog(config.catalog)
-        except (sqlite3.Error, OSError) as exc:
+        except (UsageError, sqlite3.Error, OSError) as exc:
             # the catalog is a cache of the tapes: without it the unit still serves
-            log.warning("unit %d: catalog %s unavailable (%s): serving without it",
-                        number, config.catalog, exc)
+            # (Catalog says why it cannot open as a UsageError naming the path)
+            log.warning("unit %d: catalog unavailable (%s): serving without it", number, exc)
         else:
             live = LiveCatalog(store, fps=cassette.fps, log=note,
                                written_by=f"backerd {__version__} unit {number}")
