@@ -24,13 +24,18 @@ from testkit.systemtest import DEVICE_KIND, MODE, Daemon, new_daemon, parse_mt_s
 NOBODY = 65534
 
 
+PUBLIC_UNIT = 6
+
+
 @pytest.fixture(scope="module")
 def public_daemon() -> Iterator[Daemon]:
     """A daemon whose control socket other users can reach: under a directory they may
     traverse (pytest's own temporary directories are root's alone)."""
     home = Path(tempfile.mkdtemp(prefix="backerd-security-", dir="/tmp"))
     home.chmod(0o755)
-    d = new_daemon(home, f'[[unit]]\nmode = "{MODE}"\n')
+    # its own unit number: CUSE device names are global, and the module's shared daemon
+    # serves unit 0 meanwhile
+    d = new_daemon(home, f'[[unit]]\nnumber = {PUBLIC_UNIT}\nmode = "{MODE}"\n')
     try:
         d.start()
         yield d
@@ -138,13 +143,13 @@ def test_the_control_socket_is_for_root_and_the_tape_group(public_daemon: Daemon
     st = daemon.control_socket.stat()
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o660, 0, tape_gid())
     if DEVICE_KIND == "fuse":  # the same for the nodes (CUSE's are the udev rule's)
-        for node in (daemon.rew, daemon.nrew):
+        for node in (daemon.node(f"backer{PUBLIC_UNIT}"), daemon.node(f"nbacker{PUBLIC_UNIT}")):
             st = os.stat(node)
             assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o660, 0, tape_gid())
     assert as_nobody(daemon.control_socket, "status") == {"refused": "connect"}
     if tape_gid():
         reply = as_nobody(daemon.control_socket, "status", groups=(tape_gid(),))
-        assert reply["units"][0]["number"] == 0
+        assert reply["units"][0]["number"] == PUBLIC_UNIT
 
 
 def test_an_oversized_request_is_refused(daemon: Daemon) -> None:
@@ -161,10 +166,11 @@ def test_an_unknown_request_is_refused(daemon: Daemon) -> None:
 
 
 @pytest.mark.parametrize("line", ['{"request": "label", "text": "mine", "force": true}',
-                                  '{"request": "rebuild"}', "deck ready 0"])
+                                  '{"request": "rebuild"}', f"deck ready {PUBLIC_UNIT}"])
 def test_another_user_cannot_write_or_move_the_tape(public_daemon: Daemon, line: str) -> None:
     daemon = public_daemon
-    daemon.run("dd", "if=/dev/zero", f"of={daemon.nrew}", "bs=10k", "count=3")
+    daemon.run("dd", "if=/dev/zero", f"of={daemon.node(f'nbacker{PUBLIC_UNIT}')}", "bs=10k",
+               "count=3")
     before = daemon.status()["units"][0]
     # a member of the socket's group (may ask for status) who is not root
     reply = as_nobody(daemon.control_socket, line, groups=(tape_gid(),))

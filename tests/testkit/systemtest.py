@@ -117,7 +117,9 @@ class Daemon:
                 raise AssertionError(f"backerd serve exited with {rc} at start:\n{self.log_tail()}")
             with contextlib.suppress(NotRunning):
                 status = query(self.control_socket, timeout=5)
-                if all(os.path.exists(self.node(n)) for n in ("backer0", "nbacker0")):
+                numbers = [u["number"] for u in status.get("units", [])] or [0]
+                if all(os.path.exists(self.node(f"{kind}{n}"))
+                       for n in numbers for kind in ("backer", "nbacker")):
                     self.last_status = status
                     return
             if time.monotonic() > deadline:

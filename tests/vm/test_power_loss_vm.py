@@ -71,8 +71,8 @@ def _guest_script(out: Path) -> str:
         "export PYTHONUNBUFFERED=1 HOME=/root",
         # the catalog (SQLite in WAL mode) stays off the 9p share: the image is the point
         f"printf 'transport = \"cuse\"\\ncatalog = \"\"\\n[[unit]]\\nmode = \"{MODE}\"\\n' "
-        "> /tmp/backerd.toml",
-        f"{py} -m backerd serve --config /tmp/backerd.toml --cassette "
+        "> /root/backerd-test.toml",  # a directory only root can write: serve checks
+        f"{py} -m backerd serve --config /root/backerd-test.toml --cassette "
         f"{q(str(out / 'tape.cassette'))} > {q(str(out))}/guest-backerd.log 2>&1 &",
         "for i in $(seq 1200); do [ -e /dev/nbacker0 ] && break; sleep 0.5; done",
         f"{tar} -cf /dev/nbacker0 -C {q(str(out))} first || exit 3",
