@@ -15,6 +15,8 @@ import pytest
 from backerd.format.params import mode
 from testkit.systemtest import DEVICE_KIND, MODE, Daemon, new_daemon, same_tree, stop_checked
 
+pytestmark = pytest.mark.workflow
+
 
 def job_config(src: Path, *, verify: bool = True, keep: int = 1, noise: str = "",
                unit_mode: str = MODE) -> str:

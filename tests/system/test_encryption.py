@@ -16,6 +16,8 @@ import pytest
 
 from testkit.systemtest import MODE, Daemon, new_daemon, same_tree, stop_checked
 
+pytestmark = pytest.mark.workflow
+
 pytest.importorskip("cryptography")
 
 

@@ -16,6 +16,8 @@ import pytest
 
 from testkit.systemtest import MODE, Daemon, new_daemon, same_tree, stop_checked
 
+pytestmark = pytest.mark.workflow
+
 LENGTH = "2"  # minutes: one minute before the early-warning point, a few MB per cassette
 
 
