@@ -11,13 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from testkit.systemtest import MISSING
+from testkit.systemtest import mark_system_tests
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.system)
-            if MISSING:
-                item.add_marker(pytest.mark.skip(reason="needs " + ", ".join(MISSING)))
+    mark_system_tests(Path(__file__).parent, items)

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from testkit.systemtest import (
-    MISSING,
     MODE,
     Daemon,
+    mark_system_tests,
     new_daemon,
     parse_mt_status,
     stop_checked,
@@ -26,12 +26,7 @@ from testkit.systemtest import (
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.system)
-            if MISSING:
-                item.add_marker(pytest.mark.skip(reason="needs " + ", ".join(MISSING)))
+    mark_system_tests(Path(__file__).parent, items)
 
 
 @pytest.fixture(scope="session")

@@ -244,3 +244,16 @@ def stop_checked(d: Daemon) -> None:
         rc = d.stop()
         assert rc == 0, f"backerd exited {rc} on SIGTERM:\n{d.log_tail()}"
     d.unmount()
+
+
+def mark_system_tests(here: Path, items: list[Any]) -> None:
+    """Mark the tests under ``here`` as system tests, skipped with the reason where a tool
+    or the kernel interface they need is missing (the conftests' collection hook)."""
+    import pytest
+
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.system)
+            if MISSING:
+                item.add_marker(pytest.mark.skip(reason="needs " + ", ".join(MISSING)))
+
