@@ -1,6 +1,10 @@
 """Shared test configuration."""
 
+import errno
+import getpass
 import os
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,3 +22,22 @@ if os.environ.get("CI"):
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Detach dead FUSE mounts that an earlier, interrupted run left in pytest's temp
+    root. pytest deletes old run directories when a session ends; a dead mount inside
+    one makes that fail, and the failure would end this session with an error."""
+    from backerd.daemon.mount import FS_TYPE, mount_table, probe, read_mountinfo
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        return
+    root = os.fsencode(os.path.realpath(Path(tempfile.gettempdir()) / f"pytest-of-{user}"))
+    for point, kind in reversed(mount_table(read_mountinfo())):  # the topmost layer first
+        if kind == FS_TYPE and point.startswith(root + b"/"):
+            path = Path(os.fsdecode(point))
+            if probe(path) == errno.ENOTCONN:
+                subprocess.run(["umount", "-l", str(path)], check=False,
+                               stderr=subprocess.DEVNULL)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from backerd.daemon.control import NotRunning, query
+from backerd.daemon.mount import mounts_at
 
 DEVICE_KIND = os.environ.get("BACKERD_TEST_DEVICE", "fuse")
 MODE = os.environ.get("BACKERD_TEST_MODE", "nhs")
@@ -147,10 +148,14 @@ class Daemon:
         self.exit_codes.append(rc)
         return rc
 
+    def mounts(self) -> list[str]:
+        """The filesystems mounted on the FUSE root, bottom first (stale ones included)."""
+        with open("/proc/self/mountinfo", "rb") as table:
+            return mounts_at(self.fuse_root, table.read())
+
     def mounted(self) -> bool:
         """Whether the FUSE root is still in the mount table (stale or not)."""
-        with open("/proc/self/mountinfo") as table:
-            return any(line.split()[4] == str(self.fuse_root) for line in table)
+        return bool(self.mounts())
 
     def kill(self) -> None:
         if self.proc is not None:
@@ -160,7 +165,10 @@ class Daemon:
         self.unmount()
 
     def unmount(self) -> None:
-        if DEVICE_KIND == "fuse" and os.path.ismount(self.fuse_root):
+        """Detach every layer left on the FUSE root, so no dead mount outlives the test."""
+        for _ in range(8):
+            if DEVICE_KIND != "fuse" or not self.mounted():
+                return
             subprocess.run(["umount", "-l", str(self.fuse_root)], check=False)
 
     def log_tail(self, lines: int = 40) -> str:
