@@ -17,14 +17,10 @@ VM_TIMEOUT, VM_MEM.
 
 from __future__ import annotations
 
-import glob
 import os
 import shlex
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from backerd.format.params import mode
+from testkit.vmtest import RUN_VM, shared_directory, stop_vm, vm_missing
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -53,41 +50,6 @@ GUEST_RUNS = ("system", "transport")
 VM_TIMEOUT = int(os.environ.get("VM_TIMEOUT", "1800"))  # a hang guard: TCG is slow
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
-
-
-def _missing() -> list[str]:
-    missing = []
-    if shutil.which("qemu-system-x86_64") is None:
-        missing.append("qemu-system-x86_64 (apt: qemu-system-x86)")
-    if not glob.glob("/boot/vmlinuz-*-amd64"):
-        missing.append("a Debian kernel in /boot (apt: linux-image-amd64)")
-    if not Path("/bin/busybox").exists():
-        missing.append("/bin/busybox (apt: busybox-static)")
-    for tool in ("cpio", "modprobe", "mt", "base64", "timeout"):
-        if shutil.which(tool) is None:
-            missing.append(tool)
-    if os.geteuid() != 0:
-        missing.append("root")
-    return missing
-
-
-def _stop_vm(proc: subprocess.Popen[bytes], out: Path) -> None:
-    """Make sure neither run-vm.sh nor its qemu outlives the test (timeout, Ctrl-C)."""
-    if proc.poll() is None:
-        proc.terminate()  # run-vm.sh stops qemu on SIGTERM
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    pidfile = out / "qemu.pid"
-    try:
-        pid = int(pidfile.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return
-    if b"qemu-system" in cmdline and str(out).encode() in cmdline:
-        os.kill(pid, signal.SIGKILL)
 
 
 def _guest_script(out: Path) -> str:
@@ -134,16 +96,12 @@ def _guest_script(out: Path) -> str:
 
 @pytest.fixture
 def vm_out() -> Iterator[Path]:
-    """The directory shared with the guest: outside pytest's basetemp, which another
-    pytest run may prune while the guest still writes to it; a short path for the
-    kernel command line."""
-    out = Path(tempfile.mkdtemp(prefix="backerd-vm-"))
-    yield out
-    shutil.rmtree(out, ignore_errors=True)
+    with shared_directory("backerd-vm-") as out:
+        yield out
 
 
 def test_system_suite_on_real_cuse_in_a_vm(vm_out: Path) -> None:
-    missing = _missing()
+    missing = vm_missing(("cpio", "modprobe", "mt", "base64", "timeout"))
     if missing:
         pytest.skip("CUSE VM stage needs " + ", ".join(missing))
     out = vm_out
@@ -154,13 +112,13 @@ def test_system_suite_on_real_cuse_in_a_vm(vm_out: Path) -> None:
     console_file = out / "console.log"
     with open(console_file, "w") as console_out:
         proc = subprocess.Popen(
-            [str(HERE / "run-vm.sh"), str(out), f"/bin/bash {script}"],
+            [str(RUN_VM), str(out), f"/bin/bash {script}"],
             stdout=console_out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
         try:
             proc.wait(VM_TIMEOUT + 120)
         finally:
-            _stop_vm(proc, out)
+            stop_vm(proc, out)
     console = console_file.read_text(errors="replace")[-6000:]
     print(console)
     if proc.returncode == 98:

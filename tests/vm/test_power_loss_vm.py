@@ -15,15 +15,11 @@ stage), BACKERD_POWER_SEED (the kill moment's seed).
 
 from __future__ import annotations
 
-import glob
 import os
 import random
 import shlex
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +28,7 @@ import pytest
 
 from testkit.faults import TAR_OPTIONS, check_after_crash, make_tree, reference_archive
 from testkit.systemtest import MISSING, new_daemon, stop_checked
+from testkit.vmtest import RUN_VM, kill_qemu, shared_directory, vm_missing
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -41,17 +38,6 @@ BOOT_TIMEOUT = 900.0  # a hang guard: boot, imports and the first archive under 
 KILL_WINDOW = 20.0  # seconds after the second tar starts within which QEMU dies
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
-
-
-def _missing() -> list[str]:
-    missing = [] if not MISSING else list(MISSING)
-    if shutil.which("qemu-system-x86_64") is None:
-        missing.append("qemu-system-x86_64 (apt: qemu-system-x86)")
-    if not glob.glob("/boot/vmlinuz-*-amd64"):
-        missing.append("a Debian kernel in /boot (apt: linux-image-amd64)")
-    if not Path("/bin/busybox").exists():
-        missing.append("/bin/busybox (apt: busybox-static)")
-    return missing
 
 
 def _guest_script(out: Path) -> str:
@@ -74,7 +60,9 @@ def _guest_script(out: Path) -> str:
         "> /root/backerd-test.toml",  # a directory only root can write: serve checks
         f"{py} -m backerd serve --config /root/backerd-test.toml --cassette "
         f"{q(str(out / 'tape.cassette'))} > {q(str(out))}/guest-backerd.log 2>&1 &",
-        "for i in $(seq 1200); do [ -e /dev/nbacker0 ] && break; sleep 0.5; done",
+        "server=$!",  # a daemon that dies at start ends the run at once, not at the timeout
+        "for i in $(seq 1200); do [ -e /dev/nbacker0 ] && break; "
+        "kill -0 $server 2>/dev/null || exit 4; sleep 0.5; done",
         f"{tar} -cf /dev/nbacker0 -C {q(str(out))} first || exit 3",
         idle,
         f"echo > {q(str(out))}/writing",
@@ -84,28 +72,14 @@ def _guest_script(out: Path) -> str:
     ]) + "\n"
 
 
-def _kill_qemu(out: Path) -> bool:
-    """SIGKILL this test's QEMU (by its pidfile, checked against its command line)."""
-    try:
-        pid = int((out / "qemu.pid").read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return False
-    if b"qemu-system" in cmdline and str(out).encode() in cmdline:
-        os.kill(pid, signal.SIGKILL)
-        return True
-    return False
-
-
 @pytest.fixture
 def vm_out() -> Iterator[Path]:
-    out = Path(tempfile.mkdtemp(prefix="backerd-pl-"))
-    yield out
-    shutil.rmtree(out, ignore_errors=True)
+    with shared_directory("backerd-pl-") as out:
+        yield out
 
 
 def test_power_loss_during_a_write_recovers_like_kill_9(vm_out: Path) -> None:
-    missing = _missing()
+    missing = [*MISSING, *vm_missing()]
     if missing:
         pytest.skip("the power-loss VM test needs " + ", ".join(missing))
     out = vm_out
@@ -124,7 +98,7 @@ def test_power_loss_during_a_write_recovers_like_kill_9(vm_out: Path) -> None:
     console_file = out / "console.log"
     closed = False
     with open(console_file, "w") as console_out:
-        proc = subprocess.Popen([str(HERE / "run-vm.sh"), str(out), f"/bin/bash {script}"],
+        proc = subprocess.Popen([str(RUN_VM), str(out), f"/bin/bash {script}"],
                                 stdout=console_out, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
         try:
@@ -136,10 +110,10 @@ def test_power_loss_during_a_write_recovers_like_kill_9(vm_out: Path) -> None:
             if (out / "writing").exists():
                 time.sleep(random.Random(SEED).uniform(0, KILL_WINDOW))
                 closed = (out / "second-done").exists()
-                assert _kill_qemu(out), "QEMU was not running at the kill"
+                assert kill_qemu(out), "QEMU was not running at the kill"
             proc.wait(120)
         finally:
-            _kill_qemu(out)
+            kill_qemu(out)
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
