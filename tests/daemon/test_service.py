@@ -48,6 +48,7 @@ def test_config_file_units(tmp_path: Path) -> None:
     f = tmp_path / "b.toml"
     f.write_text(
         'state_dir = "/srv/b"\ntransport = "fuse"\nfuse_max_pages = 256\n'
+        'watchdog_stall = 1800\n'
         '[[unit]]\nnumber = 2\nmode = "phe"\ncassette = "two.img"\nrealtime = true\n'
         '[[unit]]\nnumber = 5\nname = "attic VCR"\n'
     )
@@ -57,6 +58,8 @@ def test_config_file_units(tmp_path: Path) -> None:
     assert c.units[0].standard == "pal" and c.units[0].realtime
     assert c.units[1].non_rewinding_node == "nbacker5" and c.units[1].name == "attic VCR"
     assert c.fuse_max_pages == 256 and c.source == f
+    assert c.watchdog_stall == 1800
+    assert cfg.parse_config({}, environ={}).watchdog_stall == 300  # the default
 
 
 @pytest.mark.parametrize(
@@ -73,6 +76,8 @@ def test_config_file_units(tmp_path: Path) -> None:
         ('[[unit]]\nnoise = "errors=lots"\n', "unit[0].noise"),
         ('transport = "usb"\n', "transport"),
         ("fuse_max_pages = 1000\n", "fuse_max_pages"),
+        ("watchdog_stall = 5\n", "watchdog_stall"),
+        ("watchdog_stall = 10.5\n", "watchdog_stall"),
         ("unit = 3\n", "unit"),
         ('fuse_mode = "0999"\n', "fuse_mode"),
         ("fuse_mode = 660\n", "fuse_mode"),

@@ -14,6 +14,8 @@ Example (every key is optional; this is the built-in default)::
     fuse_owner = "root"                  # FUSE fallback nodes: owner (name or uid),
     fuse_group = "tape"                  # group (name or gid; default tape, else root)
     fuse_mode = "0660"                   # and permission bits (octal)
+    watchdog_stall = 300                 # under WatchdogSec=: seconds a busy unit may
+                                         # go without progress before pings stop
 
     [[unit]]
     number = 0                           # nodes backer0 and nbacker0
@@ -136,6 +138,7 @@ class Config:
     source: Path | None = None  # the file it came from, None for built-in defaults
     user: str | None = None  # who the daemon becomes once real hardware is open
     jobs: tuple[JobConfig, ...] = ()  # [[job]] tables: backup jobs (backerd.jobs.config)
+    watchdog_stall: float = 300.0  # seconds a busy worker may go without progress
 
     @property
     def control_socket(self) -> Path:
@@ -170,6 +173,7 @@ class Config:
 _TOP_KEYS = {
     "state_dir", "runtime_dir", "fuse_root", "transport", "fuse_max_pages",
     "unrestricted_ioctl", "unit", "catalog", "metrics_file", "user", "job",
+    "watchdog_stall",
 }
 _UNIT_KEYS = {"number", "name", "deck", "cassette", "mode", "length", "realtime", "noise",
               "vcr", "late_service", "encrypt", "key_file", *RULES}
@@ -378,6 +382,10 @@ def parse_config(
     if not 1 <= max_pages <= 256:
         raise ConfigError(f"fuse_max_pages: must be 1..256, got {max_pages}")
     unrestricted = _get(table, "unrestricted_ioctl", bool, "", False)
+    stall = _get(table, "watchdog_stall", int, "", 300)
+    if not 30 <= stall <= 86_400:
+        # shorter than a rewind of the longest cassette, a healthy deck would be restarted
+        raise ConfigError(f"watchdog_stall: must be 30..86400 seconds, got {stall}")
     raw_units = table.get("unit", [{}])
     if not isinstance(raw_units, list) or not raw_units:
         raise ConfigError("unit: expected one or more [[unit]] tables")
@@ -412,6 +420,7 @@ def parse_config(
         source=source,
         user=user,
         jobs=jobs,
+        watchdog_stall=float(stall),
     )
 
 

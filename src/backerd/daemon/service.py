@@ -440,7 +440,8 @@ def ready_status(units: list[Unit], transport: TransportChoice) -> str:
     return f"serving {count} over {transport.kind.upper()}"
 
 
-def start_watchdog(nursery: trio.Nursery, units: list[Unit], ready: str) -> None:
+def start_watchdog(nursery: trio.Nursery, units: list[Unit], ready: str,
+                   stall_limit: float) -> None:
     """Under WatchdogSec=: ping while every unit's worker progresses (daemon.liveness)."""
     from backerd.daemon.liveness import keep_watchdog, watchdog_interval
 
@@ -449,7 +450,8 @@ def start_watchdog(nursery: trio.Nursery, units: list[Unit], ready: str) -> None
         return
     log.info("watchdog: a ping every %g s while every unit's worker progresses", interval)
     nursery.start_soon(partial(keep_watchdog, lambda: [u.worker_sample() for u in units],
-                               sd_notify, interval, ready_status=ready))
+                               sd_notify, interval, ready_status=ready,
+                               stall_limit=stall_limit))
 
 
 async def _serve_nodes(
@@ -515,7 +517,7 @@ async def serve(
             log.info("ready (status socket %s)", config.control_socket)
             ready = ready_status(units, transport)
             sd_notify(f"READY=1\nSTATUS={ready}")
-            start_watchdog(nursery, units, ready)
+            start_watchdog(nursery, units, ready, config.watchdog_stall)
             task_status.started(service)
     finally:
         sd_notify("STOPPING=1\nSTATUS=stopping: closing recordings and releasing cassettes")
