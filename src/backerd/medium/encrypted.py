@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from backerd.catalog.label import Label
+from backerd.catalog.label import KEYLESS_REFUSAL, Label, label_crypt
 from backerd.crypt.blocks import OVERHEAD, SALT_SIZE, BlockPlace, Opener, Rejected, Sealer
 from backerd.crypt.keys import UnitKey
 from backerd.errors import BackerError, TapeError
@@ -51,6 +51,12 @@ CIPHER = "AES-256-GCM"
 BLOCK_FORMAT = "BKE1"
 
 
+def not_encrypting() -> dict[str, Any]:
+    """``EncryptingMedium.describe`` of a unit that does not encrypt (and has none)."""
+    return {"configured": False, "key_fingerprint": None, "key_missing": None,
+            "blocks_failed": 0}
+
+
 @runtime_checkable
 class SealedWriter(Protocol):
     """A medium that records a sealed block but tells its catalog the plaintext."""
@@ -61,14 +67,6 @@ class SealedWriter(Protocol):
 @runtime_checkable
 class Closable(Protocol):
     def close(self) -> None: ...
-
-
-def label_crypt(label: Label | None) -> dict[str, Any] | None:
-    """The encryption facts of a label (None: the label says nothing is encrypted)."""
-    if label is None or not label.encrypted:
-        return None
-    info = label.extra.get("crypt")
-    return info if isinstance(info, dict) else {}
 
 
 def crypt_label_fields(key: UnitKey) -> dict[str, Any]:
@@ -92,9 +90,7 @@ class _Facts:
 _RULES: tuple[tuple[bool | None, Callable[[_Facts], bool], str], ...] = (
     (True, lambda f: f.configured and not f.have_key,
      "encryption is configured but the key is missing ({missing}): refusing to write"),
-    (None, lambda f: f.label_encrypted and not f.have_key,
-     "cassette {label} is encrypted (key {label_key}) and this unit has no key: "
-     "set encrypt = true and key_file for it"),
+    (None, lambda f: f.label_encrypted and not f.have_key, KEYLESS_REFUSAL),
     (None, lambda f: f.label_encrypted and f.have_key and not f.same_key,
      "wrong key: cassette {label} is encrypted with key {label_key}, this unit's key is "
      "{key}"),
