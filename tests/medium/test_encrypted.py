@@ -210,6 +210,45 @@ def test_unconfigured_unit_passes_plaintext_cassettes_through() -> None:
     assert read_all(m) == [b"plain", "FM"]
 
 
+@pytest.mark.parametrize("label", [None, label_for(None)], ids=["unlabelled", "plain"])
+def test_a_unit_with_a_key_reads_a_plaintext_cassette_as_it_is(label: Label | None) -> None:
+    # what a unit without a key recorded reads back unchanged (docs/encryption.md)
+    log: list[str] = []
+    m = EncryptingMedium(MemoryMedium.from_files([[b"plain 1", b"plain 2"], [b"p3"]]),
+                         label_of=lambda: label, key=KEY, log=log.append)
+    assert read_all(m) == [b"plain 1", b"plain 2", "FM", b"p3", "FM"]
+    assert log == [] and m.hard_errors == 0
+
+
+def test_plaintext_recordings_on_an_encrypted_cassette_fail_with_one_line_per_file() -> None:
+    # recorded there by a writer that ignored the label (the original driver): every
+    # block fails with EIO, never handed out as data, and the reason is logged per file
+    log: list[str] = []
+    m = sealing(MemoryMedium.from_files([[b"plain 1", b"plain 2", b"plain 3"], [b"p4"]]),
+                log=log)
+    assert read_all(m) == ["EIO", "EIO", "EIO", "FM", "EIO", "FM"]
+    assert m.hard_errors == 4
+    assert len(log) == 2 and all("recorded without encryption" in line for line in log)
+    assert log[0].startswith("file 0 block 0: not an encrypted block")
+    assert log[1].startswith("file 1 block 0: ")
+    m.rewind()
+    assert read_all(m)[:3] == ["EIO"] * 3 and len(log) == 2  # told once per cassette
+    m.unload()
+    m.load()
+    assert read_all(m) == ["EIO", "EIO", "EIO", "FM", "EIO", "FM"] and len(log) == 4
+
+
+def test_a_recording_sealed_under_another_key_fails_with_one_line() -> None:
+    other = UnitKey.from_secret(bytes(32))
+    _, inner = written(BLOCKS)
+    log: list[str] = []
+    # the label names ``other``, the unit's key, but the blocks were sealed under KEY
+    m = sealing(MemoryMedium.from_files(inner.files()), key=other, label=label_for(other),
+                log=log)
+    assert read_all(m) == [*["EIO"] * len(BLOCKS), "FM"]
+    assert len(log) == 1 and KEY.fingerprint_hex in log[0]
+
+
 class _Buffering(MemoryMedium):
     """A MemoryMedium that says a call would not wait and notes the sizes it was asked."""
 

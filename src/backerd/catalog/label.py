@@ -36,6 +36,29 @@ class Label:
     extra: dict[str, Any] = field(default_factory=dict)  # keys a newer backerd added
 
 
+def label_crypt(label: Label | None) -> dict[str, Any] | None:
+    """The encryption facts of a label (None: the label says nothing is encrypted)."""
+    if label is None or not label.encrypted:
+        return None
+    info = label.extra.get("crypt")
+    return info if isinstance(info, dict) else {}
+
+
+# Why a unit without a key neither reads nor writes an encrypted cassette (one text for
+# the unit that encrypts with its key missing and the unit that does not encrypt).
+KEYLESS_REFUSAL = ("cassette {label} is encrypted (key {label_key}) and this unit has no "
+                   "key: set encrypt = true and key_file for it")
+
+
+def keyless_refusal(label: Label | None) -> str | None:
+    """The refusal a unit without a key gives for ``label``'s cassette (None: none)."""
+    info = label_crypt(label)
+    if label is None or info is None:
+        return None
+    return KEYLESS_REFUSAL.format(label=repr(label.text),
+                                  label_key=info.get("key_fingerprint") or "unknown")
+
+
 def check_text(text: str) -> str:
     """Label text rules: 1..64 printable characters, no leading/trailing space."""
     if not text or text != text.strip():

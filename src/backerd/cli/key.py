@@ -103,8 +103,8 @@ def _passphrase(path: Path | None, *, confirm: bool = False) -> bytes:
 
 
 def _from_cassette(image: Path, passphrase: bytes):  # type: ignore[no-untyped-def]
+    from backerd.catalog.label import label_crypt
     from backerd.crypt.keys import unwrap_key
-    from backerd.medium.encrypted import label_crypt
     from backerd.medium.labelled import read_label
     from backerd.vcr.sim import Cassette, SimDeck
 

@@ -58,7 +58,7 @@ class UnsealingOutput:
 
 def dump_plaintext(image: Path, recording: int, key_file: Path, out: BinaryIO) -> None:
     """Decode recording ``recording`` (0 = first, label included) and decrypt it."""
-    from backerd.medium.encrypted import label_crypt
+    from backerd.catalog.label import label_crypt
     from backerd.medium.labelled import read_label
     from backerd.medium.reader import RecordingReader
     from backerd.vcr.sim import Cassette, SimDeck

@@ -73,6 +73,7 @@ class Opened:
 class Rejected:
     reason: str
     wrong_key: bool = False  # sealed under another key: no block of it will open
+    unsealed: bool = False  # no BKE1 header: recorded without encryption (or damaged)
 
 
 def nonce(block: int, flags: int) -> bytes:
@@ -108,7 +109,7 @@ class Sealer:
 def parse_header(sealed: bytes) -> tuple[int, bytes, bytes, int] | Rejected:
     """(flags, fingerprint, salt, plaintext length) of a sealed block, or why not."""
     if len(sealed) < HEADER_SIZE or not sealed.startswith(MAGIC):
-        return Rejected("not an encrypted block (no BKE1 header)")
+        return Rejected("not an encrypted block (no BKE1 header)", unsealed=True)
     _, flags, zero, fingerprint, salt, length = HEADER.unpack_from(sealed)
     if flags & ~FLAG_LAST or zero != bytes(3) or length > MAX_PLAIN:
         return Rejected("damaged block header")

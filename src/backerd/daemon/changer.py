@@ -31,6 +31,7 @@ from backerd.errors import BackerError, TapeError, UsageError
 from backerd.format.params import standard_mismatch
 from backerd.jobs import history
 from backerd.medium.labelled import CataloguedMedium, LabelledDeck
+from backerd.tape.medium import Medium
 from backerd.vcr.sim import Cassette, SimDeck
 
 
@@ -80,16 +81,23 @@ class Ejected:
 
 
 class SimChanger:
-    """``CassetteChanger`` of the simulated VCR: cassettes are image files."""
+    """``CassetteChanger`` of the simulated VCR: cassettes are image files.
+
+    ``tape`` is the medium the Drive uses (the sealing layer over ``medium`` on a unit
+    that encrypts): the tape is rewound, unloaded and loaded through it, so every layer
+    settles what it holds for the cassette leaving and starts afresh on the new one.
+    ``medium`` answers the recording mode the new cassette's standard must match.
+    """
 
     def __init__(self, unit: int, sim: SimDeck, deck: LabelledDeck, medium: CataloguedMedium,
-                 drive: MediaChangeAware, *, catalog: Callable[[], Catalog | None],
-                 default_standard: str, default_length: str,
-                 log: Callable[[str], None]) -> None:
+                 drive: MediaChangeAware, *, tape: Medium,
+                 catalog: Callable[[], Catalog | None], default_standard: str,
+                 default_length: str, log: Callable[[str], None]) -> None:
         self.unit = unit
         self.sim = sim
         self.deck = deck
         self.medium = medium
+        self.tape = tape
         self.drive = drive
         self._catalog = catalog
         self.default_standard = default_standard
@@ -139,13 +147,13 @@ class SimChanger:
             raise TapeError(f"unit {self.unit}: no cassette to eject", errno=errno.ENOMEDIUM)
         if self.deck.loaded:
             identity = self._identity(cassette)
-            self.medium.rewind()
+            self.tape.rewind()
         else:  # unloaded already (mt offline): take it out
             identity = unlabelled_uuid(str(Path(cassette.path).resolve()))
         self.ejected = Ejected(Path(cassette.path), cassette.standard, cassette.length_name,
                                identity)
         try:
-            self.medium.unload()
+            self.tape.unload()
         finally:
             self.sim.remove()
             cassette.close()
@@ -185,7 +193,7 @@ class SimChanger:
             raise UsageError(f"{image}: {problem}")
         try:
             self.sim.insert(cassette)
-            self.medium.load()  # reads the label; recovers an interrupted recording
+            self.tape.load()  # reads the label; recovers an interrupted recording
         except BackerError:
             self.sim.remove()
             cassette.close()

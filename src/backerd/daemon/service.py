@@ -155,19 +155,22 @@ def open_sim_unit(config: UnitConfig) -> Unit:
             deck.sink = live
     sim = deck.deck
     assert isinstance(sim, SimDeck)
-    medium = CataloguedMedium(deck, mode=config.mode, log=note)
-    sealing = EncryptingMedium(medium, label_of=lambda: deck.label, log=note,
-                               **unit_key(config, note))
+    medium = CataloguedMedium(deck, mode=config.mode, log=note, opens_sealed=config.encrypt)
+    # only a unit that encrypts has the sealing layer (it costs work on every request);
+    # without it, CataloguedMedium refuses an encrypted cassette's blocks by its label
+    sealing = (EncryptingMedium(medium, label_of=lambda: deck.label, log=note,
+                                **unit_key(config, note)) if config.encrypt else None)
+    tape: EncryptingMedium | CataloguedMedium = sealing if sealing is not None else medium
     tools = UnitTools(config, sim, deck, medium, live, sealing=sealing)
-    drive = Drive(sealing)
-    changer = SimChanger(number, sim, deck, medium, drive,
+    drive = Drive(tape)
+    changer = SimChanger(number, sim, deck, medium, drive, tape=tape,
                          catalog=lambda: tools.store, default_standard=config.standard,
                          default_length=config.length, log=note)
 
     def release() -> None:
         # the medium flushes its write buffer and the catalog before the image closes
         try:
-            sealing.close()
+            tape.close()
         finally:
             if sim.cassette is not None:  # the one in the deck now (cassettes change)
                 sim.cassette.close()

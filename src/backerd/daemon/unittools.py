@@ -21,7 +21,7 @@ from backerd.catalog.volumes import cassettes_needed
 from backerd.daemon.config import UnitConfig
 from backerd.errors import BackerError, TapeError, UsageError
 from backerd.format.params import mode as mode_params
-from backerd.medium.encrypted import EncryptingMedium, crypt_label_fields
+from backerd.medium.encrypted import EncryptingMedium, crypt_label_fields, not_encrypting
 from backerd.medium.labelled import CataloguedMedium, LabelledDeck
 from backerd.observe.counters import driver_counters
 from backerd.observe.preflight import Facts, answer, capacity_bytes
@@ -133,7 +133,8 @@ class UnitTools:
             "cassette_passes": wear.get("passes", 0),
             "time_left_seconds": free // fps,
             "counter": self.deck.counter() if self.deck.loaded else None,
-            "encryption": self.sealing.describe() if self.sealing is not None else None,
+            "encryption": (self.sealing.describe() if self.sealing is not None
+                           else not_encrypting()),
         }
 
     # -- requests (run under the unit lock, in a worker thread) --------------------------
@@ -155,7 +156,8 @@ class UnitTools:
                                 f"({sealing.missing}): not labelling", errno=errno.EACCES)
             label = dataclasses.replace(label, encrypted=True, extra=crypt_label_fields(key))
         self.deck.write_label(label, self.medium.mode, force=force)
-        self.medium.load()  # the medium starts again on the (now empty) user tape
+        # every layer starts again on the (now empty) user tape
+        (self.sealing if self.sealing is not None else self.medium).load()
         if self.store is not None and old is not None and old != self.cassette_uuid:
             self.store.forget_from(old, 0)
             self.store.set_cassette(old, state="retired", location=f"relabelled {text}")

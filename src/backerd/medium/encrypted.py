@@ -20,9 +20,17 @@ What it refuses, as ``TapeError(EACCES)`` and before the tape moves (rules as da
 unlabelled cassette, on a cassette labelled without encryption, or with a key other
 than the label's; reading or writing an encrypted cassette without its key. Nothing is
 ever written in plaintext once encryption is configured. A block that does not open
-is ``DamagedBlock`` (EIO) for that block alone; the next read goes on. A recording
-whose last block lacks the flag (cut short) fails one read at its end with EIO, then
-reads its filemark.
+is ``DamagedBlock`` (EIO) for that block alone; the next read goes on. A block without
+the BKE1 header (a plaintext recording on a cassette labelled as encrypted) or sealed
+under another key fails alike, but its reason is logged once per file, not per block.
+A recording whose last block lacks the flag (cut short) fails one read at its end with
+EIO, then reads its filemark.
+
+Only a unit that encrypts has this layer: a unit without a key gets no wrapper, and
+its ``CataloguedMedium`` refuses an encrypted cassette's blocks by the label's flag
+(the same refusal as the rule here). A cassette change goes through the layer too
+(``load``/``unload``), so a held block is settled on the cassette it belongs to and
+the reading state starts afresh on the next one.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from backerd.catalog.label import Label
+from backerd.catalog.label import KEYLESS_REFUSAL, Label, label_crypt
 from backerd.crypt.blocks import OVERHEAD, SALT_SIZE, BlockPlace, Opener, Rejected, Sealer
 from backerd.crypt.keys import UnitKey
 from backerd.errors import BackerError, TapeError
@@ -51,6 +59,12 @@ CIPHER = "AES-256-GCM"
 BLOCK_FORMAT = "BKE1"
 
 
+def not_encrypting() -> dict[str, Any]:
+    """``EncryptingMedium.describe`` of a unit that does not encrypt (and has none)."""
+    return {"configured": False, "key_fingerprint": None, "key_missing": None,
+            "blocks_failed": 0}
+
+
 @runtime_checkable
 class SealedWriter(Protocol):
     """A medium that records a sealed block but tells its catalog the plaintext."""
@@ -61,14 +75,6 @@ class SealedWriter(Protocol):
 @runtime_checkable
 class Closable(Protocol):
     def close(self) -> None: ...
-
-
-def label_crypt(label: Label | None) -> dict[str, Any] | None:
-    """The encryption facts of a label (None: the label says nothing is encrypted)."""
-    if label is None or not label.encrypted:
-        return None
-    info = label.extra.get("crypt")
-    return info if isinstance(info, dict) else {}
 
 
 def crypt_label_fields(key: UnitKey) -> dict[str, Any]:
@@ -92,9 +98,7 @@ class _Facts:
 _RULES: tuple[tuple[bool | None, Callable[[_Facts], bool], str], ...] = (
     (True, lambda f: f.configured and not f.have_key,
      "encryption is configured but the key is missing ({missing}): refusing to write"),
-    (None, lambda f: f.label_encrypted and not f.have_key,
-     "cassette {label} is encrypted (key {label_key}) and this unit has no key: "
-     "set encrypt = true and key_file for it"),
+    (None, lambda f: f.label_encrypted and not f.have_key, KEYLESS_REFUSAL),
     (None, lambda f: f.label_encrypted and f.have_key and not f.same_key,
      "wrong key: cassette {label} is encrypted with key {label_key}, this unit's key is "
      "{key}"),
@@ -105,6 +109,14 @@ _RULES: tuple[tuple[bool | None, Callable[[_Facts], bool], str], ...] = (
      "cassette {label} was labelled without encryption: relabel it on this unit "
      "(backerd label --force) to write encrypted recordings"),
 )
+
+
+def _explained(rejected: Rejected) -> str:
+    """The reason a block does not open, saying what a missing header most likely means."""
+    if rejected.unsealed:
+        return (f"{rejected.reason}: recorded without encryption on a cassette labelled "
+                "as encrypted (by the original driver or another program), or damaged")
+    return rejected.reason
 
 
 class EncryptingMedium:
@@ -133,6 +145,7 @@ class EncryptingMedium:
         self._sealer: Sealer | None = None
         self._read_last: tuple[int, int, bool] | None = None  # file, block, last flag
         self._truncation_told: tuple[int, int] | None = None
+        self._recordings_told: set[tuple[int, str]] = set()  # (file, reason) logged
         self._last_refusal: str | None = None
         # per direction: the label and key last checked, and the answer (rules run once
         # per change, not per block)
@@ -320,17 +333,24 @@ class EncryptingMedium:
             return item
         opened = self._opener.open(item, self._place(pos.file, pos.block))
         if isinstance(opened, Rejected):
-            self._damaged(pos, opened.reason)
+            # a plaintext recording, or one sealed under another key, fails every block:
+            # its reason is logged once, not once per block
+            self._damaged(pos, _explained(opened), whole=opened.unsealed or opened.wrong_key)
         assert not isinstance(opened, Rejected)
         if before is not None and before == (pos.file, pos.block - 1, True):
             self._damaged(pos, "a block after the recording's last block")
         self._read_last = (pos.file, pos.block, opened.last)
         return opened.data
 
-    def _damaged(self, pos: TapePosition, reason: str) -> None:
+    def _damaged(self, pos: TapePosition, reason: str, *, whole: bool = False) -> None:
+        """EIO for this block; ``whole``: the reason holds for its whole recording."""
         self.hard_errors += 1
-        self.log(f"file {pos.file} block {pos.block}: {reason}")
-        raise DamagedBlock(f"file {pos.file} block {pos.block}: {reason}")
+        message = f"file {pos.file} block {pos.block}: {reason}"
+        if not whole or (pos.file, reason) not in self._recordings_told:
+            self.log(message + (" (the other blocks of this file fail alike)" if whole else ""))
+        if whole:
+            self._recordings_told.add((pos.file, reason))
+        raise DamagedBlock(message)
 
     def _unflagged_end(self, pos: TapePosition, before: tuple[int, int, bool] | None,
                        mark: Mark) -> None:
@@ -402,12 +422,14 @@ class EncryptingMedium:
             self._settle()
         self._reset_reading()
         self._truncation_told = None
+        self._recordings_told.clear()
         self.inner.load()
 
     def unload(self) -> None:
         self._settle()
         self._reset_reading()
         self._truncation_told = None
+        self._recordings_told.clear()
         self.inner.unload()
 
     def early_warning(self) -> bool:

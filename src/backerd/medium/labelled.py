@@ -20,6 +20,11 @@ hears each recording begun and each one committed with its filemark (after the
 cassette's index is durable), in real tape slots and user file numbers. User bytes
 reach the sink from ``CataloguedMedium.write_block``, which also keeps a coarse
 signal-health trace and the playback statistics of the recording last read.
+
+A cassette whose label says its recordings are encrypted is read and written only
+through the sealing layer of a unit that encrypts (``medium.encrypted``, which is built
+only for such units): ``CataloguedMedium`` on its own refuses its blocks with EACCES,
+by the label's flag, so a unit without a key never hands out sealed blocks as data.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from backerd.catalog.label import MAX_BYTES, Label, encode_label, parse_label
+from backerd.catalog.label import MAX_BYTES, Label, encode_label, keyless_refusal, parse_label
 from backerd.errors import BackerError, TapeError, UsageError
 from backerd.format.params import Standard
 from backerd.format.params import mode as mode_params
@@ -347,10 +352,20 @@ class _TracedPlayback:
 
 class CataloguedMedium(BackerMedium):
     """The Backer medium telling a RecordingSink the user bytes it writes, and keeping
-    the playback statistics and health trace of the recording read last."""
+    the playback statistics and health trace of the recording read last.
 
-    def __init__(self, deck: LabelledDeck, mode: str = "nhs", **kwargs: Any) -> None:
+    ``opens_sealed``: a layer above seals and opens the blocks (``medium.encrypted``, on
+    a unit that encrypts). Without one, the blocks of a cassette whose label says they
+    are encrypted are neither read nor written (EACCES, one log line per cassette):
+    they would read as random bytes, and a plaintext block among them would break the
+    promise of the label. The check is the label's flag, nothing per byte.
+    """
+
+    def __init__(self, deck: LabelledDeck, mode: str = "nhs", *, opens_sealed: bool = False,
+                 **kwargs: Any) -> None:
         self.labelled = deck
+        self.opens_sealed = opens_sealed
+        self._refused: Label | None = None  # the label whose refusal was logged last
         self.trace: list[tuple[int, int, int, int]] = []
         self.trace_file: int | None = None
         self.trace_start = 0
@@ -359,7 +374,17 @@ class CataloguedMedium(BackerMedium):
         self.totals = Totals()
         super().__init__(deck, mode, **kwargs)
 
+    def _refuse_keyless(self, label: Label) -> None:
+        message = keyless_refusal(label) or ""
+        if label is not self._refused:  # once per cassette, not once per block tried
+            self.log(message)
+            self._refused = label
+        raise TapeError(message, errno=errno.EACCES)
+
     def write_block(self, data: bytes) -> None:
+        label = self.labelled.label
+        if label is not None and label.encrypted and not self.opens_sealed:
+            self._refuse_keyless(label)
         self.write_sealed(data, data)
 
     def write_sealed(self, sealed: bytes, plain: bytes) -> None:
@@ -373,6 +398,9 @@ class CataloguedMedium(BackerMedium):
             sink.data(plain)
 
     def read_block(self, max_size: int) -> bytes | Mark:
+        label = self.labelled.label
+        if label is not None and label.encrypted and not self.opens_sealed:
+            self._refuse_keyless(label)
         began = time.monotonic()
         hard = self.hard_errors
         try:
