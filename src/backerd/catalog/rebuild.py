@@ -1,6 +1,7 @@
 """Rebuilding the catalog from a cassette: the tape is the truth, the catalog its cache.
 
-Theory of operation: ``rows_from_scan`` is the pure core. It takes each recording's facts
+Theory of operation: ``rebuild_rows`` is the pure core (``rows_from_scan`` its plain
+form, without a key). It takes each recording's facts
 (position, mode, format, block sizes, filemark) with its decoded user bytes, finds the
 label (the first recording, if its bytes are a label record: it is then not an st file
 and the user's files are numbered from the next one), indexes tar members with the same
@@ -8,17 +9,29 @@ indexer the daemon uses while writing, and returns the rows. ``recording_row`` i
 with the live path, so a rebuilt row and the row committed at the filemark agree.
 Recordings without a filemark are left out: the live path never commits them either.
 ``scan_cassette`` is the edge: it reads a cassette image's fields and decodes them.
+
+Encrypted cassettes (the label says so) hold sealed blocks. Without a key their
+recordings are found and counted as not indexed (``Rebuilt.sealed``), their rows
+holding the sealed bytes. With one, ``rebuild_rows`` is given ``unseal``: a function
+from (cassette UUID, st file number) to a ``SealedRecording`` (``crypt.blocks.
+recording_opener`` with the key bound: the same opener as ``cassette dump --key-file``),
+so the core never touches a key file. The plaintext is indexed, so the rows equal the
+ones the live catalog committed. A recording of which no block
+opened, though no byte of it was lost on tape, failed authentication (a wrong key, or
+blocks from another place): ``CryptError`` naming it, before any row is returned. A
+recording of which only some blocks opened is damaged: its row says "errors".
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from backerd.catalog.label import MAX_BYTES, Label, parse_label
 from backerd.catalog.store import RecordingRow
 from backerd.catalog.tarindex import Member, TarIndexer
+from backerd.errors import CryptError
 from backerd.vcr.base import Recording, format_time
 
 if TYPE_CHECKING:
@@ -58,27 +71,79 @@ def index_into(row: RecordingRow, chunks: Iterable[bytes]) -> RecordingRow:
     return row
 
 
-def rows_from_scan(scanned: Iterable[ScannedRecording], fps: int,
-                   ) -> tuple[Label | None, list[RecordingRow]]:
-    label: Label | None = None
-    rows: list[RecordingRow] = []
-    first = True
-    for item in scanned:
+class SealedRecording(Protocol):
+    """Opens the sealed bytes of one recording (``crypt.blocks.StreamOpener`` does)."""
+
+    opened: int  # blocks that opened so far
+
+    def plaintext(self, chunks: Iterable[bytes]) -> Iterator[bytes]: ...
+
+    def summary(self) -> str | None: ...  # the first problem in one line, if any
+
+
+# (cassette UUID, st file number) -> the opener of that recording
+Unseal = Callable[[str, int], SealedRecording]
+
+
+@dataclass
+class Rebuilt:
+    label: Label | None
+    rows: list[RecordingRow] = field(default_factory=list)
+    sealed: int = 0  # encrypted recordings whose members were not indexed (no key)
+
+
+def _counted(chunks: Iterable[bytes], seen: list[int]) -> Iterator[bytes]:
+    for chunk in chunks:
+        seen[0] += len(chunk)
+        yield chunk
+
+
+def rebuild_rows(scanned: Iterable[ScannedRecording], fps: int, *,
+                 unseal: Unseal | None = None) -> Rebuilt:
+    """The label and rows of a scanned cassette; ``unseal`` opens encrypted recordings."""
+    out = Rebuilt(None)
+    for index, item in enumerate(scanned):
         rec = item.recording
-        if first:
-            first = False
+        if index == 0:
             chunks = list(item.chunks)
             data = b"".join(chunks)[: MAX_BYTES + 1]
-            label = parse_label(data) if rec.filemark else None
-            if label is not None:
+            out.label = parse_label(data) if rec.filemark else None
+            if out.label is not None:
                 continue
             item = ScannedRecording(rec, chunks, item.status)
         if not rec.filemark:
             continue
-        row = recording_row(rec, len(rows), fps, written_by="rebuild")
+        row = recording_row(rec, len(out.rows), fps, written_by="rebuild")
         row.status = item.status
-        rows.append(index_into(row, item.chunks))
-    return label, rows
+        out.rows.append(row)
+        label = out.label
+        if label is None or not label.encrypted:
+            index_into(row, item.chunks)
+        elif unseal is None:
+            index_into(row, item.chunks)
+            out.sealed += row.bytes > 0
+        else:
+            _index_sealed(row, item, unseal(label.uuid, index - 1), index)
+    return out
+
+
+def _index_sealed(row: RecordingRow, item: ScannedRecording, stream: SealedRecording,
+                  index: int) -> None:
+    seen = [0]
+    index_into(row, stream.plaintext(_counted(item.chunks, seen)))
+    problem = stream.summary()
+    if problem is None or not seen[0]:  # an empty recording has no block to miss
+        return
+    if stream.opened == 0 and seen[0] and item.status == "ok":
+        raise CryptError(f"recording {index} (file {index - 1}) failed authentication: "
+                         f"{problem}")
+    row.status = "errors"
+
+
+def rows_from_scan(scanned: Iterable[ScannedRecording], fps: int,
+                   ) -> tuple[Label | None, list[RecordingRow]]:
+    rebuilt = rebuild_rows(scanned, fps)
+    return rebuilt.label, rebuilt.rows
 
 
 def scan_cassette(cassette: Cassette, *, progress: Callable[[int, int], None] | None = None,

@@ -15,10 +15,13 @@ import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backerd.catalog.schema import STATES
 from backerd.errors import UsageError
+
+if TYPE_CHECKING:
+    from backerd.catalog.rebuild import Unseal
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--unit", type=int, metavar="N", help="the cassette in the daemon's unit N")
     p.add_argument("--name", metavar="TEXT",
                    help="a name for an unlabelled cassette (original driver's tapes)")
+    p.add_argument("--key-file", type=Path, metavar="FILE",
+                   help="the key of an encrypted cassette, to index its archives' members "
+                        "(default with --unit: the unit's key_file)")
     p.add_argument("--json", action="store_true")
 
 
@@ -180,38 +186,40 @@ def _find(cat: Any, pattern: str, as_json: bool) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    from backerd.catalog.rebuild import rows_from_scan, scan_cassette
+    from backerd.catalog.rebuild import rebuild_rows, scan_cassette
     from backerd.catalog.store import CassetteRow, Catalog, unlabelled_uuid
     from backerd.cli.progress import Bar
+    from backerd.errors import CryptError
     from backerd.vcr.sim import Cassette
 
     if (args.image is None) == (args.unit is None):
         raise UsageError("give a cassette IMAGE or --unit N")
     if args.unit is not None and args.catalog is None:
-        from backerd.daemon.config import load_config
-        from backerd.daemon.control import NotRunning, ask
-
-        try:  # the daemon holds the cassette: it scans it into its own catalog
-            reply = ask(load_config(args.config).control_socket,
-                        {"request": "rebuild", "unit": args.unit}, timeout=24 * 3600)
-        except NotRunning:
-            reply = None
+        reply = _rebuild_in_daemon(args)
         if reply is not None:
             if args.json:
                 _dump(reply)
             else:
                 print(f"unit {args.unit}: {reply['files']} files, {reply['members']} tar "
                       f"members, {reply['bytes']:,} bytes catalogued as {reply['uuid']}")
+                _say_sealed(reply.get("encrypted_unindexed", 0))
             return 0
-    image = args.image if args.image is not None else _unit_image(args)
+    image, key_file = (args.image, args.key_file) if args.image is not None else \
+        _unit_image(args)
+    unseal = _unseal(key_file) if key_file is not None else None
     with Cassette.open(image, readonly=True) as cassette:
         bar = Bar(f"rebuild {image.name}", 0, "fields")
-        label, rows = rows_from_scan(scan_cassette(cassette, progress=bar.update),
-                                     cassette.fps)
-        bar.done()
+        try:
+            rebuilt = rebuild_rows(scan_cassette(cassette, progress=bar.update),
+                                   cassette.fps, unseal=unseal)
+        except CryptError as exc:  # before anything is stored: the catalog is unchanged
+            raise CryptError(f"{image}: {exc.message}; the catalog is unchanged") from None
+        finally:
+            bar.done()
         length = cassette.slots // cassette.fps
         passes = cassette.wear.get("passes", 0)
         standard = cassette.standard.upper()
+    label, rows = rebuilt.label, rebuilt.rows
     if label is not None:
         row = CassetteRow(uuid=label.uuid, label=label.text, standard=label.standard,
                           length_seconds=label.length_seconds, created=label.created,
@@ -225,21 +233,63 @@ def _rebuild(args: argparse.Namespace) -> int:
         cat.replace_recordings(row.uuid, rows)
     summary = {"uuid": row.uuid, "label": row.label, "labelled": label is not None,
                "files": len(rows), "members": sum(len(r.members) for r in rows),
-               "bytes": sum(r.bytes for r in rows)}
+               "bytes": sum(r.bytes for r in rows), "encrypted_unindexed": rebuilt.sealed}
     if args.json:
         _dump(summary)
     else:
         what = f"label {row.label!r}" if label else "no label (original driver or blank)"
         print(f"{image}: {what}; {summary['files']} files, {summary['members']} tar members, "
               f"{summary['bytes']:,} bytes catalogued as {row.uuid}")
+        _say_sealed(rebuilt.sealed)
     return 0
 
 
-def _unit_image(args: argparse.Namespace) -> Path:
+def _say_sealed(count: int) -> None:
+    if count:
+        verb = "recording is encrypted and was" if count == 1 else \
+            "recordings are encrypted and were"
+        print(f"{count} {verb} not indexed: give the key (--key-file FILE) to list their "
+              "members")
+
+
+def _rebuild_in_daemon(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The daemon holds the unit's cassette: it scans it (with the unit's key) into its
+    own catalog. None when no daemon is running."""
+    from backerd.daemon.config import load_config
+    from backerd.daemon.control import NotRunning, ask
+
+    socket = load_config(args.config).control_socket
+    try:
+        if args.key_file is not None:
+            ask(socket, {"request": "status"})
+            raise UsageError(f"the daemon holds unit {args.unit}'s cassette and rebuilds "
+                             "with the unit's own key_file: drop --key-file, or stop the "
+                             "daemon (or give the cassette IMAGE and --catalog)")
+        reply = ask(socket, {"request": "rebuild", "unit": args.unit}, timeout=24 * 3600)
+    except NotRunning:
+        return None
+    return reply if isinstance(reply, dict) else None
+
+
+def _unseal(key_file: Path) -> Unseal:
+    from functools import partial
+
+    from backerd.crypt.blocks import recording_opener
+    from backerd.crypt.keys import load_key_file
+
+    return partial(recording_opener, load_key_file(key_file))
+
+
+def _unit_image(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """Unit N's cassette image and the key to open it: --key-file, else the unit's own
+    when it encrypts."""
     from backerd.daemon.config import load_config
 
     config = load_config(args.config)
     for unit in config.units:
         if unit.number == args.unit:
-            return unit.cassette
+            key = args.key_file
+            if key is None and unit.encrypt:
+                key = unit.key_file
+            return unit.cassette, key
     raise UsageError(f"no unit {args.unit} in the configuration")

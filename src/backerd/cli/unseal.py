@@ -6,32 +6,45 @@ are bound to the cassette UUID and the recording (file) number as st counts it (
 label hidden), so both are needed: ``cassette dump`` reads them from the image, ``decode``
 takes them as options. Plaintext goes out as it opens; what did not open is counted and
 the first reason becomes the command's one-line error (exit status 4, MediumError).
+Both make a recording's opener with ``crypt.blocks.recording_opener`` (as ``catalog
+rebuild --key-file`` does) and run it over the recording's bytes.
 """
 
 from __future__ import annotations
 
-import uuid as uuidlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from backerd.errors import MediumError, UsageError
 
+if TYPE_CHECKING:
+    from backerd.crypt.blocks import StreamOpener
+    from backerd.crypt.keys import UnitKey
+
 CHUNK = 1 << 20
+
+
+def sealed_stream(key: UnitKey, cassette_uuid: str, file: int, *,
+                  what: str = "cassette UUID") -> StreamOpener:
+    """The opener of one recording: its blocks are bound to the cassette and st file."""
+    from backerd.crypt.blocks import recording_opener
+
+    try:
+        return recording_opener(key, cassette_uuid, file)
+    except ValueError:
+        raise UsageError(f"{what}: not a UUID: {cassette_uuid!r}") from None
 
 
 class UnsealingOutput:
     """A binary output that takes sealed bytes and writes their plaintext to ``out``."""
 
     def __init__(self, out: BinaryIO, key_file: Path, cassette_uuid: str, file: int) -> None:
-        from backerd.crypt.blocks import StreamOpener
         from backerd.crypt.keys import load_key_file
 
-        try:
-            cassette = uuidlib.UUID(cassette_uuid).bytes
-        except ValueError:
-            raise UsageError(f"--cassette-uuid: not a UUID: {cassette_uuid!r}") from None
         self.out = out
-        self.stream = StreamOpener(load_key_file(key_file), cassette, file)
+        self.stream = sealed_stream(load_key_file(key_file), cassette_uuid, file,
+                                    what="--cassette-uuid")
         self.written = 0
 
     def _emit(self, data: bytes) -> None:
@@ -49,16 +62,18 @@ class UnsealingOutput:
         """The one-line error when any block did not open (None: all did)."""
         self.stream.finish()
         self.out.flush()
-        problems = self.stream.problems
-        if not problems:
-            return None
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        return MediumError(f"decrypting: {problems[0]}{more}")
+        return _decrypt_error(self.stream)
+
+
+def _decrypt_error(stream: StreamOpener) -> MediumError | None:
+    problem = stream.summary()
+    return None if problem is None else MediumError(f"decrypting: {problem}")
 
 
 def dump_plaintext(image: Path, recording: int, key_file: Path, out: BinaryIO) -> None:
     """Decode recording ``recording`` (0 = first, label included) and decrypt it."""
     from backerd.catalog.label import label_crypt
+    from backerd.crypt.keys import load_key_file
     from backerd.medium.labelled import read_label
     from backerd.medium.reader import RecordingReader
     from backerd.vcr.sim import Cassette, SimDeck
@@ -72,17 +87,25 @@ def dump_plaintext(image: Path, recording: int, key_file: Path, out: BinaryIO) -
         if not 1 <= recording < len(recs):
             raise UsageError(f"no encrypted recording {recording}: recording 0 is the label, "
                              f"the cassette has 1..{len(recs) - 1}")
-        sink = UnsealingOutput(out, key_file, label.uuid, recording - 1)
+        stream = sealed_stream(load_key_file(key_file), label.uuid, recording - 1)
         reader = RecordingReader(deck, recs[recording])
-        offset, lost = 0, False
-        while True:
-            data, hole = reader.read(offset, CHUNK)
-            if not data:
-                break
-            lost |= hole
-            sink.write(data)
-            offset += len(data)
-        error = sink.finish()
+        lost = False
+
+        def user_bytes() -> Iterator[bytes]:
+            nonlocal lost
+            offset = 0
+            while True:
+                data, hole = reader.read(offset, CHUNK)
+                if not data:
+                    return
+                lost |= hole
+                offset += len(data)
+                yield data
+
+        for plain in stream.plaintext(user_bytes()):
+            out.write(plain)
+        out.flush()
+    error = _decrypt_error(stream)
     if error is not None:
         raise error
     if lost:

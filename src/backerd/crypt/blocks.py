@@ -34,7 +34,8 @@ decoder, or a recording whose block boundaries were lost) back into blocks.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+import uuid as uuidlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from backerd.crypt import primitives
@@ -161,6 +162,8 @@ class StreamOpener:
     one line per block that did not open. After a damaged header the stream is searched
     for the next ``MAGIC`` and the block numbers just after the lost one are tried
     (``resync_window``). ``finish`` notes a stream whose last block lacks the flag.
+    ``plaintext`` does all of it for a whole recording; ``opened`` counts the blocks
+    that opened and ``wrong_key`` keeps the rejection of a block sealed under another key.
     """
 
     def __init__(self, key: UnitKey, cassette: bytes, file: int, *,
@@ -172,6 +175,8 @@ class StreamOpener:
         self.resync_window = resync_window
         self.problems: list[str] = []
         self.last_seen = False
+        self.opened = 0
+        self.wrong_key: Rejected | None = None
         self._buf = bytearray()
         self._lost_sync = False
 
@@ -210,10 +215,12 @@ class StreamOpener:
                 if self.last_seen:
                     self.problems.append(f"block {block}: data after the last block")
                 self.block, self.last_seen, self._lost_sync = block + 1, out.last, False
+                self.opened += 1
                 emit(out.data)
                 return
             first = first or out
             if out.wrong_key:
+                self.wrong_key = self.wrong_key or out
                 break
         assert first is not None
         self.problems.append(first.reason)
@@ -226,3 +233,32 @@ class StreamOpener:
             self._buf.clear()
         if not self.last_seen:
             self.problems.append("the recording ends without its last block (truncated)")
+
+    def plaintext(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """The plaintext of a whole recording's sealed bytes, as its blocks open.
+
+        ``problems`` is complete once the iterator is exhausted. A block sealed under
+        another key ends it early: no other block of the recording would open either.
+        """
+        opened: list[bytes] = []
+        for chunk in chunks:
+            self.feed(chunk, opened.append)
+            yield from opened
+            opened.clear()
+            if self.wrong_key is not None:
+                return
+        self.finish()
+
+    def summary(self) -> str | None:
+        """The first problem as one line (and how many more), None when there was none."""
+        if not self.problems:
+            return None
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        return f"{self.problems[0]}{more}"
+
+
+def recording_opener(key: UnitKey, cassette_uuid: str, file: int) -> StreamOpener:
+    """The opener of recording ``file`` (st's numbering) of the cassette whose label
+    carries ``cassette_uuid``: the one way offline readers (``cassette dump``,
+    ``decode``, ``catalog rebuild``) bind blocks to their place. ValueError: not a UUID."""
+    return StreamOpener(key, uuidlib.UUID(cassette_uuid).bytes, file)

@@ -216,16 +216,28 @@ class UnitTools:
             self._status_store = None
 
     def rebuild(self) -> dict[str, Any]:
-        from backerd.catalog.rebuild import rows_from_scan, scan_cassette
+        """Scan the cassette into the catalog; an encrypting unit's key (when its file is
+        there) opens the sealed recordings, so their members are indexed too."""
+        from backerd.catalog.rebuild import rebuild_rows, scan_cassette
 
         if self.store is None or self.cassette_uuid is None:
             raise UsageError("this daemon keeps no catalog")
-        label, rows = rows_from_scan(scan_cassette(self.cassette), self.cassette.fps)
+        unseal = None
+        if self.config.encrypt and self.config.key_file is not None \
+                and self.config.key_file.exists():
+            from functools import partial
+
+            from backerd.crypt.blocks import recording_opener
+            from backerd.crypt.keys import load_key_file
+
+            unseal = partial(recording_opener, load_key_file(self.config.key_file))
+        rebuilt = rebuild_rows(scan_cassette(self.cassette), self.cassette.fps, unseal=unseal)
+        label, rows = rebuilt.label, rebuilt.rows
         self.store.replace_recordings(self.cassette_uuid, rows)
         return {"uuid": self.cassette_uuid, "label": label.text if label else None,
                 "labelled": label is not None, "files": len(rows),
                 "members": sum(len(r.members) for r in rows),
-                "bytes": sum(r.bytes for r in rows)}
+                "bytes": sum(r.bytes for r in rows), "encrypted_unindexed": rebuilt.sealed}
 
 
 def volumes_answer(need: int, left: int, blank: int, length: str, mode: str) -> dict[str, Any]:
