@@ -176,3 +176,23 @@ def test_stream_opener_never_raises_on_any_bytes(pieces: list[bytes]) -> None:
     opener.feed(b"".join(pieces), out.append)
     opener.finish()
     assert out == [] and opener.problems  # nothing opens, and it says so
+
+
+@given(st.lists(st.binary(max_size=3000), max_size=6), st.integers(1, 5000))
+def test_plaintext_of_a_recording_is_what_the_stream_opens(blocks: list[bytes],
+                                                          chunk: int) -> None:
+    stream = b"".join(sealed_recording(blocks))
+    opener = StreamOpener(KEY, CASSETTE, 2)
+    got = b"".join(opener.plaintext(stream[i:i + chunk]
+                                    for i in range(0, len(stream), chunk)))
+    assert (got, opener.problems) == unseal_stream(stream, chunk=chunk)
+    assert opener.opened == len(blocks) and got == b"".join(blocks)
+
+
+def test_plaintext_under_another_key_stops_at_the_first_block() -> None:
+    chunks = iter(sealed_recording(BLOCKS))
+    opener = StreamOpener(UnitKey.from_secret(bytes(32)), CASSETTE, 2)
+    assert list(opener.plaintext(chunks)) == [] and opener.opened == 0
+    assert opener.wrong_key is not None and len(list(chunks)) == len(BLOCKS) - 1
+    summary = opener.summary()
+    assert summary is not None and "not with this key" in summary
