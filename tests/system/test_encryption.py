@@ -151,3 +151,69 @@ def test_missing_key_refuses_to_write_until_the_key_is_there(
     assert archive["user_bytes"] > 0
     raw = backerd(d, "cassette", "dump", str(d.cassette), "--file", "1").stdout
     assert d.run(*d.backerd("decode", "--mode", MODE), input=raw).stdout.startswith(b"BKE1")
+
+
+def comparable(snapshot: dict) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in ("written_at", "written_by")}
+            for r in snapshot["recordings"]]
+
+
+def test_catalog_rebuild_with_the_key_equals_the_live_catalog(
+        no_shared_daemon: None, tmp_path: Path, tree: Path) -> None:
+    key, other = tmp_path / "unit.key", tmp_path / "other.key"
+    cassette = tmp_path / "tape.cassette"
+    d = new_daemon(tmp_path, unit_config(key) + f'cassette = "{cassette}"\n')
+    new_key(d, key)
+    new_key(d, other)
+    db = Path(d.env["BACKERD_STATE_DIR"]) / "catalog.db"
+    config = ("--config", str(d.config_file))
+
+    def show(uuid: str, catalog: Path = db) -> dict:
+        return json.loads(backerd(d, "catalog", "--catalog", str(catalog), "show", uuid,
+                                  "--members", "--json").stdout)
+
+    d.start()
+    try:
+        backerd(d, "label", *config, "--unit", "0", "SEALED-03")
+        d.run("tar", "--format=gnu", "-cf", d.nrew, "-C", tree.parent, tree.name)
+        d.run("tar", "--format=pax", "-cf", d.nrew, "-C", tree, "hello.txt", "sub")
+        [unit] = d.status()["units"]
+        uuid = unit["cassette_uuid"]
+        live = show(uuid)
+        entries = [1 + len(list(tree.rglob("*"))), 2 + len(list((tree / "sub").rglob("*")))]
+        assert [len(r["members"]) for r in live["recordings"]] == entries
+        # through the daemon: the unit's own key
+        reply = json.loads(backerd(d, "catalog", "rebuild", *config, "--unit", "0",
+                                   "--json").stdout)
+        assert reply["encrypted_unindexed"] == 0 and reply["members"] == sum(entries)
+        assert comparable(show(uuid)) == comparable(live)
+        # the daemon cannot be handed another key
+        refused = backerd(d, "catalog", "rebuild", *config, "--unit", "0", "--key-file",
+                          str(key), ok=False)
+        assert refused.returncode == 2 and b"drop --key-file" in refused.stderr
+    finally:
+        stop_checked(d)
+    # the catalog deleted, then rebuilt from the image with the key
+    db.unlink()
+    backerd(d, "catalog", "--catalog", str(db), "rebuild", str(cassette), "--key-file", str(key))
+    assert comparable(show(uuid)) == comparable(live)
+    # and with --unit while the daemon is stopped: the unit's key_file from the config
+    db.unlink()
+    out = backerd(d, "catalog", "rebuild", *config, "--unit", "0").stdout.decode()
+    assert f"{sum(entries)} tar members" in out and "not indexed" not in out
+    assert comparable(show(uuid)) == comparable(live)
+    # without the key: the recordings, no members, and a line saying so
+    bare = tmp_path / "bare.db"
+    out = backerd(d, "catalog", "--catalog", str(bare), "rebuild", str(cassette)).stdout.decode()
+    assert "2 files, 0 tar members" in out
+    assert "2 recordings are encrypted and were not indexed" in out
+    assert [len(r["members"]) for r in show(uuid, bare)["recordings"]] == [0, 0]
+    # a wrong key: one line naming the recording, and the catalog as it was
+    before = show(uuid)
+    wrong = backerd(d, "catalog", "--catalog", str(db), "rebuild", str(cassette),
+                    "--key-file", str(other), ok=False)
+    message = wrong.stderr.decode().strip().splitlines()
+    assert wrong.returncode == 13 and len(message) == 1, wrong.stderr
+    assert "recording 1 (file 0) failed authentication" in message[0]
+    assert "the catalog is unchanged" in message[0]
+    assert show(uuid) == before

@@ -256,12 +256,12 @@ def _rebuild_in_daemon(args: argparse.Namespace) -> dict[str, Any] | None:
     """The daemon holds the unit's cassette: it scans it (with the unit's key) into its
     own catalog. None when no daemon is running."""
     from backerd.daemon.config import load_config
-    from backerd.daemon.control import NotRunning, ask
+    from backerd.daemon.control import NotRunning, ask, query
 
     socket = load_config(args.config).control_socket
     try:
         if args.key_file is not None:
-            ask(socket, {"request": "status"})
+            query(socket)  # is it running?
             raise UsageError(f"the daemon holds unit {args.unit}'s cassette and rebuilds "
                              "with the unit's own key_file: drop --key-file, or stop the "
                              "daemon (or give the cassette IMAGE and --catalog)")

@@ -250,7 +250,10 @@ class StreamOpener:
         self.finish()
 
     def summary(self) -> str | None:
-        """The first problem as one line (and how many more), None when there was none."""
+        """The first problem as one line (and how many more), None when there was none.
+        Blocks under another key are named once: no block of theirs would open."""
+        if self.wrong_key is not None and self.opened == 0:
+            return self.wrong_key.reason
         if not self.problems:
             return None
         more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
