@@ -217,3 +217,8 @@ def test_catalog_rebuild_with_the_key_equals_the_live_catalog(
     assert "recording 1 (file 0) failed authentication" in message[0]
     assert "the catalog is unchanged" in message[0]
     assert show(uuid) == before
+    # the unit's key file gone: the rebuild goes on without it, as the daemon would
+    key.rename(tmp_path / "away.key")
+    gone = backerd(d, "catalog", "rebuild", *config, "--unit", "0")
+    assert f"key file {key} is missing".encode() in gone.stderr
+    assert "2 recordings are encrypted and were not indexed" in gone.stdout.decode()

@@ -282,14 +282,18 @@ def _unseal(key_file: Path) -> Unseal:
 
 def _unit_image(args: argparse.Namespace) -> tuple[Path, Path | None]:
     """Unit N's cassette image and the key to open it: --key-file, else the unit's own
-    when it encrypts."""
+    when it encrypts and its file is there."""
     from backerd.daemon.config import load_config
 
     config = load_config(args.config)
     for unit in config.units:
         if unit.number == args.unit:
             key = args.key_file
-            if key is None and unit.encrypt:
+            if key is None and unit.encrypt and unit.key_file is not None:
                 key = unit.key_file
+                if not key.exists():  # as the daemon does: rebuild, the members left out
+                    print(f"backerd catalog: unit {args.unit}'s key file {key} is missing: "
+                          "its encrypted recordings cannot be indexed", file=sys.stderr)
+                    key = None
             return unit.cassette, key
     raise UsageError(f"no unit {args.unit} in the configuration")
