@@ -15,6 +15,8 @@ import uuid
 from functools import partial
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backerd.catalog.label import Label, encode_label, new_label
 from backerd.catalog.rebuild import Rebuilt, ScannedRecording, rebuild_rows, rows_from_scan
@@ -50,20 +52,23 @@ def expected_members(data: bytes) -> list[tuple[str, int]]:
         return [(m.name, m.size) for m in tf.getmembers()]
 
 
-def sealed_blocks(data: bytes, cassette_uuid: str, file: int) -> list[bytes]:
+def sealed_blocks(data: bytes, cassette_uuid: str, file: int,
+                  record: int = RECORD) -> list[bytes]:
     sealer = Sealer(KEY, os.urandom(16))
-    blocks = [data[i:i + RECORD] for i in range(0, len(data), RECORD)]
+    blocks = [data[i:i + record] for i in range(0, len(data), record)]
     where = uuid.UUID(cassette_uuid).bytes
     return [sealer.seal(b, BlockPlace(where, file, i), last=i == len(blocks) - 1)
             for i, b in enumerate(blocks)]
 
 
-def recording(start: int, blocks: list[bytes], status: str = "ok") -> ScannedRecording:
+def recording(start: int, blocks: list[bytes], status: str = "ok", *,
+              chunk: int = 4000) -> ScannedRecording:
     data = b"".join(blocks)
     runs = tuple((len(b), 1) for b in blocks)
     rec = Recording(start, 50, "nhs", "3.102", user_bytes=len(data), blocks=runs,
                     filemark=True)
-    return ScannedRecording(rec, [data[i:i + 4000] for i in range(0, len(data), 4000)], status)
+    return ScannedRecording(rec, [data[i:i + chunk] for i in range(0, len(data), chunk)],
+                            status)
 
 
 ARCHIVES = [tar_of("etc/hosts", "deep/" * 30 + "notes.txt"), tar_of("one")]
@@ -149,3 +154,35 @@ def test_a_plaintext_cassette_ignores_the_key() -> None:
                          60)
     assert keyed == plain and isinstance(keyed, Rebuilt) and keyed.sealed == 0
     assert [(m.path, m.size) for m in keyed.rows[0].members] == expected_members(ARCHIVES[0])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 40), min_size=1, max_size=4), min_size=1,
+                max_size=3),
+       st.integers(1, 40).map(lambda n: n * 512), st.integers(1, 30_000))
+def test_with_the_key_the_rows_are_those_of_the_same_archives_in_plaintext(
+        archives: list[list[int]], record: int, chunk: int) -> None:
+    """Any archives, tape-block size and decoder chunking: decrypting changes nothing
+    the catalog sees but the sealed block size."""
+    datas = [tar_of(*(f"dir{n}/" * (1 + n % 5) + f"f{i}" for i, n in enumerate(names)))
+             for names in archives]
+    sealed_label, plain_label = encrypted_label(), new_label("PLAIN-2", "NTSC", 1800)
+
+    def scan(label: Label, seal: bool) -> list[ScannedRecording]:
+        return [recording(0, [encode_label(label)]), *(
+            recording(50 * (f + 1), sealed_blocks(data, label.uuid, f, record) if seal
+                      else [data[i:i + record] for i in range(0, len(data), record)],
+                      chunk=chunk) for f, data in enumerate(datas))]
+
+    keyed = rebuild_rows(scan(sealed_label, True), 60, unseal=partial(recording_opener, KEY))
+    plain = rebuild_rows(scan(plain_label, False), 60)
+
+    def seen(rebuilt: Rebuilt) -> list[tuple]:
+        return [(r.file_number, r.bytes, r.content, r.status, r.members, r.blocks)
+                for r in rebuilt.rows]
+
+    assert seen(keyed) == seen(plain)
+    assert [r.block_size for r in keyed.rows] == [
+        min(record, len(d)) + OVERHEAD for d in datas]
+    assert [[(m.path, m.size) for m in r.members] for r in keyed.rows] == [
+        expected_members(d) for d in datas]

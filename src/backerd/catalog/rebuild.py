@@ -120,8 +120,8 @@ def rebuild_rows(scanned: Iterable[ScannedRecording], fps: int, *,
         if label is None or not label.encrypted:
             index_into(row, item.chunks)
         elif unseal is None:
-            index_into(row, item.chunks)
-            out.sealed += row.bytes > 0
+            if index_into(row, item.chunks).bytes:
+                out.sealed += 1
         else:
             _index_sealed(row, item, unseal(label.uuid, index - 1), index)
     return out

@@ -204,8 +204,10 @@ def _rebuild(args: argparse.Namespace) -> int:
                       f"members, {reply['bytes']:,} bytes catalogued as {reply['uuid']}")
                 _say_sealed(reply.get("encrypted_unindexed", 0))
             return 0
-    image, key_file = (args.image, args.key_file) if args.image is not None else \
-        _unit_image(args)
+    if args.image is not None:
+        image, key_file = args.image, args.key_file
+    else:
+        image, key_file = _unit_image(args)
     unseal = _unseal(key_file) if key_file is not None else None
     with Cassette.open(image, readonly=True) as cassette:
         bar = Bar(f"rebuild {image.name}", 0, "fields")
