@@ -16,10 +16,11 @@ holding the sealed bytes. With one, ``rebuild_rows`` is given ``unseal``: a func
 from (cassette UUID, st file number) to a ``SealedRecording`` (``crypt.blocks.
 recording_opener`` with the key bound: the same opener as ``cassette dump --key-file``),
 so the core never touches a key file. The plaintext is indexed, so the rows equal the
-ones the live catalog committed. A recording of which no block
-opened, though no byte of it was lost on tape, failed authentication (a wrong key, or
-blocks from another place): ``CryptError`` naming it, before any row is returned. A
-recording of which only some blocks opened is damaged: its row says "errors".
+ones the live catalog committed. A recording of which no block opened, though no byte
+of it was lost on tape, failed authentication (a wrong key, or blocks from another
+place): ``CryptError`` naming it, before any row is returned. A recording of which only
+some blocks opened (or whose lost bytes cost it every block) is damaged: its row says
+"errors", as for any recording with lost bytes.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def _index_sealed(row: RecordingRow, item: ScannedRecording, stream: SealedRecor
     problem = stream.summary()
     if problem is None or not seen[0]:  # an empty recording has no block to miss
         return
-    if stream.opened == 0 and seen[0] and item.status == "ok":
+    if stream.opened == 0 and item.status == "ok":
         raise CryptError(f"recording {index} (file {index - 1}) failed authentication: "
                          f"{problem}")
     row.status = "errors"

@@ -248,9 +248,9 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 def _say_sealed(count: int) -> None:
     if count:
-        verb = "recording is encrypted and was" if count == 1 else \
-            "recordings are encrypted and were"
-        print(f"{count} {verb} not indexed: give the key (--key-file FILE) to list their "
+        what = "recording is encrypted and was" if count == 1 else (
+            "recordings are encrypted and were")
+        print(f"{count} {what} not indexed: give the key (--key-file FILE) to list their "
               "members")
 
 
