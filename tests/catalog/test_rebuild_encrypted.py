@@ -186,3 +186,25 @@ def test_with_the_key_the_rows_are_those_of_the_same_archives_in_plaintext(
         min(record, len(d)) + OVERHEAD for d in datas]
     assert [[(m.path, m.size) for m in r.members] for r in keyed.rows] == [
         expected_members(d) for d in datas]
+
+
+@pytest.mark.parametrize("keyed", [True, False], ids=["key", "no-key"])
+def test_plaintext_recorded_on_an_encrypted_cassette_is_indexed_as_it_is(keyed: bool) -> None:
+    # another writer (the original driver) ignored the label: no BKE1 header, nothing lost
+    label = encrypted_label()
+    items = [recording(0, [encode_label(label)]), recording(50, [ARCHIVES[0]]),
+             recording(100, sealed_blocks(ARCHIVES[1], label.uuid, 1))]
+    got = rebuild_rows(items, 60, unseal=partial(recording_opener, KEY) if keyed else None)
+    assert [(m.path, m.size) for m in got.rows[0].members] == expected_members(ARCHIVES[0])
+    assert (got.rows[0].status, got.sealed) == ("ok", 0 if keyed else 1)
+    assert len(got.rows[1].members) == (len(expected_members(ARCHIVES[1])) if keyed else 0)
+
+
+def test_a_sealed_recording_whose_first_bytes_were_lost_is_still_opened() -> None:
+    # the decoder lost the start (zeros in place): no magic up front, but it is sealed
+    label = encrypted_label()
+    blocks = sealed_blocks(ARCHIVES[0], label.uuid, 0, record=512)
+    items = [recording(0, [encode_label(label)]),
+             recording(50, [bytes(len(blocks[0])), *blocks[1:]], status="errors")]
+    [row] = rebuild_rows(items, 60, unseal=partial(recording_opener, KEY)).rows
+    assert row.status == "errors" and row.bytes == len(ARCHIVES[0]) - 512

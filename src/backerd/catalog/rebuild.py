@@ -1,8 +1,8 @@
 """Rebuilding the catalog from a cassette: the tape is the truth, the catalog its cache.
 
-Theory of operation: ``rebuild_rows`` is the pure core (``rows_from_scan`` its plain
-form, without a key). It takes each recording's facts
-(position, mode, format, block sizes, filemark) with its decoded user bytes, finds the
+Theory of operation: ``rebuild_rows`` is the pure core (``rows_from_scan`` its form
+without a key). It takes each recording's facts (position, mode, format, block sizes,
+filemark) with its decoded user bytes, finds the
 label (the first recording, if its bytes are a label record: it is then not an st file
 and the user's files are numbered from the next one), indexes tar members with the same
 indexer the daemon uses while writing, and returns the rows. ``recording_row`` is shared
@@ -10,21 +10,24 @@ with the live path, so a rebuilt row and the row committed at the filemark agree
 Recordings without a filemark are left out: the live path never commits them either.
 ``scan_cassette`` is the edge: it reads a cassette image's fields and decodes them.
 
-Encrypted cassettes (the label says so) hold sealed blocks. Without a key their
-recordings are found and counted as not indexed (``Rebuilt.sealed``), their rows
-holding the sealed bytes. With one, ``rebuild_rows`` is given ``unseal``: a function
-from (cassette UUID, st file number) to a ``SealedRecording`` (``crypt.blocks.
-recording_opener`` with the key bound: the same opener as ``cassette dump --key-file``),
-so the core never touches a key file. The plaintext is indexed, so the rows equal the
-ones the live catalog committed. A recording of which no block opened, though no byte
-of it was lost on tape, failed authentication (a wrong key, or blocks from another
-place): ``CryptError`` naming it, before any row is returned. A recording of which only
-some blocks opened (or whose lost bytes cost it every block) is damaged: its row says
-"errors", as for any recording with lost bytes.
+Encrypted cassettes (the label says so) hold sealed blocks: a recording there is sealed
+when its bytes begin with the block magic, or when the decoder lost some of them (a
+damaged first block); any other is plaintext recorded there by another writer and is
+indexed as it is. Without a key sealed recordings are found and counted as not indexed
+(``Rebuilt.sealed``), their rows holding the sealed bytes. With one, ``rebuild_rows`` is
+given ``unseal``: a function from (cassette UUID, st file number) to a
+``SealedRecording`` (``crypt.blocks.recording_opener`` with the key bound: the same
+opener as ``cassette dump --key-file``), so the core never touches a key file. The
+plaintext is indexed, so the rows equal the ones the live catalog committed. A recording
+of which no block opened, though no byte of it was lost on tape, failed authentication
+(a wrong key, or blocks from another place): ``CryptError`` naming it, before any row is
+returned. A recording of which only some blocks opened (or whose lost bytes cost it
+every block) is damaged: its row says "errors", as for any recording with lost bytes.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Protocol
 from backerd.catalog.label import MAX_BYTES, Label, parse_label
 from backerd.catalog.store import RecordingRow
 from backerd.catalog.tarindex import Member, TarIndexer
+from backerd.crypt.blocks import MAGIC as SEALED_MAGIC
 from backerd.errors import CryptError
 from backerd.vcr.base import Recording, format_time
 
@@ -118,14 +122,32 @@ def rebuild_rows(scanned: Iterable[ScannedRecording], fps: int, *,
         row.status = item.status
         out.rows.append(row)
         label = out.label
-        if label is None or not label.encrypted:
+        head, chunks = _peek(item.chunks, len(SEALED_MAGIC))
+        item = ScannedRecording(rec, chunks, item.status)
+        if label is None or not label.encrypted or not head:
             index_into(row, item.chunks)
+        elif head != SEALED_MAGIC and item.status == "ok":
+            index_into(row, item.chunks)  # recorded there without encryption: as it is
         elif unseal is None:
-            if index_into(row, item.chunks).bytes:
-                out.sealed += 1
+            index_into(row, item.chunks)
+            out.sealed += 1
         else:
             _index_sealed(row, item, unseal(label.uuid, index - 1), index)
     return out
+
+
+def _peek(chunks: Iterable[bytes], size: int) -> tuple[bytes, Iterator[bytes]]:
+    """The first ``size`` bytes of a chunked stream, and the whole stream still to read."""
+    it = iter(chunks)
+    taken: list[bytes] = []
+    have = 0
+    while have < size:
+        chunk = next(it, None)
+        if chunk is None:
+            break
+        taken.append(chunk)
+        have += len(chunk)
+    return b"".join(taken)[:size], itertools.chain(taken, it)
 
 
 def _index_sealed(row: RecordingRow, item: ScannedRecording, stream: SealedRecording,
