@@ -27,7 +27,7 @@ from backerd.hw.unit import HardwareUnit
 from backerd.medium import BackerMedium
 from backerd.tape.medium import END_OF_DATA, FILEMARK
 from backerd.vcr.sim import Cassette, SimDeck
-from testkit.systemtest import MISSING
+from testkit.systemtest import DEVICE_KIND, MISSING
 
 pytestmark = pytest.mark.skipif(bool(MISSING), reason="needs " + ", ".join(MISSING))
 
@@ -100,5 +100,59 @@ def test_stop_while_a_filemark_is_written_finishes_it(
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert errors == []
     got, marks = read_back(cassette)
+    assert got == data
+    assert marks == [FILEMARK, END_OF_DATA]
+
+
+
+def in_fuse_flush(pid: int) -> bool:
+    """Whether process ``pid`` waits in close(2) for the FUSE FLUSH answer (its kernel
+    stack, which root may read)."""
+    return "fuse_flush" in Path(f"/proc/{pid}/stack").read_text()
+
+
+def test_sigterm_during_a_real_time_close_exits_0_with_the_file_and_filemark(
+        tmp_path: Path) -> None:
+    """``serve --emulate isa --realtime``: SIGTERM while a writer's close(2) records the
+    end of the file at tape speed (about 2 s for these 20 records) ends with exit 0, the
+    close succeeding, and the file and its filemark on the cassette."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from testkit.hwtest import new_daemon
+
+    if DEVICE_KIND != "fuse":
+        pytest.skip("finds the writer in close(2) by the FUSE FLUSH it waits for")
+    d = new_daemon(tmp_path, "isa", realtime=True)
+    data = random.Random(13).randbytes(20 * 10240)
+    source = tmp_path / "data"
+    source.write_bytes(data)
+    d.start()
+    try:
+        writer = subprocess.Popen(
+            [sys.executable, "-c", "import os, sys\n"
+             f"fd = os.open({d.rew!r}, os.O_WRONLY)\n"
+             f"data = open({str(source)!r}, 'rb').read()\n"
+             "for i in range(0, len(data), 10240):\n"
+             "    os.write(fd, data[i:i + 10240])\n"
+             "os.close(fd)\n"],
+            stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while not in_fuse_flush(writer.pid):  # the writes only fill the medium's buffer
+            assert writer.poll() is None, "the writer closed before the stop"
+            assert time.monotonic() < deadline, "the writer never reached its close"
+            time.sleep(0.01)
+        rc = d.signal_and_wait(signal.SIGTERM)
+        _, err = writer.communicate(timeout=60)
+    finally:
+        d.kill()
+    log = d.log.read_text()
+    assert rc == 0, d.log_tail()
+    assert writer.returncode == 0, err.decode(errors="replace")
+    assert "SIGTERM received: stopping" in log
+    assert "failed" not in log and "timed out" not in log, d.log_tail()
+    got, marks = read_back(d.cassette)
     assert got == data
     assert marks == [FILEMARK, END_OF_DATA]
