@@ -22,7 +22,7 @@ wait's deadline is the tape time of the bytes the card must still send before it
 end (the queue and the ring ahead of it; for ``finish`` up to the padding's end and a
 field to stop in), grown by the tape time of any stale frames an underrun adds
 meanwhile, plus the caller's slack for scheduling: a card that stops sending is found
-out within seconds, and one that sends never is cut short, however much is left.
+out within seconds, and one that keeps sending is never cut short, however much is left.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ class DmaModem:
     def close(self) -> None:
         self.stop()
 
-    def tape_seconds(self, nbytes: int) -> float:
+    def _tape_seconds(self, nbytes: int) -> float:
         """Seconds the card takes to send ``nbytes`` at tape speed (0 before a start)."""
         return nbytes / self._rate / 1e9 if self._rate else 0.0
 
@@ -188,7 +188,7 @@ class DmaModem:
                 self._aborted = False
                 raise TapeError(f"{self._name}: {what} interrupted", errno=errno.EINTR)
             stale = self._counters.stale_bytes - stale_before
-            allowed = timeout + self.tape_seconds(ahead + stale)
+            allowed = timeout + self._tape_seconds(ahead + stale)
             left = start + allowed - time.monotonic()
             if left <= 0:
                 sending = f" ({ahead + stale} bytes at tape speed)" if ahead else ""

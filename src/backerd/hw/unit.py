@@ -5,10 +5,10 @@ records through a ``CardDeck``. A card also needs its service task running for a
 as anything may move data, including the shutdown that closes an open recording:
 the daemon keeps its service task running, shielded from the stop, until every unit
 is shut down, so a close still writing its filemark when the daemon is told to stop
-finishes; ``HardwareUnit.shutdown`` runs the service in a nursery of its own around the
+finishes. ``HardwareUnit.shutdown`` runs the service in a nursery of its own around the
 normal shutdown only when no service task runs (one that crashed, or a unit shut down
-outside the daemon). ``hardware_status`` is what ``backerd status --json`` shows per unit: the
-modem's name and counters and what the VCR control is doing.
+outside the daemon). ``hardware_status`` is what ``backerd status --json`` shows per
+unit: the modem's name and counters and what the VCR control is doing.
 
 A unit whose VCR is pressed by an operator or through lircd has that control as its
 ``operator``: the daemon hands its manual controls to the ``deck`` requests, shows
