@@ -191,3 +191,51 @@ def test_waits_time_out_and_abort(cassette: Cassette) -> None:
         unit.modem.collect(10**12, timeout=30)
     assert err.value.errno == errno.EINTR
     unit.modem.stop()
+
+
+@pytest.mark.parametrize("kind", ["isa", "parport"])
+def test_end_of_recording_deadline_is_the_tape_time_left(cassette: Cassette,
+                                                          kind: str) -> None:
+    """A card nobody services (as when a stopping daemon ends its service task) fails
+    the end of a recording with ETIMEDOUT once the tape time of what is left to send,
+    plus the slack, has passed: the deadline follows the amount, not a fixed guess."""
+    import errno
+
+    from backerd.errors import TapeError
+
+    unit = emulated_unit(cassette, kind)  # no service task: the card never gets time
+    frame = NTSC_HIGH.frame_size
+    video_rate = frame * NTSC_HIGH.fps / 2  # bytes per second: a frame is two fields
+    slack = 0.05
+    for frames in (1, 3):
+        unit.modem.start(NTSC_HIGH, "transmit", preload=bytes(frames * frame - 100))
+        with pytest.raises(TapeError) as err:
+            unit.modem.finish(slack)
+        # the data's frames, one blank frame of padding, at most a field to stop in
+        left = frames * frame + frame + frame // 2
+        assert err.value.errno == errno.ETIMEDOUT
+        assert (f"timed out after {slack + left / video_rate:.1f} s ({left} bytes at tape "
+                "speed)") in err.value.message
+        unit.modem.stop()
+
+
+def test_transmit_deadline_is_the_tape_time_ahead_of_the_queue(cassette: Cassette) -> None:
+    """A full hand-over queue that the card does not drain fails with ETIMEDOUT once the
+    card could have sent everything ahead of it (the ring's and the queue's bytes)."""
+    import errno
+
+    from backerd.errors import TapeError
+    from backerd.hw.stream import QUEUE_BYTES
+
+    unit = emulated_unit(cassette, "isa")  # no service task: the card never gets time
+    frame = NTSC_HIGH.frame_size
+    video_rate = frame * NTSC_HIGH.fps / 2
+    slack = 0.05
+    unit.modem.start(NTSC_HIGH, "transmit", preload=bytes(2 * frame))
+    with pytest.raises(TapeError) as err:
+        unit.modem.submit(bytes(QUEUE_BYTES + 1), slack)  # the last byte finds no room
+    ahead = 2 * frame + QUEUE_BYTES
+    assert err.value.errno == errno.ETIMEDOUT
+    assert (f"transmit timed out after {slack + ahead / video_rate:.1f} s ({ahead} bytes "
+            "at tape speed)") in err.value.message
+    unit.modem.stop()

@@ -10,7 +10,10 @@ only while every unit's worker progresses (``daemon.liveness``). The daemon proc
 (``run_until_signalled``) then keeps only the capabilities it still needs
 (``daemon.privileges``). Cancellation is how it stops: the transports unmount
 or close their fds, then every unit closes a recording that is still open (a filemark,
-so the recording gets its EOR) and releases its cassette.
+so the recording gets its EOR) and releases its cassette. A card's service task is
+not part of that cancellation: it runs from the unit's opening until every unit is shut
+down, so a request still moving fields through the card when the stop comes (a close
+writing its filemark) finishes, within the card's own deadlines.
 
 Units on real cards (``deck = "isa"``/``"parport"``) acquire ports and DMA memory while
 they open; once every node and the status socket are up, the daemon drops the
@@ -44,6 +47,7 @@ from backerd.errors import BackerError, ConfigError, HardwareUnavailable, UsageE
 if TYPE_CHECKING:
     from backerd.daemon.changer import CassetteChanger
     from backerd.daemon.unittools import UnitTools
+    from backerd.hw.unit import ServicedUnit
     from backerd.vcr.manual import ManualControl
 
 log = logging.getLogger("backerd")
@@ -405,13 +409,20 @@ def drop_unneeded_privileges(config: Config) -> None:
     log.info("privileges dropped: %s", ", ".join(done) or "nothing to drop")
 
 
-async def _start_services(nursery: trio.Nursery, units: list[Unit]) -> None:
-    from backerd.hw.unit import ServicedUnit
+async def _service_until(unit: ServicedUnit, stopped: trio.Event,
+                         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """A card's service task, from the unit's opening until every unit is shut down.
 
-    for unit in units:
-        if isinstance(unit, ServicedUnit):
-            nursery.start_soon(unit.run_service)
-    nursery.start_soon(_end_waits_when_stopping, units)
+    The daemon's stop does not end it (shielded): a close that is still writing its
+    filemark when the signal comes, and the shutdown's own close of an open recording,
+    move their fields through the card, which needs servicing until they return.
+    """
+    with trio.CancelScope(shield=True):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(unit.run_service)
+            task_status.started()
+            await stopped.wait()
+            nursery.cancel_scope.cancel()
 
 
 async def _end_waits_when_stopping(units: list[Unit]) -> None:
@@ -486,46 +497,64 @@ async def serve(
 ) -> None:
     """Serve every unit of ``config`` until cancelled; with ``least_privilege`` (the
     daemon process, never a test's), keep only the capabilities still needed once up."""
+    from backerd.hw.unit import ServicedUnit
+
     await ensure_not_running(config.control_socket)
     units: list[Unit] = []
-    try:
-        for uc in config.units:
-            units.append(await trio.to_thread.run_sync(opener, uc))
-        transport = await choose_transport(config)
-        service = Service(config, units, transport)
-        nodes = {name: node for unit in units for name, node in unit.nodes.items()}
-        async with trio.open_nursery() as nursery:
-            await _start_services(nursery, units)
-            await _serve_nodes(nursery, config, transport.kind, nodes)
-            await nursery.start(partial(serve_control, config.control_socket, service.status,
-                                        service.requests(), group=config.fuse_access.gid))
-            if config.metrics_file is not None:
-                nursery.start_soon(write_metrics, service, config.metrics_file)
-            for unit in units:
-                uc = unit.config
-                paths = [node_path(config, transport.kind, n) for n in unit.nodes]
-                if transport.kind == "cuse":
-                    log.info("unit %d: serving CUSE char devices %s (%s)", uc.number,
-                             " ".join(map(str, paths)), transport.reason)
-                else:
-                    log.info("unit %d: serving the FUSE fallback: %s (%s)", uc.number,
-                             " ".join(map(str, paths)), transport.reason)
-                log.info("unit %d: cassette %s, mode %s%s", uc.number, uc.cassette, uc.mode,
-                         ", realtime" if uc.realtime else "")
-            await trio.to_thread.run_sync(drop_unneeded_privileges, config)
-            if least_privilege:
-                from backerd.daemon.privileges import drop_after_start
+    stopped = trio.Event()  # every unit shut down: the cards' service tasks may end
+    async with trio.open_nursery() as cards:
+        try:
+            for uc in config.units:
+                unit = await trio.to_thread.run_sync(opener, uc)
+                units.append(unit)
+                if isinstance(unit, ServicedUnit):
+                    await cards.start(_service_until, unit, stopped)
+            await _serve_units(config, units, least_privilege, task_status)
+        finally:
+            try:
+                sd_notify("STOPPING=1\nSTATUS=stopping: closing recordings and releasing "
+                          "cassettes")
+                for unit in units:
+                    await unit.shutdown()
+            finally:
+                stopped.set()
 
-                await drop_after_start(transport.kind)
-            log.info("ready (status socket %s)", config.control_socket)
-            ready = ready_status(units, transport)
-            sd_notify(f"READY=1\nSTATUS={ready}")
-            start_watchdog(nursery, units, ready, config.watchdog_stall)
-            task_status.started(service)
-    finally:
-        sd_notify("STOPPING=1\nSTATUS=stopping: closing recordings and releasing cassettes")
+
+async def _serve_units(config: Config, units: list[Unit], least_privilege: bool,
+                       task_status: trio.TaskStatus[Service]) -> None:
+    """The nodes, the status socket and the side tasks of the opened units, until
+    cancelled; the units' shutdown is the caller's."""
+    transport = await choose_transport(config)
+    service = Service(config, units, transport)
+    nodes = {name: node for unit in units for name, node in unit.nodes.items()}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_end_waits_when_stopping, units)
+        await _serve_nodes(nursery, config, transport.kind, nodes)
+        await nursery.start(partial(serve_control, config.control_socket, service.status,
+                                    service.requests(), group=config.fuse_access.gid))
+        if config.metrics_file is not None:
+            nursery.start_soon(write_metrics, service, config.metrics_file)
         for unit in units:
-            await unit.shutdown()
+            uc = unit.config
+            paths = [node_path(config, transport.kind, n) for n in unit.nodes]
+            if transport.kind == "cuse":
+                log.info("unit %d: serving CUSE char devices %s (%s)", uc.number,
+                         " ".join(map(str, paths)), transport.reason)
+            else:
+                log.info("unit %d: serving the FUSE fallback: %s (%s)", uc.number,
+                         " ".join(map(str, paths)), transport.reason)
+            log.info("unit %d: cassette %s, mode %s%s", uc.number, uc.cassette, uc.mode,
+                     ", realtime" if uc.realtime else "")
+        await trio.to_thread.run_sync(drop_unneeded_privileges, config)
+        if least_privilege:
+            from backerd.daemon.privileges import drop_after_start
+
+            await drop_after_start(transport.kind)
+        log.info("ready (status socket %s)", config.control_socket)
+        ready = ready_status(units, transport)
+        sd_notify(f"READY=1\nSTATUS={ready}")
+        start_watchdog(nursery, units, ready, config.watchdog_stall)
+        task_status.started(service)
 
 
 METRICS_INTERVAL = 15.0  # seconds; node_exporter reads the file when scraped

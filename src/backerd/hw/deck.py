@@ -51,7 +51,11 @@ from backerd.vcr.base import Field, Interrupted, Recording, RecordingCatalog, fo
 from backerd.vcr.control import LearnsLanding, Motion, VcrControl, WindTarget
 from backerd.vcr.position import confirm_position, index_presses
 
-WAIT = 30.0  # seconds any one hand-over to the card may take before ETIMEDOUT
+WAIT = 30.0  # seconds a receive may wait for the card before ETIMEDOUT
+# Seconds a transmit hand-over may take beyond the tape time of what the card must send
+# first (the modem derives that part): a busy host's scheduling. A late service tick
+# costs no slack: the stale frames it makes the card send extend the deadline.
+SLACK = 5.0
 PEEK = 16  # fields played to read where a wind landed (sectors to vote on)
 EARLY_SECONDS = 10  # a landing up to this early is played forward, not wound again
 
@@ -202,7 +206,7 @@ class CardDeck:
         if self._motion == "record":
             self._motion = None
             try:
-                self.modem.finish(WAIT)
+                self.modem.finish(SLACK)
             finally:
                 self.control.press(Motion.STOP)
                 # A confirming deck believes the tape stopped where the data did (the
@@ -280,7 +284,7 @@ class CardDeck:
             self.modem.start(geometry, "transmit", preload=data)
             self._motion = "record"
         else:
-            self.modem.submit(data, WAIT)
+            self.modem.submit(data, SLACK)
         self._pos += len(take)
         if len(take) < len(fields):
             raise MediumError("end of tape", errno=errno.ENOSPC)

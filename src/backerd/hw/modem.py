@@ -76,11 +76,19 @@ class Modem(Protocol):
         ...
 
     def submit(self, data: bytes, timeout: float) -> None:
-        """Queue transmit bytes; blocks while the queue is full (ETIMEDOUT, EINTR)."""
+        """Queue transmit bytes; blocks while the queue is full (ETIMEDOUT, EINTR).
+
+        A wait for room ends with ETIMEDOUT after the tape time of what is ahead of the
+        queue's room plus ``timeout`` seconds of slack.
+        """
         ...
 
     def finish(self, timeout: float) -> None:
-        """Transmit what is queued, pad to a frame with blank, stop between fields."""
+        """Transmit what is queued, pad to a frame with blank, stop between fields.
+
+        ETIMEDOUT after the tape time of what is left to send (the queue, the padding
+        and a field to stop in) plus ``timeout`` seconds of slack.
+        """
         ...
 
     def collect(self, until_ns: int, timeout: float) -> Received:

@@ -17,7 +17,12 @@ its offsets, and what was lost shows as a gap between ``Received`` offsets.
 
 Subclasses implement the register work: ``_program`` (DMA and the start sequence),
 ``_halt`` (the stop sequence), ``_hw_offset`` (the hardware position in the block) and
-``_field_busy``. Every wait has a timeout and ends early on ``abort()``.
+``_field_busy``. Every wait has a deadline and ends early on ``abort()``. A transmit
+wait's deadline is the tape time of the bytes the card must still send before it can
+end (the queue and the ring ahead of it; for ``finish`` up to the padding's end and a
+field to stop in), grown by the tape time of any stale frames an underrun adds
+meanwhile, plus the caller's slack for scheduling: a card that stops sending is found
+out within seconds, and one that keeps sending is never cut short, however much is left.
 """
 
 from __future__ import annotations
@@ -162,9 +167,19 @@ class DmaModem:
     def close(self) -> None:
         self.stop()
 
-    def _wait(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
-        """Wait on the condition (lock held) until ``ready()``; timeout and abort."""
-        deadline = time.monotonic() + timeout
+    def _tape_seconds(self, nbytes: int) -> float:
+        """Seconds the card takes to send ``nbytes`` at tape speed (0 before a start)."""
+        return nbytes / self._rate / 1e9 if self._rate else 0.0
+
+    def _wait(self, ready: Callable[[], bool], timeout: float, what: str,
+              ahead: int = 0) -> None:
+        """Wait on the condition (lock held) until ``ready()``; deadline and abort.
+
+        The deadline is ``timeout`` seconds plus the tape time of ``ahead`` bytes (what
+        the card must send first) and of the stale bytes underruns add meanwhile.
+        """
+        start = time.monotonic()
+        stale_before = self._counters.stale_bytes
         while not ready():
             if self.fault is not None:
                 fault, self.fault = self.fault, None
@@ -172,11 +187,15 @@ class DmaModem:
             if self._aborted:
                 self._aborted = False
                 raise TapeError(f"{self._name}: {what} interrupted", errno=errno.EINTR)
-            left = deadline - time.monotonic()
+            stale = self._counters.stale_bytes - stale_before
+            allowed = timeout + self._tape_seconds(ahead + stale)
+            left = start + allowed - time.monotonic()
             if left <= 0:
+                sending = f" ({ahead + stale} bytes at tape speed)" if ahead else ""
                 raise TapeError(
-                    f"{self._name}: {what} timed out after {timeout:g} s: no progress from "
-                    "the card (is the service task running, the video connected?)",
+                    f"{self._name}: {what} timed out after {allowed:.1f} s{sending}: no "
+                    "progress from the card (is the service task running, the video "
+                    "connected?)",
                     errno=errno.ETIMEDOUT,
                 )
             self.changed.wait(left)
@@ -189,7 +208,9 @@ class DmaModem:
                 raise HardwareUnavailable(f"{self._name}: not transmitting", errno=errno.EIO)
             view = memoryview(data)
             while view:
-                self._wait(lambda: self._queued < QUEUE_BYTES, timeout, "transmit")
+                # room comes at the latest once the card sent everything ahead of it
+                self._wait(lambda: self._queued < QUEUE_BYTES, timeout, "transmit",
+                           self._ahead_of_queue())
                 take = min(len(view), QUEUE_BYTES - self._queued)
                 self._queue.append(bytes(view[:take]))
                 self._queued += take
@@ -203,7 +224,21 @@ class DmaModem:
             self._finishing = True
             self._data_end = self.tx.filled + self._queued
             self.changed.notify_all()
-            self._wait(lambda: self._direction is None, timeout, "end of recording")
+            assert self.geometry is not None
+            # to the end of the padding, then at most a field until the gap it stops in
+            ahead = self._pad_end() - self.tx.hw + self.geometry.frame_size // 2
+            self._wait(lambda: self._direction is None, timeout, "end of recording",
+                       max(ahead, 0))
+
+    def _ahead_of_queue(self) -> int:
+        """Transmit bytes the card has yet to send: the ring's and the queue's."""
+        return (self.tx.pending() if self.tx is not None else 0) + self._queued
+
+    def _pad_end(self) -> int:
+        """Stream end of the blank padding: to the end of the data's frame, one frame more."""
+        assert self.geometry is not None
+        frame = self.geometry.frame_size
+        return -(-self._data_end // frame) * frame + frame
 
     def _fill(self) -> None:
         tx = self.tx
@@ -223,12 +258,9 @@ class DmaModem:
             else:
                 self._queue.popleft()
         if self._finishing and not self._queue:
-            assert self.geometry is not None
-            frame = self.geometry.frame_size
             # blank to the end of the frame and one frame more: what the card sends
             # after the last field while software waits for a field gap to stop in
-            pad_end = -(-self._data_end // frame) * frame + frame
-            for at, n in tx.write_spans(max(pad_end - tx.filled, 0)):
+            for at, n in tx.write_spans(max(self._pad_end() - tx.filled, 0)):
                 array[at : at + n] = 0
         self.changed.notify_all()
 

@@ -3,9 +3,12 @@
 Theory of operation: the daemon's ``Unit`` serves nodes from a Drive whose medium
 records through a ``CardDeck``. A card also needs its service task running for as long
 as anything may move data, including the shutdown that closes an open recording:
-``HardwareUnit.shutdown`` runs the service in a nursery of its own around the normal
-shutdown. ``hardware_status`` is what ``backerd status --json`` shows per unit: the
-modem's name and counters and what the VCR control is doing.
+the daemon keeps its service task running, shielded from the stop, until every unit
+is shut down, so a close still writing its filemark when the daemon is told to stop
+finishes. ``HardwareUnit.shutdown`` runs the service in a nursery of its own around the
+normal shutdown only when no service task runs (one that crashed, or a unit shut down
+outside the daemon). ``hardware_status`` is what ``backerd status --json`` shows per
+unit: the modem's name and counters and what the VCR control is doing.
 
 A unit whose VCR is pressed by an operator or through lircd has that control as its
 ``operator``: the daemon hands its manual controls to the ``deck`` requests, shows
@@ -41,7 +44,10 @@ log = logging.getLogger("backerd")
 class ServicedUnit(Protocol):
     """A unit with a background task the daemon runs beside its nodes."""
 
-    async def run_service(self) -> None: ...
+    async def run_service(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Service the hardware until cancelled; ``started`` once it is running."""
+        ...
 
     def hardware_status(self) -> dict[str, Any]: ...
 
@@ -62,9 +68,16 @@ class HardwareUnit(Unit):
         self.late = late
         self.operator = operator
         self._on_closed = on_closed
+        self._serviced = False  # a service task runs (the daemon's, or shutdown's own)
 
-    async def run_service(self) -> None:
-        await run_service(self.modem, self.clock, late=self.late)
+    async def run_service(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._serviced = True
+        try:
+            task_status.started()
+            await run_service(self.modem, self.clock, late=self.late)
+        finally:
+            self._serviced = False
 
     def waiting_by_design(self) -> bool:
         """An operator asked to press a button may take all night: that is not stuck."""
@@ -98,7 +111,8 @@ class HardwareUnit(Unit):
         self.stop_waiting()
         with trio.CancelScope(shield=True):
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self.run_service)
+                if not self._serviced:  # the daemon's service task is not running
+                    await nursery.start(self.run_service)
                 try:
                     await super().shutdown()
                 finally:
