@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("backerd")
 
 T = TypeVar("T")
+# Seconds an open waits for the RELEASE of a program whose close(2) has already returned.
+CLOSE_GRACE = 5.0
 
 
 class DriveLike(Protocol):
@@ -90,6 +92,11 @@ class Unit:
         self.tools = tools  # label, catalog, counters of the unit's cassette
         self.lock = trio.Lock()
         self.open_node: str | None = None  # which node holds the drive open
+        # The holder's close(2) has returned (its FLUSH is done) and its RELEASE is on
+        # the way: FUSE sends RELEASE after close(2) returns, so the next program's
+        # open may overtake it. st's close returns only when the drive is free.
+        self.closing = False
+        self.released = trio.Event()  # set (and replaced) whenever the drive is closed
         self._on_shutdown = on_shutdown
         self._snapshot: dict[str, Any] = {}
         self._snapshot = self._status()
@@ -211,8 +218,14 @@ class TapeNode:
         self.rewinding = rewinding
 
     async def open(self, flags: int) -> None:
-        await self.unit.run(self.unit.drive.open, self.rewinding, flags)
-        self.unit.open_node = self.name
+        unit = self.unit
+        if unit.closing and unit.open_node is not None:
+            # the previous program has closed: wait for its RELEASE, not EBUSY
+            with trio.move_on_after(CLOSE_GRACE):
+                await unit.released.wait()
+        await unit.run(unit.drive.open, self.rewinding, flags)
+        unit.open_node = self.name
+        unit.closing = False
 
     async def read(self, size: int, exact: bool) -> bytes:
         return await self.unit.transfer(False, self.unit.drive.read, size, exact)
@@ -239,6 +252,7 @@ class TapeNode:
 
     async def flush(self) -> None:
         await self.unit.run(self.unit.drive.flush)
+        self.unit.closing = True
 
     async def release(self) -> None:
         # on cancellation the drive stays marked open, so shutdown() still closes it
@@ -250,5 +264,9 @@ class TapeNode:
         self._forget()
 
     def _forget(self) -> None:
-        if self.unit.open_node == self.name:
-            self.unit.open_node = None
+        unit = self.unit
+        if unit.open_node == self.name:
+            unit.open_node = None
+            unit.closing = False
+            unit.released.set()
+            unit.released = trio.Event()
