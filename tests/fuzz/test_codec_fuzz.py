@@ -195,7 +195,7 @@ def corrupt(raw: bytes, rng: random.Random, how: str) -> bytes:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.sampled_from(MODES), st.integers(0, 2**31),
-       st.sampled_from(["dropout", "errors", "slip", "repeat"]))
+       st.sampled_from(["dropout", "errors", "slip", "repeat", "swap"]))
 def test_every_unrecovered_byte_is_reported(mode: str, seed: int, how: str) -> None:
     check_ground_truth(mode, seed, how)
 
