@@ -251,3 +251,83 @@ def test_an_eor_sector_out_of_place_does_not_end_the_record(where: str) -> None:
     else:  # a BOR sector displaced: no user byte lost
         assert lost == [] and out == data
     assert [e.inferred for e in events if isinstance(e, EndOfRecord)] == [False]
+
+
+# ---------------------------------------------------------------------------- stray BOR, data
+@pytest.mark.parametrize("chunk", [4096, 1 << 16, 1 << 20])
+@pytest.mark.parametrize("count", [1, 3])
+def test_data_sectors_out_of_place_in_the_bor_run_do_not_end_the_record(count: int,
+                                                                        chunk: int) -> None:
+    """Data sectors 6.. swapped into the BOR run: the BOR run goes on after them, so they
+    are out of place; decoding goes on, and only the sectors displaced are lost (in the
+    data a BOR sector stands at their place, also out of place)."""
+    params = mode("nls")
+    cap, n = params.capacity, 20
+    data = user_bytes(n * cap - cap // 3)
+    raw = record(params, data)
+    for k in range(count):  # fields 106 apart: same parity
+        raw = swap_fields(raw, params, params.n_bor - 100 + k, params.n_bor + 6 + k)
+    out, events = play("nls", "3.102", raw, chunk)
+    lost = [e for e in events if isinstance(e, SectorLost)]
+    assert lost == [SectorLost(6 + k, (6 + k) * cap, cap) for k in range(count)]
+    assert len(out) == len(data)
+    assert out[: 6 * cap] == data[: 6 * cap]
+    assert out[(6 + count) * cap :] == data[(6 + count) * cap :]
+    assert [e.inferred for e in events if isinstance(e, EndOfRecord)] == [False]
+
+
+@pytest.mark.parametrize("chunk", [4096, 1 << 20])
+def test_a_bor_sector_out_of_place_in_the_data_does_not_end_the_record(chunk: int) -> None:
+    """A BOR sector where the last data sector and the first EOR sector were (both
+    swapped into the BOR run): the EOR run after it continues the recording."""
+    params = mode("nls")
+    cap, n = params.capacity, 12
+    data = user_bytes(n * cap - 40)
+    raw = record(params, data)
+    last = params.n_bor + n - 1
+    for k in range(2):
+        raw = swap_fields(raw, params, last + k, params.n_bor - 49 + k)  # same parity
+    out, events = play("nls", "3.102", raw, chunk)
+    lost = [e for e in events if isinstance(e, SectorLost)]
+    # sector n - 1 was lost, and the first EOR sector with it: the whole EOR run says
+    # where the data ended (n), the first EOR sector seen (n + 1) that it may be n + 1
+    assert lost == [SectorLost(n - 1, (n - 1) * cap, cap)]
+    assert out[: (n - 1) * cap] == data[: (n - 1) * cap] and len(out) == n * cap
+    ends = [e for e in events if isinstance(e, EndOfRecord)]
+    assert [(e.inferred, e.possibly_lost) for e in ends] == [(True, cap)]
+
+
+def test_an_ambiguous_end_reports_what_it_may_have_cut_off() -> None:
+    """The last data sector, the first two EOR sectors and the run's last one lost: the
+    first EOR sector seen (n + 2) and the highest (n + 58) allow a first EOR number from
+    n - 1 to n + 2. The output stops at the likeliest (n - 1: the fewest sectors lost);
+    the three sectors that may have been data are reported as possibly lost."""
+    params = mode("nls")
+    cap, n = params.capacity, 10
+    data = user_bytes(n * cap - 100)
+    first_eor = params.n_bor + n
+    raw = wipe(record(params, data), params, first_eor - 1, 3, 0x00)
+    raw = wipe(raw, params, first_eor + params.n_eor - 1, 1, 0xFF)
+    out, events = play("nls", "3.102", raw)
+    assert out == data[: (n - 1) * cap]
+    assert [e for e in events if isinstance(e, SectorLost)] == []
+    ends = [e for e in events if isinstance(e, EndOfRecord)]
+    assert [(e.inferred, e.possibly_lost) for e in ends] == [(True, 3 * cap)]
+    assert len(out) + ends[0].possibly_lost >= len(data)
+    rc, cli_out, doc = decode_cli("nls", raw)
+    assert (rc, cli_out, doc["end_possibly_lost"]) == (0, out, 3 * cap)
+
+
+def test_a_later_recordings_bor_reports_the_fields_before_it_as_possibly_lost() -> None:
+    """The end of a recording and its EOR run wiped, then a later recording: the fields
+    between the last data sector decoded and the later BOR may each have held data."""
+    params = mode("nls")
+    cap = params.capacity
+    a, b = user_bytes(6 * cap, 1), user_bytes(100, 2)
+    raw_a = record(params, a)
+    fields_a = 2 * len(raw_a) // params.geometry.frame_size
+    raw = wipe(raw_a, params, params.n_bor + 4, fields_a - params.n_bor - 4, 0x00)
+    out, events = play("nls", "3.102", raw + record(params, b))
+    assert out == a[: 4 * cap]
+    ends = [e for e in events if isinstance(e, EndOfRecord)]
+    assert [(e.inferred, e.possibly_lost) for e in ends] == [(True, (fields_a - 304) * cap)]

@@ -37,12 +37,13 @@ def eor_rows(numbers: list[int | None]) -> tuple[np.ndarray, DecodedSectors]:
 
 
 def oracle(*, after: int, seen: int, later: list[int], run_max: int, group: int,
-           first_data: int, last_short: bool) -> int:
-    """The smallest first EOR number every surviving EOR sector agrees with."""
+           first_data: int, last_short: bool) -> list[int]:
+    """Every first EOR number every surviving EOR sector agrees with, smallest first
+    (group-aligned ones when there are any)."""
     if last_short:
-        return after + 1
+        return [after + 1]
     if seen in later:
-        return seen  # every EOR sector numbered alike (HEAD)
+        return [seen]  # every EOR sector numbered alike (HEAD)
     run = [seen] + [n for n in later if seen < n < seen + run_max]
 
     def fits(e: int, aligned: bool) -> bool:
@@ -52,7 +53,7 @@ def oracle(*, after: int, seen: int, later: list[int], run_max: int, group: int,
     for aligned in (True, False):
         found = [e for e in range(after + 1, seen + 1) if fits(e, aligned)]
         if found:
-            return found[0]
+            return found
     raise AssertionError("no candidate")
 
 
@@ -83,10 +84,14 @@ def test_open_end_matches_the_brute_force_oracle(fmt, groups, after, gap, last_s
         if len(left) <= 1 and (last_short or probe.repeated or left[0] == seen):
             break
     params = mode("nls", fmt)
-    assert end.first_eor() == oracle(
+    possible = oracle(
         after=after, seen=seen, later=looked, run_max=end.run_max,
         group=255 if groups else 1, first_data=params.n_bor if fmt == "3.3" else 0,
         last_short=last_short)
+    assert end.first_eor() == possible[0]
+    # the sectors between the number taken and the highest possible one are reported
+    # as possibly lost: they may have been data
+    assert end.ambiguous() == possible[-1] - possible[0]
     if len(later) >= end.run_max:
         assert done
 
@@ -172,10 +177,23 @@ def test_a_later_sector_of_the_recording_proves_the_eor_sector_out_of_place():
     ((D, 10), True),  # the last data sector was short: nothing follows it
     ((B, -300), False),  # a later recording's BOR after data
 ])
-def test_sectors_that_do_not_continue_the_recording_end_the_run(sector, last_short):
+def test_sectors_that_do_not_continue_the_recording_do_not_resume_it(sector, last_short):
     end = open_end("3.102", groups=False, after=9, seen=12, last_short=last_short)
-    assert end.follow(*rows([sector]), 0)
+    end.follow(*rows([sector]), 0)  # may wait for the run's fields to pass
     assert end.resume is None and end.first_eor() == 10
+    # the run's fields passed with nothing that continues the recording: settled
+    starts, dec = rows([sector, (E, 13)])
+    starts[1] = end.run_max * FIELD
+    assert end.follow(starts, dec, 0) and end.resume is None and end.first_eor() == 10
+
+
+def test_a_stray_sector_does_not_hide_a_later_one_that_continues_the_recording():
+    """A span swapped into the BOR run can carry an EOR sector and then a BOR sector of
+    its own: the BOR run's next sector still proves both out of place."""
+    params = mode("nls")
+    end = OpenEnd(params, groups=False, after=-1, seen=10, last_short=False, at=0,
+                  consumed=0, last_bor=-61)
+    assert end.follow(*rows([(B, -230), (B, -57)]), 0) and end.resume == 1
 
 
 def test_a_bor_sector_continues_only_the_bor_run_it_follows():
@@ -186,4 +204,5 @@ def test_a_bor_sector_continues_only_the_bor_run_it_follows():
     end = stray(-280)
     assert end.follow(*rows([(B, -278)]), 0) and end.resume == 0
     end = stray(-280)  # a new recording starts its BOR run from its lowest number
-    assert end.follow(*rows([(B, -300)]), 0) and end.resume is None
+    end.follow(*rows([(B, -300), (B, -299)]), 0)
+    assert end.resume is None

@@ -3,7 +3,10 @@
 Streams in chunks with bounded memory. Exit status 0 only when every user byte was
 recovered; statistics go to stderr (human-readable, or JSON with --json). When the
 first end-of-record sector was lost, the decoder deduces where the record ended from
-the sectors around it; the report says so ("end_inferred").
+the sectors around it; the report says so ("end_inferred"). Where the sectors left
+allow more than one end, the output stops at the likeliest and the report names how
+many more user bytes may have been lost after it ("end_possibly_lost": the exit status
+stays 0 for those alone, as no byte known to be data is missing).
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         total = sum(e.length for e in lost)
         error = MediumError(f"{total} user bytes in {len(lost)} ranges could not be recovered"
                             f" (first at byte {lost[0].offset})")
-    _report(player, args, written, lost, any(e.inferred for e in ends), error)
+    _report(player, args, written, lost, ends, error)
     if error is not None:
         raise error
     return 0
@@ -142,13 +145,16 @@ def _stream_problem(player, ended: bool, head: bytes, read: int, args) -> Backer
         " sectors")
 
 
-def _report(player, args, written: int, lost: list, end_inferred: bool,
+def _report(player, args, written: int, lost: list, ends: list,
             error: Exception | None) -> None:
     st = player.stats
+    end_inferred = any(e.inferred for e in ends)
+    possibly_lost = sum(e.possibly_lost for e in ends)
     if args.json:
         doc = {
             "mode": args.mode, "format": player.fmt, "user_bytes": written,
             "end_of_record": player.ended, "end_inferred": end_inferred,
+            "end_possibly_lost": possibly_lost,
             "raw_consumed": player.raw_consumed,
             "lost": [{"sector": e.sector, "offset": e.offset, "length": e.length} for e in lost],
             "statistics": st.as_dict(),
@@ -161,5 +167,7 @@ def _report(player, args, written: int, lost: list, end_inferred: bool,
     lines = [f"Format           {player.fmt or 'unknown'} {args.mode}",
              f"User Bytes       {written}", st.summary()]
     if end_inferred:
-        lines.insert(2, "End of Record    inferred (its first sector was lost)")
+        lines.insert(2, "End of Record    inferred (its first sector was lost)"
+                     + (f"; up to {possibly_lost} more user bytes possibly lost"
+                        if possibly_lost else ""))
     sys.stderr.write("\n".join(lines) + "\n")

@@ -14,7 +14,11 @@ Theory of operation (the stages after field synchronisation; the Player drives t
    sectors before any BOR or data sector are a previous recording's tail and are
    skipped, a BOR sector after data ends a record whose EOR was lost, and a number
    further ahead than the stream can hold is a miscorrected header. A lost first EOR
-   sector is never taken for data (`record_end`; the end is then `inferred`).
+   sector is never taken for data (`record_end`; the end is then `inferred`, and the
+   sectors that may have been data as well are reported as `possibly_lost`). A BOR
+   sector among the data, or a data sector inside the BOR run, is out of place when the
+   run it interrupts goes on after it (`out_of_place`; its fields are held back until
+   the fields after it tell): it is dropped instead of ending or jumping the record.
 4. Output: SP and bare EP sectors deliver their bytes; 3.102 EP collects groups of 255
    sectors for the outer code (ecc2; lost sectors are erasures at their codeword
    positions); 3.101/3.3 EP may pass through the bkrenhanced outer decoder.
@@ -34,6 +38,7 @@ import numpy as np
 
 from backerd.format.decode_options import DEFAULT, DecoderOptions
 from backerd.format.inner_decode import decode_fields
+from backerd.format.out_of_place import Anchor, Held, hold, joined, stray
 from backerd.format.params import (
     FILL,
     GROUP_DATA_SECTORS,
@@ -67,6 +72,10 @@ class SectorLost:
 class EndOfRecord:
     user_bytes: int
     inferred: bool = False  # the first EOR sector was not seen: the end was deduced
+    # At most this many user bytes may have followed `user_bytes`: sectors lost where
+    # the end was inferred that may have been data as well as end-of-record sectors
+    # (the output ends at the likeliest end; these are possibly lost, not delivered).
+    possibly_lost: int = 0
 
 
 # ---------------------------------------------------------------------------- decoding
@@ -107,6 +116,8 @@ class RecordDecoder:
         self.user_bytes = 0  # user bytes delivered (or reserved for lost data)
         self.ended = False
         self.consumed = 0
+        # Fields kept back until later ones tell whether a sector is out of place.
+        self.held: Held | None = None
         self.groups: _Groups | None = None
         self.outer = None
         if params.codec is Codec.EP and fmt is Format.V3102:
@@ -125,8 +136,8 @@ class RecordDecoder:
             fields = FieldBatch.concat([fields, self.sync.finish()], self.sync.payload_size)
         res.stats.closest_non_key = fields.closest_non_key
         pieces: list[bytes] = []
-        if len(fields):
-            self._sectors(fields, pieces, res)
+        if len(fields) or self.held is not None:
+            self._sectors(fields, pieces, res, final=final)
         if final and self.open_end is not None:
             self._close_open_end(pieces, res)
         if final and not self.ended:
@@ -134,13 +145,17 @@ class RecordDecoder:
         res.data = b"".join(pieces)
         return res
 
-    def _sectors(self, fields: FieldBatch, pieces: list[bytes], res: DecodeResult) -> None:
-        dec, used = decode_fields(self.codec, self.sync, fields, self.options)
-        self._sequence(dec, used, fields, pieces, res)
+    def _sectors(self, fields: FieldBatch, pieces: list[bytes], res: DecodeResult, *,
+                 final: bool) -> None:
+        dec, used = (decode_fields(self.codec, self.sync, fields, self.options)
+                     if len(fields) else (None, None))
+        if self.held is not None:
+            held, self.held = self.held, None
+            fields, dec, used = joined(held, fields, dec, used)
+        self._sequence(dec, used, fields, pieces, res, final=final)
 
-    def _sequence(
-        self, dec, used, fields: FieldBatch, pieces: list[bytes], res: DecodeResult
-    ) -> None:
+    def _sequence(self, dec, used, fields: FieldBatch, pieces: list[bytes],
+                  res: DecodeResult, *, final: bool = False) -> None:
         """Apply the sequencing rules to the batch's sectors in field order."""
         ok = dec.ok
         st = res.stats
@@ -175,6 +190,10 @@ class RecordDecoder:
                 self._deliver(dec, run, lengths, numbers, pieces, res)
                 run.clear()
 
+        def out_of_place(i: int, anchor: Anchor) -> bool | None:
+            return stray(anchor, fields.start, dec, i, window=self.params.n_eor,
+                         field_size=self.params.geometry.field_size, final=final)
+
         for i, good in enumerate(ok.tolist()):
             if not good:
                 continue
@@ -182,9 +201,20 @@ class RecordDecoder:
             if kind == self.kind_bor or (self.last_short and s > self.last
                                          and kind == self.kind_data):
                 if self.last >= self.first_data:
+                    if kind == self.kind_bor and self.last_start is not None:
+                        # A BOR among the data: out of place if the data goes on after it.
+                        verdict = out_of_place(i, Anchor(self.last, self.last_start,
+                                                         self._after_data()))
+                        if verdict is None:
+                            self.held, stop = hold(fields, dec, used, i), i
+                            break
+                        if verdict:
+                            implausible += 1
+                            continue
                     # A BOR, or data after the short last data sector: the EOR was lost.
                     flush()
-                    self._end(res, pieces, starts[i] - self.params.leader, inferred=True)
+                    self._end(res, pieces, starts[i] - self.params.leader, inferred=True,
+                              possibly_lost=self._between(starts[i]))
                     stop = i
                     break
                 reset_at = i
@@ -202,6 +232,18 @@ class RecordDecoder:
                     st.underflows += 1
                     self.in_duplicates = True
                 continue
+            if (kind == self.kind_data and self.last < self.first_data
+                    and self.last_bor is not None and self.last_start is not None
+                    and s != self.last_bor + 1):
+                # Data that does not follow the BOR run: out of place if the run goes on.
+                verdict = out_of_place(i, Anchor(self.last_bor, self.last_start,
+                                                 frozenset({self.kind_bor})))
+                if verdict is None:
+                    self.held, stop = hold(fields, dec, used, i), i
+                    break
+                if verdict:
+                    implausible += 1
+                    continue
             self.in_duplicates = False
             if s > self.last + 1:
                 if not self._plausible_jump(s, starts[i]):
@@ -233,8 +275,11 @@ class RecordDecoder:
             if lengths[i] or self.outer is None:
                 run.append(i)
         flush()
-        # Key figures count from the last BOR field on, to the end of the batch.
-        st.note_key_search(fields.start, fields.matches, fields.slips, reset_at + 1)
+        # Key figures count from the last BOR field on, to the end of the batch (or to
+        # the fields held back, which are counted with the next batch).
+        kept = stop if self.held is not None else len(numbers)
+        st.note_key_search(fields.start[:kept], fields.matches[:kept], fields.slips[:kept],
+                           reset_at + 1)
         st.fields += stop  # fields after the end are not this record's
         st.sectors_decoded += int(ok[:stop].sum()) - implausible
         taken = np.flatnonzero(ok[:stop])
@@ -242,6 +287,28 @@ class RecordDecoder:
             st.sector_number = numbers[int(taken[-1])]
         self._count(st, dec, used, reset_at + 1, stop, decoded=False)
         st.bad_sectors += implausible
+
+    def _between(self, start: int) -> int:
+        """User bytes that may have been lost between the last data sector and the
+        field at `start`: one sector per field between them, unless that sector was
+        short (no data follows it)."""
+        if self.last_short or self.last_start is None:
+            return 0
+        size = self.params.geometry.field_size
+        fields = (start - self.last_start + size // 2) // size
+        return self._sectors_bytes(max(fields - 1, 0))
+
+    def _sectors_bytes(self, sectors: int) -> int:
+        """User bytes `sectors` data sectors can hold (3.102 EP: whole groups)."""
+        if self.groups is not None:
+            return -(-sectors // GROUP_SECTORS) * self.params.group_capacity
+        return sectors * self.capacity
+
+    def _after_data(self) -> frozenset[int]:
+        """Sector kinds that may follow the last data sector delivered."""
+        if self.last_short:
+            return frozenset({self.kind_eor})
+        return frozenset({self.kind_data, self.kind_eor})
 
     def _plausible_jump(self, number: int, start: int) -> bool:
         """Can sector `number` follow the last one at this place in the stream?
@@ -273,7 +340,8 @@ class RecordDecoder:
         end, self.open_end = self.open_end, None
         if end.first_eor() > self.last + 1:  # sectors before the first EOR were data
             self._lost(self.last + 1, end.first_eor(), pieces, res)
-        self._end(res, pieces, end.consumed, inferred=True)
+        self._end(res, pieces, end.consumed, inferred=True,
+                  possibly_lost=self._sectors_bytes(end.ambiguous()))
 
     @staticmethod
     def _count(st: BatchStats, dec, used, start: int, stop: int, *,
@@ -361,12 +429,13 @@ class RecordDecoder:
             self.user_bytes += cap
             st.unrecovered_bytes += cap
 
-    def _end(self, res: DecodeResult, pieces, consumed: int, *, inferred: bool = False) -> None:
+    def _end(self, res: DecodeResult, pieces, consumed: int, *, inferred: bool = False,
+             possibly_lost: int = 0) -> None:
         self._flush_outer(pieces, res, final=True)
         self.ended = True
         res.ended = True
         self.consumed = consumed
-        res.events.append(EndOfRecord(self.user_bytes, inferred))
+        res.events.append(EndOfRecord(self.user_bytes, inferred, possibly_lost))
 
     # ------------------------------------------------------------------ EP outer codes
     def _group_gap(self, first: int, stop: int, pieces, res) -> None:

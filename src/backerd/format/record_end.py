@@ -23,6 +23,10 @@ Of the numbers left, the smallest is taken: the reading in which every surviving
 sector belongs where it is and the fewest sectors are assumed lost or truncated
 (writers may drop EOR sectors, spec 17.4, so a short run is weaker evidence than a long
 one). Sectors below E are lost data and reported as such; those from E on are EOR.
+When more than one number is left, the sectors from E up to the highest number left
+may have been data too (the run's last sectors lost as well, or a truncated run):
+`ambiguous` counts them, and the end of record reports them as possibly lost rather
+than silently taking them for EOR.
 
 The run is over, and the answer final, once one number is left that no later EOR
 sector can move (`final`), or once run_max fields have passed the first EOR field (one
@@ -35,7 +39,9 @@ followed only by EOR sectors, or by a later recording, which starts with its BOR
 from its lowest number. A sector that continues this recording instead (a data sector
 numbered in [after + 1, seen), or a BOR sector numbered above the last BOR sector when
 no data sector came yet) proves the EOR sector was not the end: `resume` names its row
-and the decoder goes on from there, dropping the stray EOR sector. Ending at it would
+and the decoder goes on from there, dropping the stray EOR sector. A sector that
+continues nothing does not end the search: the swapped span may carry other sectors
+out of place after the EOR one, so every sector of the run's fields is looked at. Ending at it would
 lose every sector of the recording that follows without reporting them. Everything
 here is pure: numbers in, a number out.
 """
@@ -118,7 +124,8 @@ class OpenEnd:
             if kind != eor:
                 if self.continues(kind, number):
                     self.resume = row  # the EOR sector was out of place
-                return True  # the run is over
+                    return True
+                continue  # another recording's, or out of place itself: look further
             self.see(number)
             if self.settled(since):
                 return True
@@ -154,6 +161,12 @@ class OpenEnd:
 
     def first_eor(self) -> int:
         return self.candidates()[0]
+
+    def ambiguous(self) -> int:
+        """Sectors from the first EOR number taken to the highest one still possible:
+        lost sectors that may have been data as well as EOR."""
+        left = self.candidates()
+        return left[-1] - left[0]
 
     def final(self) -> bool:
         """One number is left and no later EOR sector can move it: a later sector can
