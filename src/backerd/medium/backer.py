@@ -400,6 +400,10 @@ class BackerMedium:
         if rec.blocks is None:
             if not data and reader.done:
                 self._remember_length(f, reader.decoded)
+                if reader.possibly_lost:
+                    # no block list to check the end against (a foreign recording)
+                    self.log(f"file {f}: its end was inferred; up to {reader.possibly_lost} "
+                             "more bytes after it may have been lost")
                 return self._end_of_file(f)
             self.index.define_block(f, rec, self._block, self._offset + len(data))
         self._block += 1

@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from backerd.format.player import Player, PlayerOutput, SectorLost
+from backerd.format.player import EndOfRecord, Player, PlayerOutput, SectorLost
 from backerd.format.stats import Statistics
 from backerd.medium.lane import CodecLane
 from backerd.vcr.base import Deck, Recording
@@ -81,6 +81,9 @@ class RecordingReader:
         self.corrected = 0  # byte_errors already passed on
         self.loss_start: int | None = None  # the latest run of lost bytes, [start, end)
         self.loss_end = 0
+        # user bytes the decoder could not place before an end it had to infer: the
+        # sectors after it may have been data (``EndOfRecord.possibly_lost``)
+        self.possibly_lost = 0
         self.lane = lane  # where the next chunk is decoded ahead (None: never ahead)
         self._ahead_given = False  # a read-ahead job was handed out, not yet absorbed
         self.ahead_in_flight = False  # that job is still the lane's (not ``finish``ed)
@@ -96,6 +99,8 @@ class RecordingReader:
                 if self.loss_start is None or ev.offset > self.loss_end:
                     self.loss_start = ev.offset
                 self.loss_end = max(self.loss_end, ev.offset + ev.length)
+            elif isinstance(ev, EndOfRecord):
+                self.possibly_lost += ev.possibly_lost
         if out.end_of_record:
             self.done = self.eor = True
         total = self.player.stats.byte_errors
