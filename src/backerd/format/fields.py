@@ -24,17 +24,24 @@ class FieldCutter:
         self.buf = bytearray()
 
     def cut(self, raw: bytes) -> list[bytes]:
-        self.buf += raw
-        out = []
-        pos = 0
-        while True:
-            n = self.geometry.field_length(self.index)
-            if len(self.buf) - pos < n:
-                break
-            out.append(bytes(self.buf[pos : pos + n]))
-            pos += n
-            self.index += 1
-        del self.buf[:pos]
+        """The whole fields the stream holds so far; the rest waits for the next call."""
+        if self.buf:
+            self.buf += raw
+            data = bytes(self.buf)
+        else:  # a stream of whole fields (every 3.102 one) is sliced as it came
+            data = bytes(raw)
+        # Fields alternate between two lengths: take them a frame (a pair) at a time.
+        first = self.geometry.field_length(self.index)
+        pair = first + self.geometry.field_length(self.index + 1)
+        end = len(data) // pair * pair
+        out: list[bytes] = []
+        for at in range(0, end, pair):
+            out += (data[at : at + first], data[at + first : at + pair])
+        if len(data) - end >= first:
+            out.append(data[end : end + first])
+            end += first
+        self.index += len(out)
+        self.buf = bytearray(data[end:])
         return out
 
     def rest(self) -> list[bytes]:
