@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from backerd.errors import TapeError
-from backerd.format.fields import FieldCutter, fields_needed
+from backerd.format.fields import FieldCutter, bytes_within
 from backerd.format.params import mode as mode_params
 from backerd.format.recorder import Recorder
 from backerd.medium.failures import tape_errors
@@ -58,6 +58,9 @@ class RecordingWriter:
     runs: BlockRuns = field(default_factory=BlockRuns)
     blocks: int = 0
     pending: bytearray = field(default_factory=bytearray)  # user bytes not yet encoded
+    # fields from ``start`` -> most user bytes that fit in them (asked per block, with
+    # the same few field counts for the whole recording)
+    _room: dict[int, int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def new(cls, start: int, mode: str) -> RecordingWriter:
@@ -72,12 +75,18 @@ class RecordingWriter:
 
     def fits(self, size: int, tape_length: int) -> bool:
         """Whether a further block of ``size`` bytes still ends before the end of tape."""
-        needed = fields_needed(self.recorder.params, self.user_bytes + size)
-        return self.start + needed <= tape_length
+        return self.user_bytes + size <= self._bytes_within(tape_length - self.start)
 
-    def fields_planned(self) -> int:
-        """Fields the recording will have once closed, as it stands."""
-        return fields_needed(self.recorder.params, self.user_bytes)
+    def reaches(self, slot: int) -> bool:
+        """Whether the recording as it stands, closed (BOR, data, EOR and pad fields),
+        would end at tape slot ``slot`` or beyond."""
+        return self.user_bytes > self._bytes_within(slot - self.start - 1)
+
+    def _bytes_within(self, fields: int) -> int:
+        room = self._room.get(fields)
+        if room is None:
+            room = self._room[fields] = bytes_within(self.recorder.params, fields)
+        return room
 
     def add_block(self, data: bytes) -> None:
         """Take one user block (encoded with its batch, see ``take_batch``)."""
