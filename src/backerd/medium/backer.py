@@ -255,7 +255,7 @@ class BackerMedium:
         writer = self.writing.current
         if writer is None or size >= LANE_BATCH:
             return True
-        return self.lane.busy and writer.completes_batch(size)
+        return writer.completes_batch(size) and self.lane.busy
 
     def _write_block(self, data: bytes) -> None:
         writer = self.writing.current

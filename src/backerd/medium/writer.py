@@ -103,12 +103,13 @@ class RecordingWriter:
         """Whether a further block of ``size`` bytes makes a batch ready."""
         return len(self.pending) + size >= LANE_BATCH
 
-    def take_batch(self) -> bytes:
-        """The pending user bytes, to be encoded (``encode``) in this order."""
-        batch, self.pending = bytes(self.pending), bytearray()
+    def take_batch(self) -> bytearray:
+        """The pending user bytes, to be encoded (``encode``) in this order; handed over
+        as they are (not copied: new blocks gather in a new buffer)."""
+        batch, self.pending = self.pending, bytearray()
         return batch
 
-    def encode(self, batch: bytes) -> list[bytes]:
+    def encode(self, batch: bytes | bytearray) -> list[bytes]:
         """The fields of a batch, ready for the deck (codec work: may run on the lane)."""
         return self.cutter.cut(self.recorder.write(batch)) if batch else []
 
@@ -211,7 +212,7 @@ class Writing:
             self.abandon()
             raise
 
-    def record_batch(self, writer: RecordingWriter, batch: bytes) -> None:
+    def record_batch(self, writer: RecordingWriter, batch: bytes | bytearray) -> None:
         """Encode and record one batch of ``writer`` (a codec-lane job; the caller
         ``abandon``s the recording if this fails)."""
         with tape_errors("encoding"):
