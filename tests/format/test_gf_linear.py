@@ -16,9 +16,11 @@ def test_word_dtypes_cover_the_bytes(nbytes: int) -> None:
     assert all(s == 8 for s in sizes[:-1])
 
 
-# (positions, output bytes, vectors): tails of every width, few and many vectors (the
-# column layout switches strategy at 4096 vectors).
-CASES = [(3, 1, 5), (10, 10, 40), (17, 2, 300), (8, 20, 4100), (5, 9, 1), (4, 3, 0)]
+# (positions, output bytes, vectors): tails of every width, few and many vectors; the
+# column layout gathers blocks of positions (``_BLOCK_ELEMENTS`` table entries at most):
+# one block, several uneven ones, and one position per block (more vectors than that).
+CASES = [(3, 1, 5), (10, 10, 40), (17, 2, 300), (8, 20, 4100), (5, 9, 1), (4, 3, 0),
+         (70, 3, 5000), (3, 2, (1 << 18) + 7)]
 
 
 @pytest.mark.parametrize(("npos", "nbytes", "count"), CASES)

@@ -319,8 +319,9 @@ def test_fuzz_superblock_json(data: st.DataObject) -> None:
 
 
 def _short_pwrite(monkeypatch: pytest.MonkeyPatch, then_full: bool) -> list[int]:
-    """A nearly full host disk: the first field write stores half and returns the count;
-    the next ones fail with ENOSPC (``then_full``) or are stored whole."""
+    """A nearly full host disk: the first field write (a gathered one) stores half and
+    returns the count; the next ones fail with ENOSPC (``then_full``) or are stored
+    whole."""
     real, calls = os.pwrite, []
 
     def pwrite(fd: int, data: Any, offset: int) -> int:
@@ -331,7 +332,11 @@ def _short_pwrite(monkeypatch: pytest.MonkeyPatch, then_full: bool) -> list[int]
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(fd, data, offset)
 
+    def pwritev(fd: int, parts: list[bytes], offset: int) -> int:
+        return pwrite(fd, b"".join(parts), offset)
+
     monkeypatch.setattr(os, "pwrite", pwrite)
+    monkeypatch.setattr(os, "pwritev", pwritev)
     return calls
 
 
@@ -353,3 +358,26 @@ def test_short_field_write_then_full_disk_raises_enospc(
         with pytest.raises(OSError) as e:
             c.write_fields(10, [field(i, 2000) for i in range(4)])
         assert e.value.errno == errno.ENOSPC
+
+
+def test_slot_parts_lay_out_whole_slots() -> None:
+    fields = [bytes([i]) * n for i, n in enumerate([1, 2530, image.MAX_FIELD])]
+    raw = b"".join(image.slot_parts(fields))
+    assert len(raw) == 3 * image.SLOT_SIZE
+    for i, f in enumerate(fields):
+        slot = raw[i * image.SLOT_SIZE : (i + 1) * image.SLOT_SIZE]
+        assert int.from_bytes(slot[:2], "little") == len(f) and slot[2:4] == b"\0\0"
+        assert slot[4 : 4 + len(f)] == f and not slot[4 + len(f) :].strip(b"\0")
+    with pytest.raises(ValueError, match="does not fit"):
+        image.slot_parts([b"x" * (image.MAX_FIELD + 1)])
+    with pytest.raises(ValueError, match="does not fit"):
+        image.slot_parts([b""])
+
+
+def test_more_fields_than_one_gathered_write_holds(tmp_path: Path) -> None:
+    count = image.SLOT_PARTS_PER_WRITE // 3 * 2 + 5
+    fields = [field(i, 1000 + i % 7) for i in range(count)]
+    with Cassette.create(tmp_path / "c.img", "ntsc", "T-15", sync=False) as c:
+        c.write_fields(3, fields)
+        assert c.read_fields(3, count) == fields
+        assert c.read_fields(3 + count, 1) == [None]

@@ -3,8 +3,15 @@
 The key stream is a full-period LCG mod 2^32 seeded with the sector number, passed
 through a 4-entry Bays-Durham-style shuffle. The k-th LCG output is affine in the seed
 (x_k = A_k s + B_k mod 2^32), so all outputs of all sectors come from one broadcast
-multiply-add; the shuffle then walks the words once, each step a gather and a scatter
-over every sector of the batch (the slot array holds 4 entries per sector)."""
+multiply-add. The shuffle emits at each step the value last stored in the slot the
+step's output selects, so the word a step emits is the output of the previous position
+that selected the same slot. Up to a few hundred sectors (a write batch) the shuffle
+sorts each sector's positions by (slot, position), which puts every position right
+after that previous one: a handful of whole-batch numpy calls, which leave the GIL to
+other threads while they run (a loop over the words would hold it: its calls are too
+small to release it). Larger batches walk the words once instead, each step a gather
+and a scatter over every sector of the batch (the slot array holds 4 entries per
+sector): there the call overhead is spread over more sectors and the walk is cheaper."""
 
 from __future__ import annotations
 
@@ -17,8 +24,9 @@ _C = 1013904223
 _M = 1 << 32
 # Sectors per batch: bounds the (rows, words) temporaries to a few MiB.
 _ROWS = 8192
-# Up to this many sectors the loop-free shuffle beats the per-word loop's call overhead.
-_FEW = 16
+# Up to this many sectors a batch is shuffled by sorting (`_shuffle_sorted`), beyond
+# by the per-word loop (`_shuffle`), whose call overhead is then spread over more sectors.
+_SORTED = 256
 
 
 @cache
@@ -35,7 +43,11 @@ def _affine(count: int) -> tuple[np.ndarray, np.ndarray]:
 
 def lcg_outputs(seeds: np.ndarray, count: int) -> np.ndarray:
     """(N, count) uint32: the first ``count`` outputs of next() for every seed."""
-    return _outputs_by_step(seeds, count).T
+    mul, add = _affine(count)
+    s = (np.asarray(seeds, dtype=np.int64) & 0xFFFFFFFF).astype(np.uint32)
+    out = np.multiply.outer(s, mul)
+    out += add
+    return out
 
 
 def _outputs_by_step(seeds: np.ndarray, count: int) -> np.ndarray:
@@ -73,25 +85,37 @@ def _shuffle(stream: np.ndarray, initial: int, first_step: int) -> np.ndarray:
     return out
 
 
-def _shuffle_few(stream: np.ndarray, initial: int, first_step: int) -> np.ndarray:
-    """`_shuffle` for a handful of sectors, without a Python loop over the words.
+def _shuffle_sorted(stream: np.ndarray, initial: int, first_step: int) -> np.ndarray:
+    """`_shuffle` of ``stream`` (N, L), one sector per row, without a loop over the
+    words: (N, L - first_step) words emitted, last step first (the order of the bytes).
 
-    A step at position p emits the value of the last position q < p stored in the same
-    slot: per slot, a running maximum of "positions stored in this slot" finds q for
-    every step at once.
+    A step emits the output of the last earlier position stored in the same slot.
+    Sorting each sector's positions by (slot, position) puts every position right after
+    that one; the first position of each slot is one of the four fills, never emitted.
     """
-    length, rows = stream.shape
-    tags = (stream >> 30).astype(np.int8)
-    for i in range(4):
-        tags[i] = abs(initial - i)
-    pos = np.arange(length, dtype=np.int32)[:, None]
-    src = np.empty((length - first_step, rows), dtype=np.int32)
-    for v in range(4):
-        marks = np.where(tags == v, pos, -1).astype(np.int32)
-        last = np.maximum.accumulate(marks, axis=0)  # last position <= p in slot v
-        mine = tags[first_step:] == v
-        src[mine] = last[first_step - 1 : -1][mine]
-    return np.take_along_axis(stream, src.astype(np.intp), axis=0)
+    rows, length = stream.shape
+    bits = (length - 1).bit_length()
+    key = stream >> np.uint32(30)
+    key[:, :4] = [abs(initial - i) for i in range(4)]
+    key <<= np.uint32(bits)
+    key |= np.arange(length, dtype=np.uint32)
+    key.sort(axis=1)
+    key &= np.uint32((1 << bits) - 1)
+    at = key.astype(np.intp)  # flat positions, in (slot, position) order
+    at += (np.arange(rows, dtype=np.intp) * length)[:, None]
+    emitted = np.empty(rows * length, dtype=np.uint32)
+    emitted[at[:, 1:]] = stream.reshape(-1).take(at[:, :-1])
+    return emitted.reshape(rows, length)[:, : first_step - 1 : -1]
+
+
+def _key_bytes(numbers: np.ndarray, length: int, initial: int, first_step: int) -> np.ndarray:
+    """(N, 4 (length - first_step)) bytes: the words the shuffle emits for each sector,
+    the last one first (step k masks word length-1-k: the first key word goes to the
+    last data word)."""
+    if numbers.shape[0] > _SORTED:
+        return _words_to_bytes(_shuffle(_outputs_by_step(numbers, length), initial, first_step))
+    words = _shuffle_sorted(lcg_outputs(numbers, length), initial, first_step)
+    return np.ascontiguousarray(words, dtype="<u4").view(np.uint8)
 
 
 def _words_to_bytes(words: np.ndarray) -> np.ndarray:
@@ -112,16 +136,11 @@ def mask(numbers: np.ndarray, n: int) -> np.ndarray:
         return np.zeros((rows, 0), dtype=np.uint8)
     nwords = (n + 3) // 4
     if rows <= _ROWS:  # one batch: its byte view is the mask, no further copy
-        stream = _outputs_by_step(numbers, 4 + nwords)
-        shuffle = _shuffle if rows > _FEW else _shuffle_few
-        return _words_to_bytes(shuffle(stream, 3, 4))[:, :n]
+        return _key_bytes(numbers, 4 + nwords, 3, 4)[:, :n]
     out = np.empty((rows, 4 * nwords), dtype=np.uint8)
     for start in range(0, rows, _ROWS):
         stop = min(rows, start + _ROWS)
-        stream = _outputs_by_step(numbers[start:stop], 4 + nwords)
-        # Step k masks word nwords-1-k: the first key word goes to the last data word.
-        shuffle = _shuffle if stop - start > _FEW else _shuffle_few
-        out[start:stop] = _words_to_bytes(shuffle(stream, 3, 4))
+        out[start:stop] = _key_bytes(numbers[start:stop], 4 + nwords, 3, 4)
     return out[:, :n]
 
 
@@ -140,7 +159,5 @@ def mask_33(numbers: np.ndarray, capacity: int) -> np.ndarray:
         return out[:, :capacity]
     for start in range(0, rows, _ROWS):
         stop = min(rows, start + _ROWS)
-        stream = _outputs_by_step(numbers[start:stop], 5 + steps)
-        shuffle = _shuffle if stop - start > _FEW else _shuffle_few
-        out[start:stop, 4:] = _words_to_bytes(shuffle(stream, 0, 5))
+        out[start:stop, 4:] = _key_bytes(numbers[start:stop], 5 + steps, 0, 5)
     return out[:, :capacity]

@@ -115,7 +115,7 @@ class Recorder:
             return 0
         return self._writer.fields
 
-    def write(self, data: bytes) -> bytes:
+    def write(self, data: bytes | bytearray) -> bytes:
         if self._closed:
             raise ValueError("write to a closed Recorder")
         if self.params.is_raw:

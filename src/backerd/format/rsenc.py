@@ -2,10 +2,11 @@
 
 Same code as `rs` (spec 6.4: GF(2^8)/0x11D, fcr = 1, parity = data(x) x^2t mod g(x)),
 but organised for throughput: parity is linear in the data, so it is a `LinearMap`
-applied in its column layout. Looping over the k positions and gathering whole rows of
-codewords per position keeps every operand contiguous and the tables in L1, several
-times faster than a per-codeword gather. Inputs (k, M) are what interleaved sectors and
-ecc2 groups give after one reshape, so no per-codeword transposes are needed either.
+applied in its column layout: blocks of positions are gathered at once, each over whole
+rows of codewords, so every operand is contiguous and a batch takes a few numpy calls,
+several times faster than a per-codeword gather. Inputs (k, M) are what interleaved
+sectors and ecc2 groups give after one reshape, so no per-codeword transposes are needed
+either.
 """
 
 from __future__ import annotations

@@ -255,7 +255,7 @@ class BackerMedium:
         writer = self.writing.current
         if writer is None or size >= LANE_BATCH:
             return True
-        return self.lane.busy and writer.completes_batch(size)
+        return writer.completes_batch(size) and self.lane.busy
 
     def _write_block(self, data: bytes) -> None:
         writer = self.writing.current
@@ -508,11 +508,10 @@ class BackerMedium:
         zone = int(self.early_warning_seconds * self.deck.fps)
         writer = self.writing.current
         if writer is not None:
-            here = writer.start + writer.fields_planned()
-        else:
-            recs = self._recordings()
-            here = recs[self._file].start if self._file < len(recs) else (
-                recs[-1].end if recs else 0)
+            return writer.reaches(self.deck.length - zone)
+        recs = self._recordings()
+        here = recs[self._file].start if self._file < len(recs) else (
+            recs[-1].end if recs else 0)
         return here >= self.deck.length - zone
 
     def set_density(self, code: int) -> None:

@@ -27,11 +27,15 @@ class CodecLane:
         self._name = name
         self._pool: ThreadPoolExecutor | None = None  # started on the first job
         self._job: Future[Any] | None = None
+        self._running = False  # the job's callable has not returned yet
 
     @property
     def busy(self) -> bool:
         """Whether a job is still running (``finish`` would wait for it)."""
-        return self._job is not None and not self._job.done()
+        if self._job is None:
+            return False
+        # asked on every block: while the job runs, no lock is taken to tell
+        return self._running or not self._job.done()
 
     @property
     def idle(self) -> bool:
@@ -44,7 +48,14 @@ class CodecLane:
             raise RuntimeError("the codec lane runs one job at a time")
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix=self._name)
-        self._job = self._pool.submit(job)
+        self._running = True
+        self._job = self._pool.submit(self._run, job)
+
+    def _run(self, job: Callable[[], Any]) -> Any:
+        try:
+            return job()
+        finally:
+            self._running = False
 
     def finish(self) -> Any:
         """Wait for the job in flight; its result, or its exception raised (None: no job)."""

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from backerd.errors import TapeError
-from backerd.format.fields import FieldCutter, fields_needed
+from backerd.format.fields import FieldCutter, bytes_within
 from backerd.format.params import mode as mode_params
 from backerd.format.recorder import Recorder
 from backerd.medium.failures import tape_errors
@@ -58,6 +58,9 @@ class RecordingWriter:
     runs: BlockRuns = field(default_factory=BlockRuns)
     blocks: int = 0
     pending: bytearray = field(default_factory=bytearray)  # user bytes not yet encoded
+    # fields from ``start`` -> most user bytes that fit in them (asked per block, with
+    # the same few field counts for the whole recording)
+    _room: dict[int, int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def new(cls, start: int, mode: str) -> RecordingWriter:
@@ -72,12 +75,18 @@ class RecordingWriter:
 
     def fits(self, size: int, tape_length: int) -> bool:
         """Whether a further block of ``size`` bytes still ends before the end of tape."""
-        needed = fields_needed(self.recorder.params, self.user_bytes + size)
-        return self.start + needed <= tape_length
+        return self.user_bytes + size <= self._bytes_within(tape_length - self.start)
 
-    def fields_planned(self) -> int:
-        """Fields the recording will have once closed, as it stands."""
-        return fields_needed(self.recorder.params, self.user_bytes)
+    def reaches(self, slot: int) -> bool:
+        """Whether the recording as it stands, closed (BOR, data, EOR and pad fields),
+        would end at tape slot ``slot`` or beyond."""
+        return self.user_bytes > self._bytes_within(slot - self.start - 1)
+
+    def _bytes_within(self, fields: int) -> int:
+        room = self._room.get(fields)
+        if room is None:
+            room = self._room[fields] = bytes_within(self.recorder.params, fields)
+        return room
 
     def add_block(self, data: bytes) -> None:
         """Take one user block (encoded with its batch, see ``take_batch``)."""
@@ -94,12 +103,13 @@ class RecordingWriter:
         """Whether a further block of ``size`` bytes makes a batch ready."""
         return len(self.pending) + size >= LANE_BATCH
 
-    def take_batch(self) -> bytes:
-        """The pending user bytes, to be encoded (``encode``) in this order."""
-        batch, self.pending = bytes(self.pending), bytearray()
+    def take_batch(self) -> bytearray:
+        """The pending user bytes, to be encoded (``encode``) in this order; handed over
+        as they are (not copied: new blocks gather in a new buffer)."""
+        batch, self.pending = self.pending, bytearray()
         return batch
 
-    def encode(self, batch: bytes) -> list[bytes]:
+    def encode(self, batch: bytes | bytearray) -> list[bytes]:
         """The fields of a batch, ready for the deck (codec work: may run on the lane)."""
         return self.cutter.cut(self.recorder.write(batch)) if batch else []
 
@@ -202,7 +212,7 @@ class Writing:
             self.abandon()
             raise
 
-    def record_batch(self, writer: RecordingWriter, batch: bytes) -> None:
+    def record_batch(self, writer: RecordingWriter, batch: bytes | bytearray) -> None:
         """Encode and record one batch of ``writer`` (a codec-lane job; the caller
         ``abandon``s the recording if this fails)."""
         with tape_errors("encoding"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from backerd.format.fields import fields_needed
+from backerd.format.fields import bytes_within
 from backerd.format.params import ModeParams
 
 
@@ -84,15 +84,4 @@ def answer(facts: Facts) -> list[Answer]:
 
 def capacity_bytes(params: ModeParams, fields: int) -> int:
     """Most user bytes one recording of at most ``fields`` fields holds."""
-    if fields <= 0 or fields_needed(params, 0) > fields:
-        return 0
-    lo, hi = 0, 1
-    while fields_needed(params, hi) <= fields:
-        lo, hi = hi, hi * 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if fields_needed(params, mid) <= fields:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    return max(0, bytes_within(params, fields))

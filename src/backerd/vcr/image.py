@@ -28,6 +28,7 @@ import struct
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from backerd.errors import UsageError
@@ -42,6 +43,7 @@ DATA_OFFSET = SUPERBLOCK_SIZE + 2 * INDEX_SIZE
 SLOT_SIZE = 3072
 SLOT_HEADER = struct.Struct("<HH")
 MAX_FIELD = SLOT_SIZE - SLOT_HEADER.size
+SLOT_PARTS_PER_WRITE = 3 * 341  # whole slots' parts in one gathered write (IOV_MAX: 1024)
 INDEX_HEADER = struct.Struct("<4sQII")  # magic, generation, payload length, crc32
 MAX_INDEX_PAYLOAD = INDEX_SIZE - INDEX_HEADER.size
 # The JSON an index may inflate to: far above any real index (a few MB for ten thousand
@@ -287,6 +289,25 @@ class Superblock:
                 "minutes": self.minutes, "slots": self.slots, "slot_size": SLOT_SIZE,
                 "data_offset": DATA_OFFSET, "index_size": INDEX_SIZE}
         return (MAGIC + json.dumps(meta).encode() + b"\n").ljust(SUPERBLOCK_SIZE, b"\0")
+
+
+@lru_cache(maxsize=64)
+def _slot_frame(length: int) -> tuple[bytes, bytes]:
+    """The header and the zero padding around a field of ``length`` bytes in its slot."""
+    return SLOT_HEADER.pack(length, 0), bytes(MAX_FIELD - length)
+
+
+def slot_parts(fields: Sequence[bytes]) -> list[bytes]:
+    """The slots of ``fields``, each as three parts (header, field, zero padding): a
+    gathered write (``os.pwritev``) stores them without a joined copy."""
+    parts: list[bytes] = []
+    for f in fields:
+        n = len(f)
+        if not 0 < n <= MAX_FIELD:
+            raise ValueError(f"field of {n} bytes does not fit a slot")
+        header, padding = _slot_frame(n)
+        parts += (header, f, padding)
+    return parts
 
 
 def has_magic(raw: bytes) -> bool:

@@ -45,7 +45,7 @@ from backerd.vcr.image import (
     INDEX_SIZE,
     MAGIC,
     MAX_FIELD,
-    SLOT_HEADER,
+    SLOT_PARTS_PER_WRITE,
     SLOT_SIZE,
     SUPERBLOCK_SIZE,
     WEAR_KEYS,
@@ -60,6 +60,7 @@ from backerd.vcr.image import (
     pick_index,
     recordings_past_end,
     replace_refusal,
+    slot_parts,
 )
 from backerd.vcr.noise import NoiseModel
 from backerd.vcr.transport import Transport, TransportTimes
@@ -413,18 +414,15 @@ class Cassette:
             raise MediumError("end of tape", errno=errno.ENOSPC)
         if not fields:
             return
-        buf = bytearray(len(fields) * SLOT_SIZE)
-        for i, f in enumerate(fields):
-            n = len(f)
-            if not 0 < n <= MAX_FIELD:
-                raise ValueError(f"field of {n} bytes does not fit a slot")
-            base = i * SLOT_SIZE
-            SLOT_HEADER.pack_into(buf, base, n, 0)
-            buf[base + 4 : base + 4 + n] = f
-        view, offset = memoryview(buf), DATA_OFFSET + start * SLOT_SIZE
-        while view:  # a nearly full disk writes part: go on, so its ENOSPC is raised
-            done = os.pwrite(self._fd, view, offset)
-            view, offset = view[done:], offset + done
+        parts = slot_parts(fields)  # header, field, padding: the kernel gathers them
+        offset = DATA_OFFSET + start * SLOT_SIZE
+        for at in range(0, len(parts), SLOT_PARTS_PER_WRITE):
+            chunk = parts[at : at + SLOT_PARTS_PER_WRITE]
+            done, size = os.pwritev(self._fd, chunk, offset), len(chunk) // 3 * SLOT_SIZE
+            view = memoryview(b"".join(chunk) if done < size else b"")[done:]
+            while view:  # a nearly full disk writes part: go on, so its ENOSPC is raised
+                view = view[os.pwrite(self._fd, view, offset + size - len(view)):]
+            offset += size
         self._signal_end = max(self._signal_end, start + len(fields))
 
     def _slot_blank(self, slot: int) -> bool:
