@@ -264,9 +264,6 @@ class _Buffering(MemoryMedium):
         self.asked.append(("read", max_size))
         return False
 
-    def flush_buffers(self) -> None:
-        pass
-
 
 def test_unconfigured_unit_lets_the_medium_below_answer_would_wait() -> None:
     inner = _Buffering()

@@ -232,23 +232,6 @@ class BackerMedium:
             self._write_failed("write", exc)
             raise
 
-    def flush_buffers(self) -> None:
-        """Record the write buffer now (close(2)'s flush): its errors reach close."""
-        try:
-            with tape_errors("writing"):
-                self._collect(wait=True)
-                writer = self.writing.current
-                if writer is not None and writer.pending:
-                    try:
-                        self.writing.record_batch(writer, writer.take_batch())
-                    except BaseException:
-                        self.writing.abandon()
-                        self._set(self._nfiles(), 0)
-                        raise
-        except TapeError as exc:
-            self._write_failed("write", exc)
-            raise
-
     def write_would_wait(self, size: int) -> bool:
         """Whether ``write_block`` of ``size`` bytes may wait for the deck or the codec
         (False: it only buffers the block, or hands a batch to an idle lane)."""

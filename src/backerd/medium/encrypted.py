@@ -284,11 +284,6 @@ class EncryptingMedium:
         self._end_here()
         self.inner.write_filemarks(count)
 
-    def flush_buffers(self) -> None:
-        # the held block stays held: it is sealed once it is known to be last or not
-        if self._buffering is not None:
-            self._buffering.flush_buffers()
-
     def _plain(self, writing: bool) -> bool:
         """The rules passed for this label and key without sealing (cached by ``_check``):
         blocks go through as they are, so the medium below answers for them."""

@@ -127,11 +127,6 @@ class BufferingMedium(Protocol):
 
     def read_would_wait(self, max_size: int) -> bool: ...
 
-    def flush_buffers(self) -> None:
-        """Record the buffered blocks now (no filemark), raising what recording them
-        raised: st's flush at close(2), before the filemark of the release."""
-        ...
-
 
 @dataclass
 class _File:
