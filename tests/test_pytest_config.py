@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit.mounts import detach_under, tmpfs
+
 PROJECT = Path(__file__).resolve().parent.parent
 
 TINY_TEST = """
@@ -37,19 +39,11 @@ def busy_old_run(tmp_path: Path) -> Iterator[Path]:
     for number in range(5):
         (runs / f"pytest-{number}").mkdir(parents=True)
     runs.chmod(0o700)
-    busy = runs / "pytest-0" / "busy"
-    busy.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(busy)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
     try:
-        yield root
+        with tmpfs(runs / "pytest-0" / "busy", "1m"):
+            yield root
     finally:
-        for line in reversed(Path("/proc/self/mounts").read_text().splitlines()):
-            point = line.split()[1]
-            if point.startswith(str(root) + "/"):
-                subprocess.run(["umount", "-l", point], check=False)
+        detach_under(root)  # pytest renamed the old run directory around the mount
 
 
 def test_an_undeletable_earlier_run_is_a_warning_not_a_failure(

@@ -8,7 +8,6 @@ The full disk and the read-only directory are small tmpfs mounts made by the tes
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import subprocess
 from collections.abc import Iterator
@@ -25,21 +24,8 @@ from testkit.faults import (
     reference_archive,
     wait_closed,
 )
+from testkit.mounts import tmpfs
 from testkit.systemtest import MODE, START_TIMEOUT, Daemon, new_daemon, stop_checked
-
-
-@contextlib.contextmanager
-def tmpfs(where: Path, size: str) -> Iterator[Path]:
-    where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
-                           str(where)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 @pytest.fixture
